@@ -1,0 +1,117 @@
+"""Agents, leases and the calls an agent makes while it runs a job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from hq.schemas.common import JobStatus, Model, ReadModel
+from hq.schemas.jobs import LogLine
+from hq.schemas.manifest import Manifest
+from hq.schemas.results import Results
+
+MAX_CLAIM_WAIT_SECONDS = 60.0
+
+
+class AgentCreate(Model):
+    name: str = Field(min_length=1, max_length=128)
+    labels: list[str] = Field(default_factory=list, max_length=64)
+    capacity: int = Field(default=1, ge=1, le=256)
+    gpus: int = Field(default=0, ge=0, le=64)
+    queues: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+
+
+class AgentRead(ReadModel):
+    id: str
+    name: str
+    labels: list[str]
+    capacity: int
+    gpus: int
+    queues: list[str]
+    status: str  # active | draining | offline
+    running: int = 0
+    drain_requested: bool
+    last_seen_at: datetime
+    created_at: datetime
+
+
+class ClaimRequest(Model):
+    capacity: int = Field(default=1, ge=1, le=256)
+    wait_s: float = Field(default=20.0, ge=0, le=MAX_CLAIM_WAIT_SECONDS)
+
+
+class InputDownload(ReadModel):
+    name: str
+    filename: str
+    sha256: str
+    size: int
+    url: str
+
+
+class Lease(ReadModel):
+    job_id: str
+    lease_token: str
+    attempt: int
+    lease_expires_at: datetime
+    image: str
+    digest: str
+    manifest: Manifest
+    params: dict[str, Any]
+    inputs: list[InputDownload]
+    timeout_s: int
+
+
+class ClaimResponse(ReadModel):
+    leases: list[Lease]
+    drain: bool = False
+
+
+class Heartbeat(Model):
+    lease_token: str
+
+
+class HeartbeatResponse(ReadModel):
+    lease_expires_at: datetime
+    cancel_requested: bool
+
+
+class LogBatch(Model):
+    lease_token: str
+    lines: list[LogLine] = Field(max_length=10_000)
+
+
+class ArtifactFile(Model):
+    path: str = Field(min_length=1, max_length=1024)
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class UploadRequest(Model):
+    lease_token: str
+    files: list[ArtifactFile] = Field(max_length=10_000)
+
+
+class UploadUrl(ReadModel):
+    path: str
+    url: str
+
+
+class UploadResponse(ReadModel):
+    uploads: list[UploadUrl]
+
+
+class CompleteRequest(Model):
+    lease_token: str
+    status: JobStatus = Field(description="succeeded, failed, timed_out or cancelled")
+    exit_code: int | None = None
+    failure_reason: str | None = Field(default=None, max_length=4096)
+    results: Results | None = None
+    artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+
+
+class CompleteResponse(ReadModel):
+    job_id: str
+    status: JobStatus
+    accepted: bool

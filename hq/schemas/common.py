@@ -1,0 +1,77 @@
+"""Shared pieces of the API models."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+T = TypeVar("T")
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+NAME_HELP = "names are 2-63 characters: a lowercase letter, then lowercase letters, digits or '-'"
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"invalid name {value!r}: {NAME_HELP}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+class Model(BaseModel):
+    """Base of all API models: unknown fields are refused, so typos surface as 422s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadModel(BaseModel):
+    """Base of response models: tolerant of fields added by newer servers."""
+
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+
+class Page(ReadModel, Generic[T]):
+    """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class Role(StrEnum):
+    admin = "admin"
+    publisher = "publisher"
+    submitter = "submitter"
+    viewer = "viewer"
+    agent = "agent"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_STATUSES
+
+
+FINISHED_STATUSES = frozenset(
+    {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.timed_out}
+)
+
+
+class Health(ReadModel):
+    status: str
+    database: str
+    storage: str
+    version: str
+    time: datetime

@@ -1,0 +1,105 @@
+"""Jobs: submission, reads, results, logs, artifacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from hq.schemas.common import JobStatus, Model, ReadModel
+
+MAX_PRIORITY = 1000
+
+
+class JobCreate(Model):
+    script: str = Field(description="script name, optionally '@version'; the latest version if omitted")
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="input name -> 'dataset[@version]'"
+    )
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY, description="higher runs first")
+    queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    labels: list[str] = Field(default_factory=list, max_length=32)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    reuse: bool = Field(default=False, description="return a succeeded job with the same cache key")
+
+
+class InputRef(ReadModel):
+    dataset: str
+    version: int
+    sha256: str
+    size: int
+    filename: str
+
+
+class JobEvent(ReadModel):
+    at: datetime
+    kind: str
+    attempt: int
+    agent_id: str | None = None
+    detail: str | None = None
+
+
+class JobRead(ReadModel):
+    id: str
+    script: str
+    script_version: int
+    image: str
+    digest: str
+    params: dict[str, Any]
+    inputs: dict[str, InputRef]
+    status: JobStatus
+    priority: int
+    queue: str
+    labels: list[str]
+    attempts: int
+    max_attempts: int
+    timeout_s: int
+    reuse: bool
+    cache_key: str
+    reused_from: str | None = None
+    sweep_id: str | None = None
+    agent_id: str | None = None
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    unschedulable_reason: str | None = None
+    cancel_requested: bool = False
+    metrics: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobDetail(JobRead):
+    events: list[JobEvent] = Field(default_factory=list)
+
+
+class JobResult(ReadModel):
+    job_id: str
+    status: JobStatus
+    metrics: dict[str, float] = Field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    charts: list[dict[str, Any]] = Field(default_factory=list)
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    reused_from: str | None = None
+
+
+class ArtifactRead(ReadModel):
+    path: str
+    size: int
+    sha256: str
+    attempt: int
+    created_at: datetime
+
+
+class LogLine(Model):
+    at: datetime
+    stream: str = Field(default="stdout", pattern="^(stdout|stderr|agent)$")
+    text: str = Field(max_length=64 * 1024)
+
+
+JOB_SORT_KEYS = ("created_at", "-created_at", "priority", "-priority", "status", "-status",
+                 "finished_at", "-finished_at", "script", "-script")

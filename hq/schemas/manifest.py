@@ -1,0 +1,96 @@
+"""The script manifest (``hq.yaml``): how to call a script, validated before anything is stored."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonschema
+from pydantic import Field, field_validator, model_validator
+
+from hq.schemas.common import Model, Name
+
+MEMORY_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
+PLACEHOLDER_RE = re.compile(r"\{(params|inputs)\.([A-Za-z_][A-Za-z0-9_-]*)\}")
+INPUT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def parse_memory_bytes(value: str) -> int:
+    """'512m' -> bytes. Units: none (bytes), k, m, g."""
+    match = MEMORY_RE.match(value.strip())
+    if not match:
+        raise ValueError(f"memory {value!r} must look like 512m, 2g or 1048576")
+    number, unit = int(match.group(1)), match.group(2).lower()
+    return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+
+
+class InputSpec(Model):
+    description: str = ""
+    required: bool = True
+
+
+class Resources(Model):
+    cpus: float = Field(default=1.0, gt=0, le=256)
+    memory: str = "512m"
+    gpus: int = Field(default=0, ge=0, le=16)
+    timeout_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    pids: int = Field(default=256, ge=16, le=65536)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if parse_memory_bytes(value) < 6 * 1024**2:
+            raise ValueError("memory must be at least 6m (Docker's minimum)")
+        return value
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_memory_bytes(self.memory)
+
+
+class Manifest(Model):
+    """What ``scripts/<name>/hq.yaml`` holds; see DESIGN.md, 'A script and its manifest'."""
+
+    name: Name
+    description: str = ""
+    command: list[str] = Field(min_length=1)
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    resources: Resources = Field(default_factory=Resources)
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, InputSpec]) -> dict[str, InputSpec]:
+        for name in value:
+            if not INPUT_NAME_RE.match(name):
+                raise ValueError(
+                    f"input name {name!r} must be lowercase letters, digits and '_', "
+                    "starting with a letter"
+                )
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(value)
+        except jsonschema.SchemaError as exc:
+            path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise ValueError(f"params is not a valid JSON Schema at {path}: {exc.message}") from exc
+        if value.get("type", "object") != "object":
+            raise ValueError("params must be a JSON Schema of type 'object'")
+        return value
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> Manifest:
+        props = self.params.get("properties", {})
+        for part in self.command:
+            for kind, key in PLACEHOLDER_RE.findall(part):
+                if kind == "inputs" and key not in self.inputs:
+                    raise ValueError(f"command uses {{inputs.{key}}} but inputs has no {key!r}")
+                if kind == "params" and key not in props:
+                    raise ValueError(
+                        f"command uses {{params.{key}}} but params.properties has no {key!r}"
+                    )
+        return self

@@ -1,0 +1,82 @@
+"""Sweeps: a grid and/or random draws of params, times repeats, as one group of jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from hq.schemas.common import Model, ReadModel
+
+MAX_SWEEP_JOBS = 10_000
+
+
+class RandomParam(Model):
+    """Draw uniformly from [low, high] (log-uniform with ``log``), or pick one of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _either(self) -> RandomParam:
+        if self.choices is not None:
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError("give either choices, or low <= high")
+        elif self.log and self.low <= 0:
+            raise ValueError("log draws need low > 0")
+        return self
+
+
+class RandomSpec(Model):
+    n: int = Field(ge=1, le=MAX_SWEEP_JOBS)
+    seed: int = 0
+    params: dict[str, RandomParam] = Field(min_length=1)
+
+
+class SweepCreate(Model):
+    script: str
+    params: dict[str, Any] = Field(default_factory=dict, description="fixed params for every job")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="param -> values")
+    random: RandomSpec | None = None
+    repeats: int = Field(default=1, ge=1, le=1000)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    priority: int = 0
+    queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    labels: list[str] = Field(default_factory=list)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    timeout_s: int | None = Field(default=None, ge=1)
+    reuse: bool = True
+
+    @model_validator(mode="after")
+    def _grid_values(self) -> SweepCreate:
+        for name, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid.{name} must list at least one value")
+        return self
+
+
+class SweepRead(ReadModel):
+    id: str
+    script: str
+    script_version: int
+    total: int
+    counts: dict[str, int]
+    spec: dict[str, Any]
+    created_at: datetime
+    finished: bool
+
+
+class ResultsTable(ReadModel):
+    """Rows of params and metrics; ``columns`` lists param columns then metric columns."""
+
+    columns: list[str]
+    param_columns: list[str]
+    metric_columns: list[str]
+    rows: list[dict[str, Any]]
+    next_cursor: str | None = None
