@@ -1,0 +1,1 @@
+"""Pure functions behind the Dash app's callbacks: no I/O, no Dash state, unit-tested."""

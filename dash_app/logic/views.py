@@ -1,0 +1,181 @@
+"""Rows and columns for the job, dataset and agent views, built from API models as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+TIMELINE_KINDS_ORDER = ("queued", "started", "ended")
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The columns of a list of row dicts, in first-seen order."""
+    columns: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+    return columns
+
+
+def column_defs(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """AG Grid columnDefs: numeric columns get a number filter and right alignment."""
+    defs: list[dict[str, Any]] = []
+    for col in columns:
+        values = [r.get(col) for r in rows if r.get(col) is not None]
+        is_number = bool(values) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        )
+        defs.append(
+            {
+                "field": col,
+                "headerName": col,
+                "filter": "agNumberColumnFilter" if is_number else "agTextColumnFilter",
+                "type": "numericColumn" if is_number else None,
+            }
+        )
+    return [{k: v for k, v in d.items() if v is not None} for d in defs]
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def timeline(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A job (JobDetail as JSON) -> timeline rows: queued, started, ended, and every event."""
+    rows = [
+        {
+            "when": job.get("created_at"),
+            "what": "queued",
+            "attempt": 0,
+            "agent": "",
+            "detail": f"queue {job.get('queue')}, priority {job.get('priority')}",
+        }
+    ]
+    for event in job.get("events", []):
+        rows.append(
+            {
+                "when": event.get("at"),
+                "what": event.get("kind"),
+                "attempt": event.get("attempt"),
+                "agent": event.get("agent_id") or "",
+                "detail": event.get("detail") or "",
+            }
+        )
+    if not job.get("events"):
+        if job.get("started_at"):
+            rows.append(
+                {
+                    "when": job["started_at"],
+                    "what": "started",
+                    "attempt": job.get("attempts"),
+                    "agent": job.get("agent_id") or "",
+                    "detail": "",
+                }
+            )
+        if job.get("finished_at"):
+            rows.append(
+                {
+                    "when": job["finished_at"],
+                    "what": job.get("status"),
+                    "attempt": job.get("attempts"),
+                    "agent": job.get("agent_id") or "",
+                    "detail": job.get("failure_reason") or "",
+                }
+            )
+    return sorted(rows, key=lambda r: str(r["when"] or ""))
+
+
+def job_summary(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """Label/value pairs for the head of the job page."""
+    wait = _seconds_between(job.get("created_at"), job.get("started_at"))
+    run = _seconds_between(job.get("started_at"), job.get("finished_at"))
+    pairs = [
+        ("script", f"{job['script']} v{job.get('script_version')}"),
+        ("image", f"{job.get('image')} ({str(job.get('digest'))[:19]}…)"),
+        ("queued", str(job.get("created_at") or "")),
+        ("started", str(job.get("started_at") or "—")),
+        ("ended", str(job.get("finished_at") or "—")),
+        ("waited", "—" if wait is None else f"{wait:.1f} s"),
+        ("ran", "—" if run is None else f"{run:.1f} s"),
+        ("attempts", f"{job.get('attempts')} of {job.get('max_attempts')}"),
+        ("agent", job.get("agent_id") or "—"),
+        ("queue", f"{job.get('queue')} (priority {job.get('priority')})"),
+        ("exit code", "—" if job.get("exit_code") is None else str(job["exit_code"])),
+    ]
+    for label, key in (
+        ("failure", "failure_reason"),
+        ("unschedulable", "unschedulable_reason"),
+        ("result reused from", "reused_from"),
+        ("sweep", "sweep_id"),
+    ):
+        if job.get(key):
+            pairs.append((label, str(job[key])))
+    return pairs
+
+
+def input_rows(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "input": name,
+            "dataset": ref.get("dataset"),
+            "version": ref.get("version"),
+            "file": ref.get("filename"),
+            "size": ref.get("size"),
+            "sha256": ref.get("sha256"),
+        }
+        for name, ref in (job.get("inputs") or {}).items()
+    ]
+
+
+def agent_rows(agents: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Agents as grid rows, with slots in use and seconds since the last heartbeat."""
+    rows = []
+    for a in agents:
+        seen = datetime.fromisoformat(a["last_seen_at"])
+        rows.append(
+            {
+                "id": a["id"],
+                "name": a["name"],
+                "status": a["status"],
+                "labels": ", ".join(a.get("labels", [])),
+                "queues": ", ".join(a.get("queues", [])),
+                "slots": f"{a.get('running', 0)}/{a.get('capacity')}",
+                "gpus": a.get("gpus", 0),
+                "last_heartbeat": a["last_seen_at"],
+                "heartbeat_age_s": round((now - seen).total_seconds(), 1),
+                "drain_requested": bool(a.get("drain_requested")),
+            }
+        )
+    return rows
+
+
+def version_rows(dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "version": v["version"],
+            "filename": v["filename"],
+            "size": v["size"],
+            "sha256": v["sha256"],
+            "rows": v.get("rows"),
+            "produced_by_job": v.get("produced_by_job") or "",
+            "created_at": v["created_at"],
+        }
+        for v in sorted(dataset.get("versions", []), key=lambda v: -int(v["version"]))
+    ]
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
