@@ -23,6 +23,7 @@ import docker
 import docker.errors
 import yaml
 from docker.models.images import Image
+from docker.utils import parse_repository_tag
 from pydantic import ValidationError
 
 from hq import errors
@@ -188,3 +189,335 @@ def build_base_image(
     except docker.errors.APIError as exc:
         logger.warning("could not untag %s: %s", rootfs_tag, exc)
     return image, True
+
+
+# -- manifests ---------------------------------------------------------------------------------
+
+
+def format_validation_error(exc: ValidationError, *, source: str) -> errors.ValidationFailed:
+    """A pydantic error as one HQ error listing each problem by its path in the manifest."""
+    problems = []
+    first_field: str | None = None
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        first_field = first_field or where
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling; see DESIGN.md for the manifest's keys)"
+        problems.append(f"  - {where}: {message}")
+    return errors.ValidationFailed(
+        f"{source} is not a valid manifest:\n" + "\n".join(problems), field=first_field
+    )
+
+
+def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
+    """Validate manifest text (YAML, or JSON, which is YAML too) into a Manifest."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise errors.ValidationFailed(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise errors.ValidationFailed(
+            f"{source} must be a mapping with at least 'name' and 'command', "
+            f"not {type(data).__name__}"
+        )
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc, source=source) from exc
+
+
+def load_manifest(script_dir: Path) -> Manifest:
+    """Read and validate ``<script_dir>/hq.yaml``; also check that the files it runs exist."""
+    path = script_dir / MANIFEST_FILE
+    if not script_dir.is_dir():
+        raise errors.ValidationFailed(f"{script_dir} is not a directory", field="script_dir")
+    if not path.is_file():
+        raise errors.ValidationFailed(
+            f"{script_dir} has no {MANIFEST_FILE}: write one (see DESIGN.md, "
+            "'A script and its manifest')",
+            field="hq.yaml",
+        )
+    manifest = parse_manifest(path.read_text(encoding="utf-8"), source=str(path))
+    for part in manifest.command:
+        is_local_file = part.endswith(".py") and "{" not in part and not part.startswith("/")
+        if is_local_file and not (script_dir / part).is_file():
+            raise errors.ValidationFailed(
+                f"{path}: command runs {part!r}, but {script_dir} has no such file",
+                field="command",
+            )
+    return manifest
+
+
+def manifest_label(manifest: Manifest) -> str:
+    """The manifest as compact JSON, for the image label ``hq.manifest``."""
+    return json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+# -- script images -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    ref: str
+    image_id: str
+    manifest: Manifest
+    context_sha256: str
+    reused: bool
+
+
+def _context_files(script_dir: Path) -> Iterator[tuple[str, Path]]:
+    """(relative posix path, file) for each file that goes into the image, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(script_dir):
+        dirnames[:] = sorted(d for d in dirnames if d not in CONTEXT_EXCLUDES)
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            if filename in CONTEXT_EXCLUDES or filename.endswith(".pyc") or path.is_symlink():
+                continue
+            yield path.relative_to(script_dir).as_posix(), path
+
+
+def context_sha256(*, script_dir: Path, dockerfile_text: str, base_image_id: str) -> str:
+    """The hash that decides whether an existing image can be reused: Dockerfile, base, files."""
+    digest = hashlib.sha256()
+    digest.update(dockerfile_text.encode())
+    digest.update(b"\0" + base_image_id.encode() + b"\0")
+    for rel, path in _context_files(script_dir):
+        digest.update(rel.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def default_image_ref(name: str) -> str:
+    return f"hq/{name}:latest"
+
+
+def _ensure_base(*, client: docker.DockerClient, base_image: str, on_line: OnLine) -> Image:
+    image = find_image(client=client, ref=base_image)
+    if image is not None:
+        return image
+    if base_image == DEFAULT_BASE_TAG:
+        raise errors.NotFound(
+            f"base image {base_image} is not built yet: run `hq base-image build` first "
+            "(or pass --base python:3.11-slim where Docker Hub is reachable)"
+        )
+    on_line(f"pulling base image {base_image}")
+    repo, tag = parse_repository_tag(base_image)
+    try:
+        for line in _progress_lines(client.api.pull(repo, tag=tag, stream=True, decode=True)):
+            on_line(line)
+        return client.images.get(base_image)
+    except docker.errors.DockerException as exc:
+        raise errors.NotFound(
+            f"base image {base_image} is not local and pulling it failed: {exc}"
+        ) from exc
+
+
+def build_script_image(
+    *,
+    client: docker.DockerClient,
+    script_dir: Path,
+    ref: str | None = None,
+    base_image: str = DEFAULT_BASE_TAG,
+    dockerfile: Path = SCRIPT_DOCKERFILE,
+    force: bool = False,
+    on_line: OnLine = _quiet,
+) -> BuiltImage:
+    """Validate ``script_dir``'s manifest and build its image, or reuse one with the same hash.
+
+    The image gets the labels hq.manifest (the manifest as JSON), hq.script and
+    hq.context-sha256; an image already tagged ``ref`` with the same hash is reused.
+    """
+    manifest = load_manifest(script_dir)
+    ref = ref or default_image_ref(manifest.name)
+    dockerfile_text = dockerfile.read_text(encoding="utf-8")
+    base = _ensure_base(client=client, base_image=base_image, on_line=on_line)
+    content_hash = context_sha256(
+        script_dir=script_dir, dockerfile_text=dockerfile_text, base_image_id=str(base.id)
+    )
+    existing = find_image(client=client, ref=ref)
+    if (
+        existing is not None
+        and not force
+        and existing.labels.get(LABEL_CONTEXT_SHA) == content_hash
+        and existing.labels.get(LABEL_MANIFEST) == manifest_label(manifest)
+    ):
+        on_line(f"{ref} is up to date ({existing.short_id}); reusing it")
+        return BuiltImage(ref, str(existing.id), manifest, content_hash, reused=True)
+    with tempfile.TemporaryDirectory(prefix="hq-build-") as tmp:
+        context = Path(tmp)
+        for rel, path in _context_files(script_dir):
+            (context / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, context / "src" / rel)
+        (context / "src").mkdir(exist_ok=True)
+        requirements = script_dir / "requirements.txt"
+        (context / "requirements.txt").write_bytes(
+            requirements.read_bytes() if requirements.is_file() else b""
+        )
+        (context / "Dockerfile").write_text(dockerfile_text, encoding="utf-8")
+        ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
+        (context / CA_FILE_IN_CONTEXT).write_bytes(ca)
+        on_line(f"building {ref} from {script_dir} on {base_image}")
+        image = _stream_build(
+            client=client,
+            on_line=on_line,
+            path=str(context),
+            dockerfile="Dockerfile",
+            tag=ref,
+            buildargs={"BASE_IMAGE": base_image},
+            labels={
+                LABEL_MANIFEST: manifest_label(manifest),
+                LABEL_SCRIPT: manifest.name,
+                LABEL_CONTEXT_SHA: content_hash,
+            },
+            network_mode="host",
+            pull=False,
+        )
+    return BuiltImage(ref, str(image.id), manifest, content_hash, reused=False)
+
+
+def manifest_from_image(image: Image) -> Manifest:
+    """The contract an image carries in its ``hq.manifest`` label, validated."""
+    label = image.labels.get(LABEL_MANIFEST)
+    name = image.tags[0] if image.tags else image.short_id
+    if not label:
+        raise errors.ValidationFailed(
+            f"image {name} has no {LABEL_MANIFEST} label: build it with `hq script build`",
+            field=LABEL_MANIFEST,
+        )
+    return parse_manifest(label, source=f"the {LABEL_MANIFEST} label of {name}")
+
+
+# -- registries and digests --------------------------------------------------------------------
+
+
+def _progress_lines(chunks: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """Readable lines from a push/pull stream: one per layer state change, not per byte."""
+    seen: dict[str, str] = {}
+    for chunk in chunks:
+        if "error" in chunk:
+            detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+            raise errors.HQError(f"registry operation failed: {detail}")
+        status = str(chunk.get("status", ""))
+        layer = str(chunk.get("id", ""))
+        if not status:
+            continue
+        repeated = layer and seen.get(layer) == status
+        if repeated and status in ("Pushing", "Downloading", "Extracting"):
+            continue
+        if layer:
+            seen[layer] = status
+        yield f"{layer}: {status}" if layer else status
+
+
+def registry_of(ref: str) -> str | None:
+    """The registry host a reference names explicitly (``127.0.0.1:5000/x`` -> that), else None."""
+    first, sep, _ = ref.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def retag_for_registry(*, client: docker.DockerClient, ref: str, registry: str) -> str:
+    """Tag the local image ``ref`` as ``<registry>/<repo>:<tag>``; returns the new reference."""
+    image = find_image(client=client, ref=ref)
+    if image is None:
+        raise errors.NotFound(f"no local image {ref}: build it first with `hq script build`")
+    repo, tag = parse_repository_tag(ref)
+    if registry_of(repo) is not None:
+        repo = repo.partition("/")[2]
+    target = f"{registry.rstrip('/')}/{repo}"
+    image.tag(target, tag=tag or "latest")
+    return f"{target}:{tag or 'latest'}"
+
+
+def push_image(*, client: docker.DockerClient, ref: str, on_line: OnLine = _quiet) -> str:
+    """Push ``ref`` (which must name its registry) and return the registry's digest."""
+    if registry_of(ref) is None:
+        raise errors.ValidationFailed(
+            f"{ref} names no registry: pass --registry HOST[:PORT] or tag it as "
+            "HOST[:PORT]/name:tag",
+            field="ref",
+        )
+    if find_image(client=client, ref=ref) is None:
+        raise errors.NotFound(f"no local image {ref}: build it first with `hq script build`")
+    repo, tag = parse_repository_tag(ref)
+    digest: str | None = None
+    stream = client.api.push(repo, tag=tag or "latest", stream=True, decode=True)
+    for chunk in _with_aux(stream, sink=lambda aux: aux.get("Digest")):
+        if isinstance(chunk, str):
+            digest = chunk
+        else:
+            for line in _progress_lines([chunk]):
+                on_line(line)
+    if digest is None:
+        digest = str(client.images.get_registry_data(ref).id)
+    on_line(f"pushed {ref} as {repo}@{digest}")
+    return digest
+
+
+def _with_aux(
+    chunks: Iterable[Mapping[str, Any]], *, sink: Callable[[Mapping[str, Any]], Any]
+) -> Iterator[Mapping[str, Any] | str]:
+    """Pass chunks through, turning an ``aux`` chunk into what ``sink`` picks from it."""
+    for chunk in chunks:
+        aux = chunk.get("aux")
+        if isinstance(aux, Mapping):
+            picked = sink(aux)
+            if isinstance(picked, str):
+                yield picked
+            continue
+        yield chunk
+
+
+def local_digest(*, client: docker.DockerClient, ref: str) -> str:
+    """The digest to publish for ``ref``: its registry digest once pushed, else its image ID.
+
+    A pushed image has a RepoDigest for its repository, the digest any host can pull by. An image
+    that never left this host (``make run``, ``hq standalone``) is pinned by its image ID
+    (``sha256:...``), which agents on this host find locally. A reference that names a registry
+    but was never pushed is refused: other hosts could not pull it.
+    """
+    image = find_image(client=client, ref=ref)
+    if image is None:
+        raise errors.NotFound(f"no local image {ref}: build it (and push it) first")
+    repo, _ = parse_repository_tag(ref)
+    for repo_digest in image.attrs.get("RepoDigests") or []:
+        name, _, digest = str(repo_digest).partition("@")
+        if name == repo:
+            return digest
+    if registry_of(ref) is not None:
+        raise errors.ValidationFailed(
+            f"{ref} names a registry but was not pushed from this host: "
+            f"run `hq script push {ref}` first",
+            field="image",
+        )
+    return str(image.id)
+
+
+def find_local_by_digest(*, client: docker.DockerClient, image: str, digest: str) -> Image | None:
+    """The local image pinned by (image, digest): by image ID, or by ``repo@digest``."""
+    found = find_image(client=client, ref=digest)
+    if found is not None and found.id == digest:
+        return found
+    repo = image.split("@", 1)[0]
+    repo, _ = parse_repository_tag(repo)
+    return find_image(client=client, ref=f"{repo}@{digest}")
+
+
+def pull_by_digest(
+    *, client: docker.DockerClient, image: str, digest: str, on_line: OnLine = _quiet
+) -> Image:
+    """The image pinned by digest: found locally, else pulled as ``repo@digest``."""
+    found = find_local_by_digest(client=client, image=image, digest=digest)
+    if found is not None:
+        return found
+    repo, _ = parse_repository_tag(image.split("@", 1)[0])
+    ref = f"{repo}@{digest}"
+    on_line(f"pulling {ref}")
+    try:
+        for line in _progress_lines(client.api.pull(ref, stream=True, decode=True)):
+            on_line(line)
+    except docker.errors.APIError as exc:
+        raise errors.NotFound(f"cannot pull {ref}: {exc}") from exc
+    return client.images.get(ref)
