@@ -7,6 +7,7 @@ so a 45-second debootstrap or a pip install is never silent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import docker
 import docker.errors
@@ -59,6 +60,23 @@ CONTEXT_EXCLUDES = frozenset(
 
 def _quiet(_: str) -> None:
     return None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _docker_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Report the Docker SDK's errors as HQError, so the CLI shows one line, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.DockerException as exc:
+            raise errors.HQError(f"Docker: {exc}") from exc
+
+    return wrapper
 
 
 def get_docker_client() -> docker.DockerClient:
@@ -120,6 +138,7 @@ def _run_streaming(cmd: list[str], *, on_line: OnLine) -> None:
         raise errors.HQError(f"{cmd[0]} exited with {code}:\n" + "\n".join(tail))
 
 
+@_docker_errors
 def build_base_image(
     *,
     client: docker.DockerClient,
@@ -313,6 +332,7 @@ def _ensure_base(*, client: docker.DockerClient, base_image: str, on_line: OnLin
         ) from exc
 
 
+@_docker_errors
 def build_script_image(
     *,
     client: docker.DockerClient,
@@ -418,6 +438,7 @@ def registry_of(ref: str) -> str | None:
     return None
 
 
+@_docker_errors
 def retag_for_registry(*, client: docker.DockerClient, ref: str, registry: str) -> str:
     """Tag the local image ``ref`` as ``<registry>/<repo>:<tag>``; returns the new reference."""
     image = find_image(client=client, ref=ref)
@@ -431,6 +452,7 @@ def retag_for_registry(*, client: docker.DockerClient, ref: str, registry: str) 
     return f"{target}:{tag or 'latest'}"
 
 
+@_docker_errors
 def push_image(*, client: docker.DockerClient, ref: str, on_line: OnLine = _quiet) -> str:
     """Push ``ref`` (which must name its registry) and return the registry's digest."""
     if registry_of(ref) is None:
@@ -470,6 +492,7 @@ def _with_aux(
         yield chunk
 
 
+@_docker_errors
 def local_digest(*, client: docker.DockerClient, ref: str) -> str:
     """The digest to publish for ``ref``: its registry digest once pushed, else its image ID.
 
@@ -505,6 +528,7 @@ def find_local_by_digest(*, client: docker.DockerClient, image: str, digest: str
     return find_image(client=client, ref=f"{repo}@{digest}")
 
 
+@_docker_errors
 def pull_by_digest(
     *, client: docker.DockerClient, image: str, digest: str, on_line: OnLine = _quiet
 ) -> Image:
@@ -520,4 +544,17 @@ def pull_by_digest(
             on_line(line)
     except docker.errors.APIError as exc:
         raise errors.NotFound(f"cannot pull {ref}: {exc}") from exc
+    return client.images.get(ref)
+
+
+@_docker_errors
+def pull_image(*, client: docker.DockerClient, ref: str, on_line: OnLine = _quiet) -> Image:
+    """Pull ``ref`` from its registry, showing progress."""
+    repo, tag = parse_repository_tag(ref)
+    on_line(f"pulling {ref}")
+    try:
+        for line in _progress_lines(client.api.pull(repo, tag=tag, stream=True, decode=True)):
+            on_line(line)
+    except docker.errors.NotFound as exc:
+        raise errors.NotFound(f"no image {ref} locally or in its registry") from exc
     return client.images.get(ref)
