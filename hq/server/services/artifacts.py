@@ -1,0 +1,187 @@
+"""Artifacts: the files a job wrote to /hq/outputs, stored under keys scoped to job and attempt.
+
+The agent asks for presigned PUT URLs (holding the job's lease), uploads, and lists each file with
+its size and sha256 when it completes the job. HQ checks every listed object against that claim
+before it accepts the result, so a result never points at a missing or different file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq import errors
+from hq.schemas.agents import ArtifactFile, UploadResponse, UploadUrl
+from hq.schemas.jobs import ArtifactRead
+from hq.server import queue
+from hq.server.db.models import Artifact, Job
+from hq.server.storage import ObjectStore, artifact_key, check_relative_path
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_URL_SECONDS = 900
+DOWNLOAD_URL_SECONDS = 600
+
+
+def check_artifact_path(path: str) -> str:
+    """A relative path inside /hq/outputs: no '..', no absolute paths, no backslashes, no
+    percent-escapes or control characters (see ``check_relative_path``)."""
+    return check_relative_path(path, what="artifact path")
+
+
+def _check_files(files: Sequence[ArtifactFile]) -> None:
+    seen: set[str] = set()
+    for f in files:
+        check_artifact_path(f.path)
+        if f.path in seen:
+            raise errors.ValidationFailed(f"artifact {f.path!r} is listed twice", field="files")
+        seen.add(f.path)
+
+
+def to_read(row: Artifact) -> ArtifactRead:
+    return ArtifactRead(
+        path=row.path,
+        size=row.size,
+        sha256=row.sha256,
+        attempt=row.attempt,
+        created_at=row.created_at,
+    )
+
+
+async def create_upload_urls(
+    session: AsyncSession,
+    *,
+    store: ObjectStore,
+    job_id: str,
+    lease_token: str,
+    agent_token_id: str | None,
+    files: Sequence[ArtifactFile],
+    max_bytes: int,
+) -> UploadResponse:
+    """Presigned PUT URLs for the current attempt of a job the caller holds the lease on."""
+    job = await queue.get_leased_job(
+        session, job_id=job_id, lease_token=lease_token, agent_token_id=agent_token_id
+    )
+    _check_files(files)
+    for f in files:
+        if f.size > max_bytes:
+            raise errors.PayloadTooLarge(
+                f"artifact {f.path!r} is {f.size} bytes, over this server's limit of "
+                f"{max_bytes} bytes (HQ_MAX_UPLOAD_BYTES)",
+                field="files",
+            )
+    uploads = [
+        UploadUrl(
+            path=f.path,
+            url=await store.presign_put(
+                artifact_key(job.id, job.attempts, f.path), expires_s=UPLOAD_URL_SECONDS
+            ),
+        )
+        for f in files
+    ]
+    return UploadResponse(uploads=uploads)
+
+
+async def verify_and_record_artifacts(
+    session: AsyncSession,
+    *,
+    store: ObjectStore,
+    job_id: str,
+    attempt: int,
+    files: Sequence[ArtifactFile],
+) -> list[Artifact]:
+    """Check that each listed artifact was uploaded with the declared size and sha256, then
+    record them. Raises ValidationFailed naming the artifact and what differs."""
+    _check_files(files)
+    for f in files:
+        key = artifact_key(job_id, attempt, f.path)
+        info = await store.stat(key)
+        if info is None:
+            raise errors.ValidationFailed(
+                f"artifact {f.path!r} was not uploaded for attempt {attempt}: upload it to the "
+                "URL from POST /api/v1/jobs/{id}/artifacts/uploads before completing",
+                field="artifacts",
+                details={"path": f.path, "problem": "missing"},
+            )
+        if info.size != f.size:
+            raise errors.ValidationFailed(
+                f"artifact {f.path!r} is {info.size} bytes in storage but declared as {f.size}",
+                field="artifacts",
+                details={
+                    "path": f.path,
+                    "problem": "size",
+                    "stored": info.size,
+                    "declared": f.size,
+                },
+            )
+        actual = await store.sha256(key)
+        if actual != f.sha256:
+            raise errors.ValidationFailed(
+                f"artifact {f.path!r} has sha256 {actual} in storage but was declared as "
+                f"{f.sha256}",
+                field="artifacts",
+                details={
+                    "path": f.path,
+                    "problem": "sha256",
+                    "stored": actual,
+                    "declared": f.sha256,
+                },
+            )
+    await session.execute(
+        delete(Artifact).where(Artifact.job_id == job_id, Artifact.attempt == attempt)
+    )
+    rows = [
+        Artifact(
+            job_id=job_id,
+            attempt=attempt,
+            path=f.path,
+            size=f.size,
+            sha256=f.sha256,
+            key=artifact_key(job_id, attempt, f.path),
+        )
+        for f in files
+    ]
+    session.add_all(rows)
+    await session.flush()
+    logger.info("recorded %d artifacts", len(rows), extra={"job_id": job_id, "attempt": attempt})
+    return rows
+
+
+async def _job_or_404(session: AsyncSession, *, job_id: str) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise errors.NotFound(f"job {job_id} not found")
+    return job
+
+
+async def list_artifacts(session: AsyncSession, *, job_id: str) -> list[ArtifactRead]:
+    await _job_or_404(session, job_id=job_id)
+    rows = (
+        await session.scalars(
+            select(Artifact)
+            .where(Artifact.job_id == job_id)
+            .order_by(Artifact.path, Artifact.attempt)
+        )
+    ).all()
+    return [to_read(r) for r in rows]
+
+
+async def artifact_url(session: AsyncSession, *, store: ObjectStore, job_id: str, path: str) -> str:
+    """A short-lived download URL for one artifact (of the accepted attempt)."""
+    check_artifact_path(path)
+    await _job_or_404(session, job_id=job_id)
+    row = await session.scalar(
+        select(Artifact)
+        .where(Artifact.job_id == job_id, Artifact.path == path)
+        .order_by(Artifact.attempt.desc())
+        .limit(1)
+    )
+    if row is None:
+        raise errors.NotFound(f"job {job_id} has no artifact {path!r}; see its artifact list")
+    return await store.presign_get(
+        row.key, expires_s=DOWNLOAD_URL_SECONDS, filename=PurePosixPath(row.path).name
+    )
