@@ -27,7 +27,7 @@ from hq.schemas.agents import (
     HeartbeatResponse,
     UploadResponse,
 )
-from hq.schemas.common import Health, Page
+from hq.schemas.common import Health, Page, Role
 from hq.schemas.datasets import DatasetRead, DatasetVersionRead, Lineage
 from hq.schemas.jobs import ArtifactRead, JobCreate, JobDetail, JobRead, JobResult, LogLine
 from hq.schemas.manifest import Manifest
@@ -112,7 +112,7 @@ class HQClient:
         return self._json("GET", "/api/v1/health", Health)
 
     def create_token(self, *, name: str, role: str) -> TokenCreated:
-        body = self._body(TokenCreate(name=name, role=role))  # type: ignore[arg-type]
+        body = self._body(TokenCreate(name=name, role=Role(role)))
         return self._json("POST", "/api/v1/tokens", TokenCreated, json=body)
 
     def list_tokens(self) -> list[TokenRead]:

@@ -1,7 +1,8 @@
 """One error tree for both sides of the wire.
 
-The server maps each class to its HTTP status and a stable ``code``; the client maps the code back,
-so ``except hq.errors.NotFound`` works in the CLI, the agent and the Dash app as it does in services.
+The server maps each class to its HTTP status and a stable ``code``; the client maps the code
+back, so ``except hq.errors.NotFound`` works in the CLI, the agent and the Dash app as it does in
+services.
 Each class's docstring is its default message.
 """
 

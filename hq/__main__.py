@@ -1,0 +1,3 @@
+from hq.cli import main
+
+main()

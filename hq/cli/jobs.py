@@ -1,0 +1,162 @@
+"""`hq job submit|list|show|logs|cancel`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+
+
+def parse_params(pairs: tuple[str, ...], params_json: str | None) -> dict[str, Any]:
+    """``-p key=value`` pairs (values parsed as JSON when they can be) over ``--params-json``."""
+    params: dict[str, Any] = {}
+    if params_json:
+        try:
+            loaded = json.loads(params_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--params-json") from exc
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
+        params.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
+    inputs: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"{pair!r} is not name=dataset[@version]", param_hint="-i")
+        inputs[key] = value
+    return inputs
+
+
+@click.group()
+def job() -> None:
+    """Submit and inspect jobs."""
+
+
+@job.command("submit")
+@click.argument("script")
+@click.option("-p", "--param", "params", multiple=True, help="key=value (value may be JSON)")
+@click.option("--params-json", help="all params as one JSON object")
+@click.option("-i", "--input", "inputs", multiple=True, help="name=dataset[@version]")
+@click.option("--priority", type=int, default=0)
+@click.option("--queue", default="default")
+@click.option("--label", "labels", multiple=True)
+@click.option("--max-attempts", type=int, default=3)
+@click.option("--timeout", "timeout_s", type=int, default=None, help="seconds")
+@click.option("--reuse/--no-reuse", default=False, help="reuse a succeeded identical job")
+@click.option("--idempotency-key", default=None)
+@click.option("--wait", "wait_s", type=float, default=None, help="wait up to S seconds for the end")
+@json_option
+@handle_errors
+def submit(script: str, params: tuple[str, ...], params_json: str | None,
+           inputs: tuple[str, ...], priority: int, queue: str, labels: tuple[str, ...],
+           max_attempts: int, timeout_s: int | None, reuse: bool, idempotency_key: str | None,
+           wait_s: float | None, as_json: bool) -> None:
+    """Submit SCRIPT[@VERSION] as a job."""
+    with get_client() as client:
+        created = client.submit_job(
+            script=script, params=parse_params(params, params_json), inputs=parse_inputs(inputs),
+            priority=priority, queue=queue, labels=list(labels), max_attempts=max_attempts,
+            timeout_s=timeout_s, reuse=reuse, idempotency_key=idempotency_key, wait_s=wait_s)
+    if as_json:
+        echo_json(created)
+        return
+    click.echo(f"{created.id}  {created.status}")
+    if created.unschedulable_reason:
+        click.echo(f"warning: {created.unschedulable_reason}", err=True)
+    if created.status.finished and created.metrics:
+        for name, value in sorted(created.metrics.items()):
+            click.echo(f"  {name} = {value:g}")
+
+
+@job.command("list")
+@click.option("--status", default=None, help="comma-separated statuses")
+@click.option("--script", default=None)
+@click.option("--sweep", default=None)
+@click.option("--queue", default=None)
+@click.option("--sort", default="-created_at")
+@click.option("--limit", type=int, default=20)
+@click.option("--cursor", default=None)
+@json_option
+@handle_errors
+def list_(status: str | None, script: str | None, sweep: str | None, queue: str | None,
+          sort: str, limit: int, cursor: str | None, as_json: bool) -> None:
+    with get_client() as client:
+        page = client.list_jobs(status=status, script=script, sweep=sweep, queue=queue,
+                                sort=sort, limit=limit, cursor=cursor)
+    if as_json:
+        echo_json(page)
+        return
+    echo_table([(j.id, f"{j.script}@{j.script_version}", j.status, j.attempts,
+                 j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.failure_reason or "")
+                for j in page.items], ["id", "script", "status", "attempts", "created", "reason"])
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}")
+
+
+@job.command("show")
+@click.argument("job_id")
+@json_option
+@handle_errors
+def show(job_id: str, as_json: bool) -> None:
+    with get_client() as client:
+        detail = client.get_job(job_id)
+        result = client.job_result(job_id) if detail.status.finished else None
+    if as_json:
+        echo_json({"job": detail.model_dump(mode="json"),
+                   "result": result.model_dump(mode="json") if result else None})
+        return
+    click.echo(f"job      {detail.id}\nscript   {detail.script}@{detail.script_version}\n"
+               f"status   {detail.status}  (attempt {detail.attempts}/{detail.max_attempts})")
+    if detail.failure_reason:
+        click.echo(f"reason   {detail.failure_reason}")
+    if detail.unschedulable_reason:
+        click.echo(f"waiting  {detail.unschedulable_reason}")
+    click.echo(f"params   {json.dumps(detail.params, sort_keys=True)}")
+    for name, ref in detail.inputs.items():
+        click.echo(f"input    {name} = {ref.dataset}@{ref.version} ({ref.sha256[:12]})")
+    for event in detail.events:
+        click.echo(f"  {event.at:%H:%M:%S.%f} {event.kind} {event.detail or ''}".rstrip())
+    if result:
+        for name, value in sorted(result.metrics.items()):
+            click.echo(f"metric   {name} = {value:g}")
+        for name, rows in result.tables.items():
+            click.echo(f"table    {name} ({len(rows)} rows)")
+
+
+@job.command("logs")
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="stream until the job ends")
+@handle_errors
+def logs(job_id: str, follow: bool) -> None:
+    with get_client() as client:
+        if follow:
+            for chunk in client.follow_logs(job_id):
+                click.echo(chunk, nl=False)
+        else:
+            click.echo(client.job_logs(job_id), nl=False)
+
+
+@job.command("cancel")
+@click.argument("job_id")
+@handle_errors
+def cancel(job_id: str) -> None:
+    with get_client() as client:
+        cancelled = client.cancel_job(job_id)
+    state = "cancel requested" if cancelled.cancel_requested and not cancelled.status.finished \
+        else cancelled.status
+    click.echo(f"{cancelled.id}  {state}")

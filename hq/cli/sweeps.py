@@ -1,0 +1,101 @@
+"""`hq sweep submit|show`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.cli.jobs import parse_inputs, parse_params
+
+
+def parse_grid(pairs: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``-g alpha=0.1,1,10`` or ``-g alpha='[0.1, 1, 10]'``."""
+    grid: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, values = pair.partition("=")
+        if not sep or not key or not values:
+            raise click.BadParameter(f"{pair!r} is not name=v1,v2,...", param_hint="-g")
+        try:
+            loaded = json.loads(values)
+            grid[key] = loaded if isinstance(loaded, list) else [loaded]
+        except json.JSONDecodeError:
+            grid[key] = [_scalar(v) for v in values.split(",")]
+    return grid
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@click.group()
+def sweep() -> None:
+    """Parameter sweeps: many jobs, one results table."""
+
+
+@sweep.command("submit")
+@click.argument("script")
+@click.option("-g", "--grid", "grid", multiple=True, help="name=v1,v2,... (a grid axis)")
+@click.option("-p", "--param", "params", multiple=True, help="fixed key=value")
+@click.option("--params-json", default=None)
+@click.option("-i", "--input", "inputs", multiple=True, help="name=dataset[@version]")
+@click.option("--random", "random_json", default=None,
+              help='random draws as JSON: {"n": 20, "seed": 1, "params": {"alpha": '
+                   '{"low": 0.01, "high": 10, "log": true}}}')
+@click.option("--repeats", type=int, default=1)
+@click.option("--priority", type=int, default=0)
+@click.option("--queue", default="default")
+@click.option("--reuse/--no-reuse", default=True)
+@json_option
+@handle_errors
+def submit(script: str, grid: tuple[str, ...], params: tuple[str, ...], params_json: str | None,
+           inputs: tuple[str, ...], random_json: str | None, repeats: int, priority: int,
+           queue: str, reuse: bool, as_json: bool) -> None:
+    """Expand a grid (and/or random draws) times repeats into jobs of SCRIPT."""
+    random_spec = None
+    if random_json:
+        try:
+            random_spec = json.loads(random_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
+    with get_client() as client:
+        created = client.submit_sweep(
+            script=script, grid=parse_grid(grid), params=parse_params(params, params_json),
+            inputs=parse_inputs(inputs), random=random_spec, repeats=repeats, priority=priority,
+            queue=queue, reuse=reuse)
+    if as_json:
+        echo_json(created)
+    else:
+        click.echo(f"sweep {created.id}: {created.total} jobs")
+
+
+@sweep.command("show")
+@click.argument("sweep_id")
+@click.option("--results", "show_results", is_flag=True, help="print the results table")
+@json_option
+@handle_errors
+def show(sweep_id: str, show_results: bool, as_json: bool) -> None:
+    with get_client() as client:
+        info = client.get_sweep(sweep_id)
+        table = client.sweep_results(sweep_id) if show_results else None
+    if as_json:
+        echo_json({"sweep": info.model_dump(mode="json"),
+                   "results": table.model_dump(mode="json") if table else None})
+        return
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(info.counts.items()))
+    click.echo(f"sweep {info.id}  {info.script}@{info.script_version}  {info.total} jobs  "
+               f"({counts}){'  finished' if info.finished else ''}")
+    if table:
+        cols = ["job_id", "status", *table.param_columns, *table.metric_columns]
+        echo_table([[_fmt(r.get(c)) for c in cols] for r in table.rows], cols)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

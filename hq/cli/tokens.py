@@ -1,0 +1,41 @@
+"""`hq token create|list`."""
+
+from __future__ import annotations
+
+import click
+
+from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.schemas.common import Role
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens (admin)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="who or what uses the token")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--quiet", "-q", is_flag=True, help="print only the token")
+@handle_errors
+def create(name: str, role: str, quiet: bool) -> None:
+    """Create a token; it is shown once."""
+    with get_client() as client:
+        created = client.create_token(name=name, role=role)
+    if quiet:
+        click.echo(created.token)
+    else:
+        click.echo(f"token for {created.name} ({created.role}), shown once:\n{created.token}")
+
+
+@token.command("list")
+@json_option
+@handle_errors
+def list_(as_json: bool) -> None:
+    with get_client() as client:
+        rows = client.list_tokens()
+    if as_json:
+        echo_json(rows)
+    else:
+        echo_table([(t.id, t.name, t.role, t.created_at) for t in rows],
+                   ["id", "name", "role", "created"])

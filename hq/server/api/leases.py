@@ -1,0 +1,52 @@
+"""The agent's calls on a leased job: heartbeat, logs, complete (each with the lease token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from hq.schemas.agents import (
+    CompleteRequest,
+    CompleteResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    LogBatch,
+)
+from hq.schemas.common import Role
+from hq.server.deps import AgentPrincipal, Principal, SessionDep, SettingsDep, StoreDep
+from hq.server.services import leases as lease_service
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["agent"])
+
+
+def _scope(principal: Principal) -> str | None:
+    return None if principal.role == Role.admin else principal.token_id
+
+
+@router.post("/{job_id}/heartbeat", response_model=HeartbeatResponse)
+async def heartbeat(job_id: str, body: Heartbeat, session: SessionDep, settings: SettingsDep,
+                    principal: AgentPrincipal) -> HeartbeatResponse:
+    """Extend the lease; the answer carries a cancel request."""
+    async with session.begin():
+        return await lease_service.heartbeat(
+            session, job_id=job_id, lease_token=body.lease_token,
+            agent_token_id=_scope(principal), lease_ttl_seconds=settings.lease_ttl_seconds)
+
+
+@router.post("/{job_id}/logs", status_code=204)
+async def append_logs(job_id: str, body: LogBatch, session: SessionDep,
+                      principal: AgentPrincipal) -> None:
+    async with session.begin():
+        await lease_service.append_logs(session, job_id=job_id, batch=body,
+                                        agent_token_id=_scope(principal))
+
+
+@router.post("/{job_id}/complete", response_model=CompleteResponse)
+async def complete(job_id: str, body: CompleteRequest, request: Request, session: SessionDep,
+                   store: StoreDep, principal: AgentPrincipal) -> CompleteResponse:
+    """Report the end of an attempt: a stale token gets 409, the same token twice the first
+    answer."""
+    async with session.begin():
+        answer, duration = await lease_service.complete(session, job_id=job_id, body=body,
+                                              agent_token_id=_scope(principal), store=store)
+    request.app.state.metrics.observe_completion(status=answer.status, duration_s=duration)
+    return answer

@@ -1,0 +1,22 @@
+"""Tokens (admin only): create one for a role, shown once; list them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from hq.schemas.tokens import TokenCreate, TokenCreated, TokenRead
+from hq.server.deps import Admin, SessionDep
+from hq.server.services import tokens as token_service
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
+async def create_token(body: TokenCreate, session: SessionDep, _: Admin) -> TokenCreated:
+    async with session.begin():
+        return await token_service.create_token(session, name=body.name, role=body.role)
+
+
+@router.get("", response_model=list[TokenRead])
+async def list_tokens(session: SessionDep, _: Admin) -> list[TokenRead]:
+    return await token_service.list_tokens(session)

@@ -1,0 +1,202 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hq import errors
+from hq.schemas.common import Role
+from hq.server import migrations
+from hq.server.api import agents, health, jobs, leases, results, scripts, sweeps, tokens
+from hq.server.api import metrics as metrics_api
+from hq.server.db.session import create_engine, create_sessionmaker
+from hq.server.metrics import Metrics
+from hq.server.notify import NOTIFIER_KEY, Notifier
+from hq.server.reaper import Reaper
+from hq.server.services import tokens as token_service
+from hq.server.settings import ServerSettings, write_private
+from hq.server.storage import make_store
+
+logger = logging.getLogger(__name__)
+
+# Uploads stream to storage with their own limit (HQ_MAX_UPLOAD_BYTES); everything else is JSON.
+STREAMED_PREFIXES = ("/api/v1/datasets/", "/storage/")
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.resolved_database_url
+        await asyncio.to_thread(migrations.upgrade, url)
+        engine = create_engine(url)
+        notifier = Notifier(database_url=url)
+        sessionmaker = create_sessionmaker(engine)
+        sessionmaker.configure(info={NOTIFIER_KEY: notifier})
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.notifier = notifier
+        app.state.metrics = Metrics()
+        app.state.store = make_store(
+            url=settings.resolved_storage_url, public_url=settings.resolved_public_url,
+            secret_key=settings.resolved_secret_key(), s3_access_key=settings.s3_access_key,
+            s3_secret_key=settings.s3_secret_key, s3_region=settings.s3_region,
+            max_put_bytes=settings.max_upload_bytes)
+        await _bootstrap_admin(app, settings)
+        await notifier.start()
+        reaper = asyncio.create_task(
+            Reaper(sessionmaker=sessionmaker, notifier=notifier, settings=settings).run())
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            await notifier.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="HQ", version="0.1.0", lifespan=lifespan,
+                  description="Run Python analysis scripts as versioned container jobs. "
+                              "Every route but /api/v1/health needs 'Authorization: Bearer'.")
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, tokens, scripts, jobs, leases, sweeps, results, agents, metrics_api):
+        app.include_router(module.router)
+    _include_optional_routers(app)
+    _install_error_handlers(app)
+    return app
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    from hq.server.api import storage
+
+    app.include_router(storage.router)
+    for name in ("datasets", "artifacts"):
+        with contextlib.suppress(ModuleNotFoundError):
+            module = __import__(f"hq.server.api.{name}", fromlist=["router"])
+            app.include_router(module.router)
+
+
+async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:
+    """On first start: create the admin token, print it once, write $HQ_HOME/admin.token."""
+    async with app.state.sessionmaker() as session, session.begin():
+        if settings.admin_token:
+            with contextlib.suppress(errors.NotAuthenticated):
+                await token_service.authenticate(session, value=settings.admin_token)
+                return
+            await token_service.create_token(session, name="admin", role=Role.admin,
+                                             value=settings.admin_token)
+            return
+        if await token_service.has_admin(session):
+            return
+        created = await token_service.create_token(session, name="admin", role=Role.admin)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / "admin.token"
+    write_private(path, created.token)
+    # The one time this token is ever shown; HQ keeps only its hash.
+    sys.stderr.write(f"\nHQ admin token (shown once, also in {path}):\n  {created.token}\n\n")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.HQError)
+    async def _hq_error(_: Request, exc: errors.HQError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = list(exc.errors())
+        first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s))"
+        details = {"errors": [{"field": ".".join(str(p) for p in e.get("loc", ())),
+                               "message": e.get("msg")} for e in problems[:20]]}
+        err = errors.ValidationFailed(message, field=field, details=details)
+        return JSONResponse(err.to_body(), status_code=422)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        if _retryable(exc):
+            logger.warning("database unavailable: %s", exc)
+            err: errors.HQError = errors.Unavailable("the database is unavailable; retry shortly")
+            return JSONResponse(err.to_body(), status_code=503, headers={"Retry-After": "1"})
+        logger.exception("database error", exc_info=exc)
+        err = errors.HQError()
+        return JSONResponse(err.to_body(), status_code=500)
+
+
+def _retryable(exc: Exception) -> bool:
+    """Connection loss and lock timeouts are worth a retry (503); anything else is a bug."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, psycopg.OperationalError):
+        return True
+    return isinstance(exc, OperationalError) and "locked" in str(exc)
+
+
+class BodyLimit:
+    """Refuse request bodies past ``max_bytes`` with 413, counting what actually arrives."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(STREAMED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise errors.PayloadTooLarge(_too_large_text(self.max_bytes))
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large_text(max_bytes: int) -> str:
+    return f"the request body is over {max_bytes} bytes; send less (datasets: upload as a file)"
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    err = errors.PayloadTooLarge(_too_large_text(max_bytes))
+    response = JSONResponse(err.to_body(), status_code=413)
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory hq.server.app:app_from_env``."""
+    from hq.server.settings import get_settings
+
+    return create_app(get_settings())
+
+
+

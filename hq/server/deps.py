@@ -1,0 +1,82 @@
+"""Request dependencies: the session, the principal and its role, the object store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq import errors
+from hq.schemas.common import Role
+from hq.server.services import tokens as token_service
+from hq.server.settings import ServerSettings
+
+bearer = HTTPBearer(auto_error=False, description="an HQ token: 'Authorization: Bearer hq_...'")
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    name: str
+    role: Role
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_server_settings(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[ServerSettings, Depends(get_server_settings)]
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise errors.NotAuthenticated()
+    async with request.app.state.sessionmaker() as session:
+        row = await token_service.authenticate(session, value=credentials.credentials)
+    return Principal(token_id=row.id, name=row.name, role=Role(row.role))
+
+
+def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting the given roles (admin is always admitted)."""
+    allowed = {Role.admin, *roles}
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise errors.Forbidden(f"role '{principal.role}' may not do this; it needs: {names}")
+        return principal
+
+    return check
+
+
+READ_ROLES = (Role.viewer, Role.submitter, Role.publisher)
+AnyRole = Annotated[Principal, Depends(allow(*Role))]
+Viewer = Annotated[Principal, Depends(allow(*READ_ROLES))]
+Submitter = Annotated[Principal, Depends(allow(Role.submitter))]
+Uploader = Annotated[Principal, Depends(allow(Role.submitter, Role.publisher))]
+Publisher = Annotated[Principal, Depends(allow(Role.publisher))]
+Admin = Annotated[Principal, Depends(allow())]
+AgentPrincipal = Annotated[Principal, Depends(allow(Role.agent))]
+
+
+def get_store(request: Request) -> Any:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Any, Depends(get_store)]

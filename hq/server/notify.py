@@ -1,0 +1,127 @@
+"""Wake-ups for long polls: PostgreSQL LISTEN/NOTIFY across replicas, in-process events always.
+
+A service marks a topic on its session (``mark(session, topic)``); on PostgreSQL that also sends
+``pg_notify`` inside the transaction, so listeners hear it at commit. After commit the topic fires
+in-process at once. Waiters take a ``watch()`` handle *before* they query, then ``wait()`` on it,
+so a notification between their query and their wait is never missed. Notifications can still be
+missed across a reconnect, so waiters always re-query on timeout, and a reconnect fires every topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "hq_events"
+TOPICS = ("queued", "done", "logs")
+RECONNECT_MAX_SECONDS = 5.0
+NOTIFIER_KEY = "hq_notifier"
+
+
+class Notifier:
+    def __init__(self, *, database_url: str | None) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+        self._pg_url = _libpq_url(database_url) if database_url else None
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    # -- waiting ---------------------------------------------------------------------------
+    def watch(self, topic: str) -> asyncio.Event:
+        """The event the next ``fire(topic)`` sets; take it before querying."""
+        ev = self._events.get(topic)
+        if ev is None:
+            ev = self._events[topic] = asyncio.Event()
+        return ev
+
+    @staticmethod
+    async def wait(ev: asyncio.Event, timeout: float) -> bool:
+        if timeout <= 0:
+            return ev.is_set()
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def fire(self, topic: str) -> None:
+        ev = self._events.pop(topic, None)
+        if ev is not None:
+            ev.set()
+
+    # -- PostgreSQL listener ---------------------------------------------------------------
+    async def start(self) -> None:
+        if self._pg_url is None:
+            self.listening.set()
+            return
+        self._task = asyncio.create_task(self._listen(), name="hq-notify-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.listening.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        assert self._pg_url is not None
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._pg_url,
+                                                                 autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    delay = 0.1
+                    for topic in TOPICS:  # anything sent while we were away: re-query
+                        self.fire(topic)
+                    async for note in conn.notifies():
+                        self.fire(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: reconnect with backoff
+                logger.warning("notify listener lost its connection: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+
+async def mark(session: AsyncSession, topic: str) -> None:
+    """Announce ``topic`` when this session's transaction commits."""
+    topics: set[str] = session.info.setdefault("hq_topics", set())
+    if topic in topics:
+        return
+    topics.add(topic)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, :topic)"),
+                              {"channel": CHANNEL, "topic": topic})
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    """Fire the topics a committed transaction marked, on the session's notifier."""
+    topics: set[str] = session.info.pop("hq_topics", set())
+    target = session.info.get(NOTIFIER_KEY)
+    if isinstance(target, Notifier):
+        for topic in topics:
+            target.fire(topic)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop("hq_topics", None)
+
+
+def _libpq_url(database_url: str) -> str | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -1,0 +1,45 @@
+"""Keyset pagination: opaque cursors over (sort value, id)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_
+
+from hq import errors
+
+BAD_CURSOR = "cursor is not valid: pass next_cursor from the previous page unchanged"
+
+
+def encode_cursor(*, sort: str, value: Any, last_id: str) -> str:
+    if isinstance(value, datetime):
+        value = {"t": value.isoformat()}
+    raw = json.dumps([sort, value, last_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, sort: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, last_id = json.loads(raw)
+        if isinstance(value, dict):
+            value = datetime.fromisoformat(value["t"])
+        if not isinstance(last_id, str):
+            raise TypeError(last_id)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise errors.BadRequest(BAD_CURSOR, field="cursor") from exc
+    if cursor_sort != sort:
+        raise errors.BadRequest(f"this cursor belongs to sort={cursor_sort!r}, not {sort!r}",
+                                field="cursor")
+    return value, last_id
+
+
+def after(column: Any, id_column: Any, *, value: Any,
+          last_id: str, descending: bool) -> ColumnElement[bool]:
+    """Rows strictly after (value, last_id) in the page order."""
+    if descending:
+        return or_(column < value, and_(column == value, id_column < last_id))
+    return or_(column > value, and_(column == value, id_column > last_id))

@@ -1,0 +1,201 @@
+"""The job queue: the only home of the claim and lease SQL.
+
+Claiming is one statement: a CTE picks up to ``capacity`` queued jobs the agent can run (queue,
+labels, GPUs, ``run_after``), ordered by priority then age, ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL; the UPDATE turns them into leases. On SQLite the same statement runs inside a
+``BEGIN IMMEDIATE`` transaction (see ``db/session.py``), which makes it the only writer.
+
+Lease fencing: every claim writes a fresh random ``lease_token``; heartbeats and ``complete`` must
+present it. A completed job remembers the token that completed it, so a retried ``complete`` with
+that token gets the first answer instead of a 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq import errors
+from hq.schemas.common import JobStatus
+from hq.server import notify
+from hq.server.db.models import Agent, Job, JobEventRow, JobLabel
+from hq.server.db.types import utcnow
+
+LOST_REASON = "lost"
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: int = 0
+    lost: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+
+
+def _token_expr(session: AsyncSession) -> ColumnElement[str]:
+    assert session.bind is not None
+    if session.bind.dialect.name == "postgresql":
+        return func.replace(cast(func.gen_random_uuid(), String(36)), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
+
+
+async def claim_jobs(session: AsyncSession, *, agent: Agent, capacity: int,
+                     lease_ttl_seconds: float) -> list[Job]:
+    """Lease up to ``capacity`` jobs to ``agent``; flushes, the caller commits."""
+    now = utcnow()
+    missing_label = exists().where(JobLabel.job_id == Job.id, JobLabel.label.not_in(agent.labels))
+    picked = (
+        select(Job.id)
+        .where(
+            Job.status == JobStatus.queued.value,
+            Job.queue.in_(agent.queues),
+            Job.run_after <= now,
+            Job.gpus <= agent.gpus,
+            ~missing_label,
+        )
+        .order_by(Job.priority.desc(), Job.created_at, Job.id)
+        .limit(capacity)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+    )
+    stmt = (
+        update(Job)
+        .where(Job.id.in_(select(picked.c.id)))
+        .values(
+            status=JobStatus.running.value,
+            attempts=Job.attempts + 1,
+            lease_token=_token_expr(session),
+            lease_expires_at=now + timedelta(seconds=lease_ttl_seconds),
+            attempt_started_at=now,
+            started_at=func.coalesce(Job.started_at, now),
+            agent_id=agent.id,
+            unschedulable_reason=None,
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    jobs = list((await session.scalars(stmt)).all())
+    if jobs:
+        session.add_all(
+            JobEventRow(job_id=j.id, at=now, kind="started", attempt=j.attempts, agent_id=agent.id)
+            for j in jobs
+        )
+        await session.flush()
+    jobs.sort(key=lambda j: (-j.priority, j.created_at, j.id))
+    return jobs
+
+
+async def get_leased_job(session: AsyncSession, *, job_id: str, lease_token: str,
+                         agent_token_id: str | None, for_update: bool = False) -> Job:
+    """The job if ``lease_token`` is its current lease, held through the caller's agent token.
+
+    ``agent_token_id`` None means an admin, who may act for any agent.
+    """
+    stmt = select(Job).where(Job.id == job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    job = await session.scalar(stmt)
+    if job is None:
+        raise errors.NotFound(f"job {job_id} not found")
+    if job.status != JobStatus.running.value or job.lease_token != lease_token:
+        raise errors.LeaseLost(
+            f"lease on job {job_id} is no longer valid "
+            f"(job is {job.status}, attempt {job.attempts})"
+        )
+    if agent_token_id is not None:
+        owner = await session.scalar(select(Agent.token_id).where(Agent.id == job.agent_id))
+        if owner != agent_token_id:
+            raise errors.Forbidden(f"job {job_id} is leased to another agent")
+    return job
+
+
+async def renew_lease(session: AsyncSession, *, job: Job, lease_ttl_seconds: float) -> Job:
+    now = utcnow()
+    job.lease_expires_at = now + timedelta(seconds=lease_ttl_seconds)
+    await session.execute(update(Agent).where(Agent.id == job.agent_id).values(last_seen_at=now))
+    await session.flush()
+    return job
+
+
+async def finish(session: AsyncSession, *, job: Job, status: JobStatus, reason: str | None,
+                 exit_code: int | None = None, detail: str | None = None) -> None:
+    """Move a job to a final status, remembering the token that finished it."""
+    now = utcnow()
+    job.status = status.value
+    job.failure_reason = reason
+    job.exit_code = exit_code
+    job.finished_at = now
+    job.completed_token = job.lease_token
+    job.lease_expires_at = None
+    session.add(JobEventRow(job_id=job.id, at=now, kind=status.value, attempt=job.attempts,
+                            agent_id=job.agent_id, detail=detail or reason))
+    await notify.mark(session, "done")
+    await session.flush()
+
+
+async def extend_running_leases(session: AsyncSession, *, grace_seconds: float) -> int:
+    """After an outage of HQ or its database, give every running lease a grace period."""
+    until = utcnow() + timedelta(seconds=grace_seconds)
+    result = await session.execute(
+        update(Job)
+        .where(Job.status == JobStatus.running.value, Job.lease_expires_at < until)
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def reap(session: AsyncSession, *, backoff_seconds: float, backoff_max_seconds: float,
+               timeout_slack_seconds: float) -> ReapResult:
+    """Requeue expired leases (with backoff) or fail them as lost; backstop job timeouts."""
+    now = utcnow()
+    running = (await session.scalars(
+        select(Job).where(Job.status == JobStatus.running.value).with_for_update(skip_locked=True)
+    )).all()
+    requeued = lost = timed_out = cancelled = 0
+    for job in running:
+        started = job.attempt_started_at or now
+        if started + timedelta(seconds=job.timeout_s + timeout_slack_seconds) < now:
+            await finish(session, job=job, status=JobStatus.timed_out,
+                         reason="timeout (enforced by HQ: the agent did not report)")
+            timed_out += 1
+        elif job.lease_expires_at is not None and job.lease_expires_at < now:
+            if job.cancel_requested:
+                await finish(session, job=job, status=JobStatus.cancelled, reason="cancelled")
+                cancelled += 1
+            elif job.attempts >= job.max_attempts:
+                await finish(session, job=job, status=JobStatus.failed, reason=LOST_REASON,
+                             detail=f"lease expired on attempt {job.attempts} of "
+                                    f"{job.max_attempts}")
+                lost += 1
+            else:
+                delay = min(backoff_seconds * 2 ** (job.attempts - 1), backoff_max_seconds)
+                session.add(JobEventRow(job_id=job.id, at=now, kind="requeued",
+                                        attempt=job.attempts, agent_id=job.agent_id,
+                                        detail=f"lease expired; retry in {delay:g} s"))
+                job.status = JobStatus.queued.value
+                job.lease_token = None
+                job.lease_expires_at = None
+                job.agent_id = None
+                job.run_after = now + timedelta(seconds=delay)
+                requeued += 1
+    await session.flush()
+    return ReapResult(requeued=requeued, lost=lost, timed_out=timed_out, cancelled=cancelled)
+
+
+async def due_since(session: AsyncSession, *, since: datetime) -> bool:
+    """Whether a queued job became claimable (its backoff ended) after ``since``."""
+    now = utcnow()
+    found = await session.scalar(
+        select(Job.id).where(and_(Job.status == JobStatus.queued.value, Job.run_after > since,
+                                  Job.run_after <= now)).limit(1)
+    )
+    return found is not None
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,79 @@
+"""What an agent does with a lease: heartbeat, ship logs, complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq import errors
+from hq.schemas.agents import CompleteRequest, CompleteResponse, HeartbeatResponse, LogBatch
+from hq.schemas.common import JobStatus
+from hq.server import notify, queue
+from hq.server.db.models import Job, JobLog, JobResultRow
+
+AGENT_FINAL_STATUSES = frozenset(
+    {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled})
+
+
+async def heartbeat(session: AsyncSession, *, job_id: str, lease_token: str,
+                    agent_token_id: str | None, lease_ttl_seconds: float) -> HeartbeatResponse:
+    job = await queue.get_leased_job(session, job_id=job_id, lease_token=lease_token,
+                                     agent_token_id=agent_token_id, for_update=True)
+    await queue.renew_lease(session, job=job, lease_ttl_seconds=lease_ttl_seconds)
+    assert job.lease_expires_at is not None
+    return HeartbeatResponse(lease_expires_at=job.lease_expires_at,
+                             cancel_requested=job.cancel_requested)
+
+
+async def append_logs(session: AsyncSession, *, job_id: str, batch: LogBatch,
+                      agent_token_id: str | None) -> int:
+    job = await queue.get_leased_job(session, job_id=job_id, lease_token=batch.lease_token,
+                                     agent_token_id=agent_token_id)
+    session.add_all(JobLog(job_id=job.id, attempt=job.attempts, at=line.at, stream=line.stream,
+                           text=line.text) for line in batch.lines)
+    await notify.mark(session, "logs")
+    await session.flush()
+    return len(batch.lines)
+
+
+async def complete(session: AsyncSession, *, job_id: str, body: CompleteRequest,
+                   agent_token_id: str | None, store: Any
+                   ) -> tuple[CompleteResponse, float | None]:
+    """Accept exactly one result per job: a stale token gets 409, the same token twice the
+    first answer. Returns the answer and the attempt's run time (None for a replay)."""
+    if body.status not in AGENT_FINAL_STATUSES:
+        raise errors.ValidationFailed(
+            f"status must be one of {', '.join(sorted(AGENT_FINAL_STATUSES))}", field="status")
+    job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None:
+        raise errors.NotFound(f"job {job_id} not found")
+    if job.completed_token is not None and job.completed_token == body.lease_token:
+        return CompleteResponse(job_id=job.id, status=JobStatus(job.status), accepted=True), None
+    job = await queue.get_leased_job(session, job_id=job_id, lease_token=body.lease_token,
+                                     agent_token_id=agent_token_id)
+    if body.status == JobStatus.succeeded and body.results is not None:
+        try:
+            body.results.check_tables_referenced()
+        except ValueError as exc:
+            raise errors.ValidationFailed(f"results: {exc}", field="results") from exc
+    if body.artifacts:
+        from hq.server.services import artifacts as artifact_service
+
+        await artifact_service.verify_and_record_artifacts(
+            session, store=store, job_id=job.id, attempt=job.attempts, files=body.artifacts)
+    results = body.results
+    if results is not None:
+        job.metrics = results.metrics
+        session.add(JobResultRow(job_id=job.id, attempt=job.attempts, tables=results.tables,
+                                 charts=results.charts))
+    reason = body.failure_reason
+    if body.status == JobStatus.failed and not reason:
+        reason = f"exit code {body.exit_code}" if body.exit_code is not None else "failed"
+    await queue.finish(session, job=job, status=body.status,
+                       reason=None if body.status == JobStatus.succeeded else reason,
+                       exit_code=body.exit_code)
+    started = job.attempt_started_at
+    duration = (job.finished_at - started).total_seconds() if started and job.finished_at else None
+    return CompleteResponse(job_id=job.id, status=body.status, accepted=True), duration

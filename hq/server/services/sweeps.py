@@ -1,0 +1,95 @@
+"""Sweeps: expand a grid and/or seeded random draws, times repeats, into jobs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq import errors
+from hq.schemas.common import FINISHED_STATUSES, JobStatus
+from hq.schemas.jobs import JobCreate
+from hq.schemas.sweeps import MAX_SWEEP_JOBS, RandomSpec, SweepCreate, SweepRead
+from hq.server.db.models import Job, Sweep
+from hq.server.services import jobs as job_service
+
+
+def _draw(spec: RandomSpec) -> list[dict[str, Any]]:
+    rng = random.Random(spec.seed)
+    points = []
+    for _ in range(spec.n):
+        point: dict[str, Any] = {}
+        for name in sorted(spec.params):
+            p = spec.params[name]
+            if p.choices is not None:
+                point[name] = rng.choice(p.choices)
+                continue
+            assert p.low is not None and p.high is not None
+            if p.log:
+                value = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+            else:
+                value = rng.uniform(p.low, p.high)
+            point[name] = round(value) if p.integer else value
+        points.append(point)
+    return points
+
+
+def expand(body: SweepCreate) -> list[dict[str, Any]]:
+    """Every point of the sweep (before repeats): grid x random draws, over the fixed params."""
+    names = sorted(body.grid)
+    grid = [dict(zip(names, values, strict=True))
+            for values in itertools.product(*(body.grid[n] for n in names))] or [{}]
+    draws = _draw(body.random) if body.random else [{}]
+    overlap = set(body.grid) & set(body.random.params if body.random else {})
+    if overlap:
+        raise errors.ValidationFailed(
+            f"params {sorted(overlap)} are both in grid and random; choose one", field="random")
+    total = len(grid) * len(draws) * body.repeats
+    if total > MAX_SWEEP_JOBS:
+        raise errors.ValidationFailed(
+            f"this sweep expands to {total} jobs; at most {MAX_SWEEP_JOBS}", field="grid")
+    return [{**body.params, **g, **d} for g in grid for d in draws]
+
+
+async def create_sweep(session: AsyncSession, *, body: SweepCreate, created_by: str | None,
+                       offline_seconds: float, default_timeout_s: int) -> SweepRead:
+    points = expand(body)
+    prepared = await job_service.prepare(session, script=body.script, inputs=body.inputs)
+    agents = await job_service.live_agents(session, offline_seconds=offline_seconds)
+    sweep = Sweep(id=str(uuid.uuid4()), script_name=prepared.version.script_name,
+                  script_version=prepared.version.version, spec=body.model_dump(mode="json"),
+                  total=len(points) * body.repeats)
+    session.add(sweep)
+    template = JobCreate(script=body.script, inputs=body.inputs, priority=body.priority,
+                         queue=body.queue, labels=body.labels, max_attempts=body.max_attempts,
+                         timeout_s=body.timeout_s, reuse=body.reuse)
+    for i, point in enumerate(points):
+        for repeat in range(body.repeats):
+            try:
+                await job_service.create_job(
+                    session, body=template, prepared=prepared, agents=agents, params=point,
+                    sweep_id=sweep.id, repeat=repeat, created_by=created_by,
+                    default_timeout_s=default_timeout_s)
+            except errors.ValidationFailed as exc:
+                raise errors.ValidationFailed(f"sweep point {i} {point}: {exc.message}",
+                                              field=exc.field) from exc
+    await session.flush()
+    return await get_sweep(session, sweep_id=sweep.id)
+
+
+async def get_sweep(session: AsyncSession, *, sweep_id: str) -> SweepRead:
+    sweep = await session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise errors.NotFound(f"sweep {sweep_id} not found")
+    counts = dict((await session.execute(
+        select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status)
+    )).tuples().all())
+    done = sum(n for s, n in counts.items() if JobStatus(s) in FINISHED_STATUSES)
+    return SweepRead(id=sweep.id, script=sweep.script_name, script_version=sweep.script_version,
+                     total=sweep.total, counts=counts, spec=sweep.spec,
+                     created_at=sweep.created_at, finished=done == sweep.total)

@@ -1,0 +1,6 @@
+"""Shared fixtures live in tests/fixtures/<topic>.py, one module per topic."""
+
+pytest_plugins = [
+    "tests.fixtures.db",
+    "tests.fixtures.server",
+]
