@@ -225,7 +225,8 @@ def format_validation_error(exc: ValidationError, *, source: str) -> errors.Vali
             message = "unknown key (check its spelling; see DESIGN.md for the manifest's keys)"
         problems.append(f"  - {where}: {message}")
     return errors.ValidationFailed(
-        f"{source} is not a valid manifest:\n" + "\n".join(problems), field=first_field
+        f"{source} is not a valid manifest:\n" + "\n".join(problems),
+        field=first_field if len(problems) == 1 else None,
     )
 
 
