@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.server",
+    "tests.fixtures.s3",
+    "tests.fixtures.docker",
 ]
