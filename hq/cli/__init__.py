@@ -15,10 +15,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from hq.cli import images, jobs, results, scripts, server, sweeps, tokens
+    from hq.cli import datasets, images, jobs, results, scripts, server, sweeps, tokens
 
     for command in (server.server, tokens.token, jobs.job, sweeps.sweep, results.results,
-                    images.base_image, scripts.script):
+                    images.base_image, scripts.script, datasets.dataset):
         main.add_command(command)
 
 
