@@ -211,6 +211,10 @@ def job_href(cell: dict[str, Any] | None, columns: Sequence[str]) -> str | None:
 
 
 def compare_href(selected: Sequence[dict[str, Any]] | None) -> str | None:
-    """The compare page for the selected jobs, or None when fewer than two are selected."""
-    ids = [row["id"] for row in selected or [] if row and row.get("id")]
-    return f"/compare?jobs={','.join(ids)}" if len(ids) >= 2 else None
+    """The compare page for the selected jobs (and their scripts), or None below two jobs."""
+    rows = [row for row in selected or [] if row and row.get("id")]
+    if len(rows) < 2:
+        return None
+    scripts = sorted({str(row["script"]) for row in rows if row.get("script")})
+    query = f"/compare?jobs={','.join(row['id'] for row in rows)}"
+    return f"{query}&scripts={','.join(scripts)}" if scripts else query

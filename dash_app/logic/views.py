@@ -179,3 +179,42 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+LOG_TAIL_CHARS = 200_000
+
+
+def log_tail(text: str, max_chars: int = LOG_TAIL_CHARS) -> str:
+    """The end of a long log, cut at a line start, saying how much was left out."""
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    cut = tail.find("\n")
+    tail = tail[cut + 1 :] if cut >= 0 else tail
+    return f"[… {len(text) - len(tail)} earlier characters not shown]\n{tail}"
+
+
+def rerun_request(job: dict[str, Any]) -> dict[str, Any]:
+    """A JobCreate body that reruns a job: the same pinned script version, params and inputs."""
+    return {
+        "script": f"{job['script']}@{job['script_version']}",
+        "params": job.get("params") or {},
+        "inputs": {
+            name: f"{ref['dataset']}@{ref['version']}"
+            for name, ref in (job.get("inputs") or {}).items()
+        },
+        "priority": job.get("priority", 0),
+        "queue": job.get("queue", "default"),
+        "labels": job.get("labels") or [],
+        "max_attempts": job.get("max_attempts", 3),
+        "timeout_s": job.get("timeout_s"),
+        "reuse": False,
+    }
+
+
+def lineage_rows(lineage: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    if lineage.get("produced_by_job"):
+        rows.append({"relation": "produced by", "job": lineage["produced_by_job"]})
+    rows += [{"relation": "read by", "job": j} for j in lineage.get("read_by_jobs", [])]
+    return rows

@@ -178,6 +178,8 @@ def test_clicks_open_a_job_except_on_the_selection_box() -> None:
 def test_compare_needs_two_selected_jobs() -> None:
     assert jobs.compare_href([{"id": "a"}]) is None
     assert jobs.compare_href([{"id": "a"}, {"id": "b"}]) == "/compare?jobs=a,b"
+    picked = [{"id": "a", "script": "s2"}, {"id": "b", "script": "s1"}, {"id": "c", "script": "s2"}]
+    assert jobs.compare_href(picked) == "/compare?jobs=a,b,c&scripts=s1,s2"
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -525,3 +527,20 @@ def test_charts_without_numbers_say_so() -> None:
     assert "no numeric values of 'm'" in fig.layout.annotations[0].text
     parallel = compare.parallel_figure([{"a": 1, "m": "x"}], ["a"], "m")
     assert "no numeric" in parallel.layout.annotations[0].text
+
+
+def test_long_logs_keep_their_end() -> None:
+    text = "".join(f"line {i}\n" for i in range(1000))
+    tail = views.log_tail(text, max_chars=100)
+    assert tail.endswith("line 999\n") and tail.startswith("[… ")
+    assert "line 0\n" not in tail
+    assert views.log_tail("short") == "short"
+
+
+def test_rerun_pins_the_version_and_the_input_versions() -> None:
+    job = {"script": "linear-fit", "script_version": 3, "params": {"target": "y"},
+           "inputs": {"table": {"dataset": "points", "version": 2}}, "priority": 5,
+           "queue": "default", "labels": [], "max_attempts": 2, "timeout_s": 60}
+    body = views.rerun_request(job)
+    assert body["script"] == "linear-fit@3" and body["inputs"] == {"table": "points@2"}
+    assert body["reuse"] is False and body["priority"] == 5

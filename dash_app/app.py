@@ -1,0 +1,84 @@
+"""The Dash app: create_app(settings) builds the Flask server, login, pages and the shell."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import dash
+import flask
+from dash import dcc, html
+from werkzeug.wrappers.response import Response
+
+from dash_app import ids
+from dash_app.auth import current_user, hq_client, init_auth
+from dash_app.settings import DashSettings
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+NAV = (
+    ("Jobs", "/jobs"),
+    ("Scripts", "/scripts"),
+    ("Datasets", "/datasets"),
+    ("Compare", "/compare"),
+    ("Agents", "/agents"),
+)
+
+
+def shell() -> Any:
+    """The frame around every page: navigation, who is logged in, and the page itself."""
+    user = current_user() or {}
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            html.Header(
+                className="nav",
+                children=[
+                    html.A("HQ", href="/jobs", className="brand"),
+                    *[dcc.Link(label, href=href, className="nav-link") for label, href in NAV],
+                    html.Span(className="spacer"),
+                    html.Span(
+                        f"{user.get('name', '')} ({user.get('role', '')})",
+                        id=ids.NAV_USER,
+                        className="muted",
+                    ),
+                    html.A("Log out", href="/logout", className="nav-link"),
+                ],
+            ),
+            html.Main(dash.page_container, className="page"),
+        ]
+    )
+
+
+def artifact_download(job_id: str, path: str) -> Response:
+    """Redirect to a fresh presigned URL, so a link on a page never holds an expired one."""
+    with hq_client() as client:
+        return flask.redirect(client.artifact_url(job_id, path))
+
+
+def dataset_download(name: str, version: int) -> Response:
+    with hq_client() as client:
+        return flask.redirect(client.dataset_download_url(name, version))
+
+
+def create_app(settings: DashSettings) -> dash.Dash:
+    """The app for one HQ server. Never built at import time; serve ``app.server`` (WSGI)."""
+    server = flask.Flask(__name__)
+    init_auth(server, settings)
+    server.add_url_rule(
+        "/download/jobs/<job_id>/artifacts/<path:path>", "artifact", artifact_download
+    )
+    server.add_url_rule("/download/datasets/<name>/<int:version>", "dataset", dataset_download)
+    app = dash.Dash(
+        __name__,
+        server=server,  # type: ignore[arg-type]
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        title="HQ",
+        suppress_callback_exceptions=True,
+    )
+    app.layout = shell
+    return app

@@ -1,0 +1,1 @@
+"""The app's pages (loaded by Dash pages from this folder; never imported directly)."""
