@@ -8,7 +8,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dash_app.logic.accounts import Account, parse_accounts
@@ -27,10 +27,11 @@ class DashSettings(BaseSettings):
     """``HQ_URL`` (the API), ``HQ_TOKEN`` (an admin token, to mint tokens for the accounts in
     ``HQ_DASH_USERS``), ``HQ_DASH_SECRET_KEY`` (signs the session cookie), ``HQ_HOME``."""
 
-    model_config = SettingsConfigDict(env_prefix="HQ_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HQ_", extra="ignore", populate_by_name=True)
 
     url: str = "http://127.0.0.1:8080"
     token: SecretStr | None = None
+    admin_token_value: SecretStr | None = Field(default=None, alias="HQ_ADMIN_TOKEN")
     home: Path = Path("~/.hq")
     dash_secret_key: SecretStr | None = None
     dash_users: str | None = None
@@ -82,7 +83,9 @@ class DashSettings(BaseSettings):
         return key
 
     def admin_token(self) -> str | None:
-        """``HQ_TOKEN``, else the admin token HQ wrote to ``$HQ_HOME/admin.token``."""
+        """``HQ_ADMIN_TOKEN``, ``HQ_TOKEN``, else the token HQ wrote to ``$HQ_HOME/admin.token``."""
+        if self.admin_token_value is not None:
+            return self.admin_token_value.get_secret_value()
         if self.token is not None:
             return self.token.get_secret_value()
         path = self.home_dir / ADMIN_TOKEN_FILE
