@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.db",
     "tests.fixtures.server",
+    "tests.fixtures.factories",
     "tests.fixtures.s3",
     "tests.fixtures.docker",
 ]

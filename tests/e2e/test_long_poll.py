@@ -1,0 +1,46 @@
+"""An idle long-poll claim returns within milliseconds of a submission."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+from hq.client import HQClient
+from hq.schemas.agents import AgentCreate
+from tests.fixtures.server import LiveServer
+
+NOOP_MANIFEST = {"name": "noop", "command": ["true"],
+                 "params": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+
+
+def publish_noop(server: LiveServer) -> None:
+    server.client("publisher").publish_script_version(
+        name="noop", image="noop:1", digest="sha256:" + "1" * 64, manifest=NOOP_MANIFEST)
+
+
+def test_idle_claim_wakes_within_milliseconds_of_a_submission(live_server: LiveServer) -> None:
+    publish_noop(live_server)
+    agent_client = live_server.client("agent")
+    agent = agent_client.register_agent(AgentCreate(name="idle", capacity=1))
+    submitter: HQClient = live_server.client("submitter")
+    latencies = []
+    for n in range(20):
+        got: dict[str, float] = {}
+
+        def wait_for_work() -> None:
+            response = agent_client.claim(agent.id, capacity=1, wait_s=10)
+            got["at"] = time.perf_counter()
+            got["n"] = len(response.leases)
+
+        waiter = threading.Thread(target=wait_for_work)
+        waiter.start()
+        time.sleep(0.05)  # the claim is parked in its long poll
+        submitter.submit_job(script="noop", params={"n": n})
+        submitted = time.perf_counter()
+        waiter.join(timeout=10)
+        assert got.get("n") == 1
+        latencies.append(got["at"] - submitted)
+    # Woken by the notification, not by the 10 s poll timeout.
+    assert max(latencies) < 1.0
+    assert statistics.median(latencies) < 0.1

@@ -1,0 +1,193 @@
+"""The queue on real databases: SKIP LOCKED claims, leases, fencing, the reaper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hq import errors
+from hq.schemas.agents import CompleteRequest
+from hq.schemas.common import JobStatus
+from hq.schemas.results import Results
+from hq.server import queue
+from hq.server.db.models import Agent, Job, JobResultRow
+from hq.server.db.session import create_engine, create_sessionmaker
+from hq.server.db.types import utcnow
+from hq.server.services import leases
+from tests.fixtures.factories import build_agent, build_job
+
+Maker = async_sessionmaker[AsyncSession]
+
+
+async def add_jobs(maker: Maker, n: int, **overrides: object) -> list[str]:
+    ids = []
+    async with maker() as session, session.begin():
+        base = utcnow()
+        for i in range(n):
+            job, labels = build_job(created_at=base + timedelta(microseconds=i), **overrides)
+            session.add(job)
+            session.add_all(labels)
+            ids.append(job.id)
+    return ids
+
+
+async def add_agent(maker: Maker, **overrides: object) -> Agent:
+    async with maker() as session, session.begin():
+        agent = build_agent(**overrides)
+        session.add(agent)
+    return agent
+
+
+async def claim(maker: Maker, agent: Agent, capacity: int = 1, ttl: float = 30) -> list[Job]:
+    async with maker() as session, session.begin():
+        return await queue.claim_jobs(session, agent=agent, capacity=capacity,
+                                      lease_ttl_seconds=ttl)
+
+
+async def complete(maker: Maker, job: Job, token: str, **fields: object) -> object:
+    body = CompleteRequest(lease_token=token, status=JobStatus.succeeded, exit_code=0, **fields)
+    async with maker() as session, session.begin():
+        answer, _ = await leases.complete(session, job_id=job.id, body=body,
+                                          agent_token_id=None, store=None)
+    return answer
+
+
+async def test_claim_orders_by_priority_then_age(sessionmaker: Maker) -> None:
+    low = await add_jobs(sessionmaker, 2, priority=0)
+    high = await add_jobs(sessionmaker, 1, priority=5)
+    agent = await add_agent(sessionmaker)
+    claimed = await claim(sessionmaker, agent, capacity=3)
+    assert [j.id for j in claimed] == [*high, *low]
+    assert all(j.status == "running" and j.attempts == 1 and j.lease_token for j in claimed)
+    assert len({j.lease_token for j in claimed}) == 3
+
+
+async def test_claim_filters_queue_labels_and_gpus(sessionmaker: Maker) -> None:
+    [plain] = await add_jobs(sessionmaker, 1)
+    [gpu] = await add_jobs(sessionmaker, 1, labels=["gpu"], gpus=1)
+    [other_queue] = await add_jobs(sessionmaker, 1, queue="nightly")
+    cpu_agent = await add_agent(sessionmaker, labels=["mem-32g"])
+    assert [j.id for j in await claim(sessionmaker, cpu_agent, capacity=10)] == [plain]
+    gpu_agent = await add_agent(sessionmaker, labels=["gpu"], gpus=1, queues=["default", "nightly"])
+    assert {j.id for j in await claim(sessionmaker, gpu_agent, capacity=10)} == {gpu, other_queue}
+
+
+async def test_backoff_hides_a_job_until_run_after(sessionmaker: Maker) -> None:
+    await add_jobs(sessionmaker, 1, run_after=utcnow() + timedelta(seconds=60))
+    agent = await add_agent(sessionmaker)
+    assert await claim(sessionmaker, agent) == []
+
+
+async def test_stale_lease_cannot_complete_and_new_holder_wins(sessionmaker: Maker) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1)
+    first_agent = await add_agent(sessionmaker, name="first")
+    [first] = await claim(sessionmaker, first_agent, ttl=0.05)
+    await asyncio.sleep(0.1)
+    async with sessionmaker() as session, session.begin():
+        reaped = await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
+                                  timeout_slack_seconds=30)
+    assert reaped.requeued == 1
+    second_agent = await add_agent(sessionmaker, name="second")
+    [second] = await claim(sessionmaker, second_agent)
+    assert second.attempts == 2 and second.lease_token != first.lease_token
+    await complete(sessionmaker, second, second.lease_token or "",
+                   results=Results(metrics={"winner": 2.0}))
+    with pytest.raises(errors.LeaseLost):
+        await complete(sessionmaker, first, first.lease_token or "",
+                       results=Results(metrics={"winner": 1.0}))
+    # The same token twice gets the first answer, and nothing changes.
+    again = await complete(sessionmaker, second, second.lease_token or "",
+                           results=Results(metrics={"winner": 3.0}))
+    assert getattr(again, "accepted", False) is True
+    async with sessionmaker() as session:
+        stored = await session.get(Job, job_id)
+        results = (await session.scalars(select(JobResultRow))).all()
+    assert stored is not None and stored.status == "succeeded"
+    assert stored.metrics == {"winner": 2.0}
+    assert len(results) == 1 and results[0].attempt == 2
+
+
+async def test_lease_expiry_past_max_attempts_fails_as_lost(sessionmaker: Maker) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1, max_attempts=2)
+    agent = await add_agent(sessionmaker)
+    for attempt in (1, 2):
+        [job] = await claim(sessionmaker, agent, ttl=0.01)
+        assert job.attempts == attempt
+        await asyncio.sleep(0.03)
+        async with sessionmaker() as session, session.begin():
+            await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
+                             timeout_slack_seconds=30)
+    async with sessionmaker() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None and job.status == "failed" and job.failure_reason == queue.LOST_REASON
+
+
+async def test_requeue_backs_off_exponentially(sessionmaker: Maker) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1, max_attempts=5)
+    agent = await add_agent(sessionmaker)
+    await claim(sessionmaker, agent, ttl=0.01)
+    await asyncio.sleep(0.03)
+    async with sessionmaker() as session, session.begin():
+        await queue.reap(session, backoff_seconds=10, backoff_max_seconds=300,
+                         timeout_slack_seconds=30)
+        job = await session.get(Job, job_id)
+        assert job is not None and job.status == "queued"
+        assert 9 < (job.run_after - utcnow()).total_seconds() <= 10
+
+
+async def test_outage_grace_extends_running_leases(sessionmaker: Maker) -> None:
+    await add_jobs(sessionmaker, 1)
+    agent = await add_agent(sessionmaker)
+    await claim(sessionmaker, agent, ttl=0.01)
+    await asyncio.sleep(0.03)
+    async with sessionmaker() as session, session.begin():
+        assert await queue.extend_running_leases(session, grace_seconds=60) == 1
+        reaped = await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
+                                  timeout_slack_seconds=30)
+    assert reaped == queue.ReapResult()
+
+
+async def test_hq_backstops_a_timeout_the_agent_never_reported(sessionmaker: Maker) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1, timeout_s=1)
+    agent = await add_agent(sessionmaker)
+    await claim(sessionmaker, agent, ttl=600)
+    async with sessionmaker() as session, session.begin():
+        job = await session.get(Job, job_id)
+        assert job is not None
+        job.attempt_started_at = utcnow() - timedelta(seconds=5)
+    async with sessionmaker() as session, session.begin():
+        reaped = await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
+                                  timeout_slack_seconds=1)
+    assert reaped.timed_out == 1
+
+
+@pytest.mark.slow
+async def test_eight_concurrent_claimers_take_every_job_exactly_once(pg_url: str) -> None:
+    from hq.server import migrations
+
+    await asyncio.to_thread(migrations.upgrade, pg_url)
+    engine = create_engine(pg_url)
+    maker = create_sessionmaker(engine)
+    try:
+        await add_jobs(maker, 2000)
+        agents = [await add_agent(maker, name=f"a{i}") for i in range(8)]
+        seen: list[str] = []
+
+        async def drain(agent: Agent) -> None:
+            while batch := await claim(maker, agent, capacity=7):
+                seen.extend(j.id for j in batch)
+
+        await asyncio.gather(*(drain(a) for a in agents))
+        counts = Counter(seen)
+        assert len(counts) == 2000
+        assert max(counts.values()) == 1
+        async with maker() as session:
+            statuses = Counter((await session.scalars(select(Job.status))).all())
+        assert statuses == {"running": 2000}
+    finally:
+        await engine.dispose()
