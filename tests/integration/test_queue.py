@@ -191,3 +191,25 @@ async def test_eight_concurrent_claimers_take_every_job_exactly_once(pg_url: str
         assert statuses == {"running": 2000}
     finally:
         await engine.dispose()
+
+
+async def test_concurrent_claimers_on_sqlite_take_every_job_exactly_once(sqlite_url: str) -> None:
+    """SQLite has no SKIP LOCKED: BEGIN IMMEDIATE makes each claim the only writer."""
+    from hq.server import migrations
+
+    await asyncio.to_thread(migrations.upgrade, sqlite_url)
+    engine = create_engine(sqlite_url)
+    maker = create_sessionmaker(engine)
+    try:
+        await add_jobs(maker, 400)
+        agents = [await add_agent(maker, name=f"a{i}") for i in range(4)]
+        seen: list[str] = []
+
+        async def drain(agent: Agent) -> None:
+            while batch := await claim(maker, agent, capacity=3):
+                seen.extend(j.id for j in batch)
+
+        await asyncio.gather(*(drain(a) for a in agents))
+        assert len(seen) == len(set(seen)) == 400
+    finally:
+        await engine.dispose()
