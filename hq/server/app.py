@@ -18,7 +18,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hq import errors
 from hq.schemas.common import Role
 from hq.server import migrations
-from hq.server.api import agents, health, jobs, leases, results, scripts, sweeps, tokens
+from hq.server.api import (
+    agents,
+    artifacts,
+    datasets,
+    health,
+    jobs,
+    leases,
+    results,
+    scripts,
+    storage,
+    sweeps,
+    tokens,
+)
 from hq.server.api import metrics as metrics_api
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
@@ -71,21 +83,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
                               "Every route but /api/v1/health needs 'Authorization: Bearer'.")
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, tokens, scripts, jobs, leases, sweeps, results, agents, metrics_api):
+    for module in (health, tokens, scripts, datasets, jobs, artifacts, leases, sweeps, results,
+                   agents, metrics_api, storage):
         app.include_router(module.router)
-    _include_optional_routers(app)
     _install_error_handlers(app)
     return app
-
-
-def _include_optional_routers(app: FastAPI) -> None:
-    from hq.server.api import storage
-
-    app.include_router(storage.router)
-    for name in ("datasets", "artifacts"):
-        with contextlib.suppress(ModuleNotFoundError):
-            module = __import__(f"hq.server.api.{name}", fromlist=["router"])
-            app.include_router(module.router)
 
 
 async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:

@@ -36,6 +36,7 @@ from hq.server.db.models import (
     ScriptVersion,
 )
 from hq.server.db.types import utcnow
+from hq.server.services import datasets as dataset_service
 from hq.server.services import scripts as script_service
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -106,8 +107,6 @@ async def prepare(session: AsyncSession, *, script: str, inputs: dict[str, str])
                 field=f"inputs.{name}")
     refs: dict[str, InputRef] = {}
     if inputs:
-        from hq.server.services import datasets as dataset_service
-
         for name, ref in inputs.items():
             row = await dataset_service.resolve_input(session, ref=ref)
             refs[name] = InputRef(dataset=row.dataset_name, version=row.version, sha256=row.sha256,

@@ -12,6 +12,7 @@ from hq.schemas.agents import CompleteRequest, CompleteResponse, HeartbeatRespon
 from hq.schemas.common import JobStatus
 from hq.server import notify, queue
 from hq.server.db.models import Job, JobLog, JobResultRow
+from hq.server.services import artifacts as artifact_service
 
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled})
@@ -59,8 +60,6 @@ async def complete(session: AsyncSession, *, job_id: str, body: CompleteRequest,
         except ValueError as exc:
             raise errors.ValidationFailed(f"results: {exc}", field="results") from exc
     if body.artifacts:
-        from hq.server.services import artifacts as artifact_service
-
         await artifact_service.verify_and_record_artifacts(
             session, store=store, job_id=job.id, attempt=job.attempts, files=body.artifacts)
     results = body.results
