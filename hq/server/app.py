@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Uploads stream to storage with their own limit (HQ_MAX_UPLOAD_BYTES); everything else is JSON.
 STREAMED_PREFIXES = ("/api/v1/datasets/", "/storage/")
+# Where a request value came from; not part of the field name an error reports.
+LOCATIONS = ("body", "query", "path", "header", "cookie")
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -120,7 +122,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = list(exc.errors())
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in first.get("loc", ())]
+        loc = loc[1:] if loc and loc[0] in LOCATIONS else loc  # a field may be named "path"
         field = ".".join(loc) or None
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         if len(problems) > 1:
