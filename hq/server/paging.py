@@ -21,7 +21,10 @@ def encode_cursor(*, sort: str, value: Any, last_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, sort: str) -> tuple[Any, str]:
+def decode_cursor(cursor: str, *, sort: str,
+                  value_types: tuple[type, ...] | None = None) -> tuple[Any, str]:
+    """The (value, id) a cursor holds; ``value_types`` are the types the sort column allows, so a
+    forged cursor gets a 400 instead of reaching the database."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, last_id = json.loads(raw)
@@ -29,6 +32,8 @@ def decode_cursor(cursor: str, *, sort: str) -> tuple[Any, str]:
             value = datetime.fromisoformat(value["t"])
         if not isinstance(last_id, str):
             raise TypeError(last_id)
+        if value_types is not None and not isinstance(value, value_types):
+            raise TypeError(value)
     except (ValueError, TypeError, KeyError) as exc:
         raise errors.BadRequest(BAD_CURSOR, field="cursor") from exc
     if cursor_sort != sort:

@@ -273,6 +273,9 @@ async def cancel(session: AsyncSession, *, job_id: str) -> Job:
 
 SORT_COLUMNS = {"created_at": Job.created_at, "priority": Job.priority, "status": Job.status,
                 "script": Job.script_name, "finished_at": Job.finished_at}
+CURSOR_TYPES: dict[str, tuple[type, ...]] = {
+    "created_at": (datetime,), "priority": (int,), "status": (str,), "script": (str,),
+    "finished_at": (datetime, type(None))}
 
 
 async def list_jobs(session: AsyncSession, *, statuses: list[str], script: str | None,
@@ -305,7 +308,7 @@ async def list_jobs(session: AsyncSession, *, statuses: list[str], script: str |
     if created_before:
         stmt = stmt.where(Job.created_at < created_before)
     if cursor:
-        value, last_id = paging.decode_cursor(cursor, sort=sort)
+        value, last_id = paging.decode_cursor(cursor, sort=sort, value_types=CURSOR_TYPES[key])
         if key == "finished_at" and value is None:
             value = FAR_FUTURE
         stmt = stmt.where(paging.after(column, Job.id, value=value, last_id=last_id,
