@@ -63,10 +63,16 @@ def dataset_download(name: str, version: int) -> Response:
         return flask.redirect(client.dataset_download_url(name, version))
 
 
+def home_redirect() -> Response | None:
+    """The bare root opens the jobs page (after the login check, which runs first)."""
+    return flask.redirect("/jobs") if flask.request.path == "/" else None
+
+
 def create_app(settings: DashSettings) -> dash.Dash:
     """The app for one HQ server. Never built at import time; serve ``app.server`` (WSGI)."""
     server = flask.Flask(__name__)
     init_auth(server, settings)
+    server.before_request(home_redirect)
     server.add_url_rule(
         "/download/jobs/<job_id>/artifacts/<path:path>", "artifact", artifact_download
     )

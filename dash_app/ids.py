@@ -50,6 +50,7 @@ DATASET_UPLOAD_NAME = "dataset-upload-name"
 DATASET_MESSAGE = "dataset-message"
 DATASET_VERSION = "dataset-version"
 DATASET_DETAIL = "dataset-detail"
+DATASET_SHOWN = "dataset-shown"
 
 # compare
 COMPARE_DATA = "compare-data"

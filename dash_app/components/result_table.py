@@ -31,6 +31,7 @@ class ResultTableAIO(html.Div):
         rows: Sequence[dict[str, Any]],
         columns: Sequence[str] | None = None,
         height: str = "320px",
+        count: bool = True,
     ) -> None:
         super().__init__(
             className="card result-table",
@@ -39,7 +40,7 @@ class ResultTableAIO(html.Div):
                     className="card-head",
                     children=[
                         html.H3(title),
-                        html.Span(f"{len(rows)} rows", className="muted"),
+                        html.Span(f"{len(rows)} rows" if count else "", className="muted"),
                         html.Button(
                             "Export CSV", id=self.ids.export(aio_id), className="btn small"
                         ),

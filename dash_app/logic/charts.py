@@ -84,11 +84,16 @@ def figure_from_spec(spec: ChartSpec, tables: dict[str, list[dict[str, Any]]]) -
     return fig
 
 
-def figure_from_chart(chart: dict[str, Any], tables: dict[str, list[dict[str, Any]]]) -> go.Figure:
+def figure_from_chart(
+    chart: dict[str, Any], tables: dict[str, list[dict[str, Any]]], index: int = 0
+) -> go.Figure:
     """Any chart of a result -> a figure; a chart that cannot be drawn becomes an error figure."""
     try:
         if "data" in chart:
-            return go.Figure(chart)
+            fig = go.Figure(chart)
+            if not fig.layout.title.text:
+                fig.update_layout(title=chart_title(chart, index))
+            return fig
         return figure_from_spec(ChartSpec.model_validate(chart), tables)
     except ValueError as exc:
         return error_figure(f"cannot draw this chart: {str(exc).splitlines()[0]}")

@@ -49,6 +49,13 @@ def setting_params(table: CompareTable) -> list[str]:
     return [p for p in table.param_columns if p not in REPEAT_COLUMNS]
 
 
+def varying_params(rows: Sequence[dict[str, Any]], params: Sequence[str]) -> list[str]:
+    """The params whose value differs between rows (constant ones say nothing in a chart);
+    all of them when none varies."""
+    varying = [p for p in params if len({repr(r.get(p)) for r in rows}) > 1]
+    return varying or list(params)
+
+
 def setting_label(row: dict[str, Any], params: Sequence[str]) -> str:
     return ", ".join(f"{p}={row.get(p)}" for p in params) or "all jobs"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dash_app.logic.views import short_time
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import JOB_SORT_KEYS
 
@@ -193,9 +194,9 @@ def job_row(job: dict[str, Any]) -> dict[str, Any]:
         "attempts": f"{job.get('attempts', 0)}/{job.get('max_attempts', 0)}",
         "sweep_id": job.get("sweep_id") or "",
         "agent": _short(job.get("agent_id")),
-        "created_at": job.get("created_at"),
-        "started_at": job.get("started_at"),
-        "finished_at": job.get("finished_at"),
+        "created_at": short_time(job.get("created_at")),
+        "started_at": short_time(job.get("started_at")),
+        "finished_at": short_time(job.get("finished_at")),
         "duration_s": _seconds(job.get("started_at"), job.get("finished_at")),
         "params": _compact(job.get("params") or {}),
         "metrics": _compact(job.get("metrics") or {}),

@@ -48,49 +48,58 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
+def short_time(value: str | None) -> str:
+    """ISO timestamp -> 'YYYY-MM-DD HH:MM:SS' (UTC, as HQ stores it), '' for none."""
+    if not value:
+        return ""
+    return str(value).replace("T", " ")[:19]
+
+
 def timeline(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """A job (JobDetail as JSON) -> timeline rows: queued, started, ended, and every event."""
+    """A job (JobDetail as JSON) -> timeline rows, oldest first: its events, or, for a job
+    without events, the queued/started/ended times."""
     rows = [
         {
-            "when": job.get("created_at"),
-            "what": "queued",
-            "attempt": 0,
-            "agent": "",
-            "detail": f"queue {job.get('queue')}, priority {job.get('priority')}",
+            "when": short_time(e.get("at")),
+            "what": e.get("kind"),
+            "attempt": e.get("attempt"),
+            "agent": e.get("agent_id") or "",
+            "detail": e.get("detail") or "",
         }
+        for e in job.get("events", [])
     ]
-    for event in job.get("events", []):
+    if not rows:
+        agent = job.get("agent_id") or ""
         rows.append(
             {
-                "when": event.get("at"),
-                "what": event.get("kind"),
-                "attempt": event.get("attempt"),
-                "agent": event.get("agent_id") or "",
-                "detail": event.get("detail") or "",
+                "when": short_time(job.get("created_at")),
+                "what": "queued",
+                "attempt": 0,
+                "agent": "",
+                "detail": f"queue {job.get('queue')}",
             }
         )
-    if not job.get("events"):
         if job.get("started_at"):
             rows.append(
                 {
-                    "when": job["started_at"],
+                    "when": short_time(job["started_at"]),
                     "what": "started",
                     "attempt": job.get("attempts"),
-                    "agent": job.get("agent_id") or "",
+                    "agent": agent,
                     "detail": "",
                 }
             )
         if job.get("finished_at"):
             rows.append(
                 {
-                    "when": job["finished_at"],
+                    "when": short_time(job["finished_at"]),
                     "what": job.get("status"),
                     "attempt": job.get("attempts"),
-                    "agent": job.get("agent_id") or "",
+                    "agent": agent,
                     "detail": job.get("failure_reason") or "",
                 }
             )
-    return sorted(rows, key=lambda r: str(r["when"] or ""))
+    return sorted(rows, key=lambda r: str(r["when"]))
 
 
 def job_summary(job: dict[str, Any]) -> list[tuple[str, str]]:

@@ -99,7 +99,9 @@ def refresh(_ticks: int | None) -> tuple[Any, Any]:
     State(ids.AGENTS_GRID, "selectedRows"),
     prevent_initial_call=True,
 )
-def drain(_clicks: int | None, selected: list[dict[str, Any]] | None) -> tuple[Any, Any]:
+def drain(clicks: int | None, selected: list[dict[str, Any]] | None) -> tuple[Any, Any]:
+    if not clicks:  # the button appearing is not a click
+        return no_update, no_update
     if not allows(current_role(), "admin"):
         return forbidden("drain agents"), no_update
     if not selected:

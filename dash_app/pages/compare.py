@@ -23,6 +23,7 @@ from dash_app.logic.compare import (
     parallel_figure,
     parse_job_ids,
     setting_params,
+    varying_params,
 )
 from dash_app.logic.fit import scatter_with_fit
 from dash_app.logic.views import column_defs
@@ -77,7 +78,9 @@ def layout(
                 ],
             ),
             html.Div(dcc.Graph(id=ids.COMPARE_PARALLEL), className="card"),
-            ResultTableAIO(aio_id=TABLE_ID, title="Params and metrics", rows=[], height="400px"),
+            ResultTableAIO(
+                aio_id=TABLE_ID, title="Params and metrics", rows=[], height="400px", count=False
+            ),
         ]
     )
 
@@ -160,7 +163,8 @@ def draw(
     if not data or not metric:
         empty = error_figure("no results yet")
         return empty, empty, empty
-    rows, params = data["rows"], data["params"]
+    rows = data["rows"]
+    params = varying_params(rows, data["params"])
     scatter = scatter_with_fit(rows, x, metric) if x else error_figure("no numeric param")
     box = box_figure(group_by_setting(rows, params, metric), metric)
     return scatter, box, parallel_figure(rows, params, metric)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dash_app import ids
 from dash_app.auth import hq_client
@@ -34,6 +34,7 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
     return html.Div(
         [
             html.H1(f"Dataset {dataset.name}"),
+            dcc.Store(id=ids.DATASET_SHOWN, data=chosen.version),
             html.Div(
                 className="row",
                 children=[
@@ -112,10 +113,12 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
 @callback(
     Output(ids.URL, "search", allow_duplicate=True),
     Input(ids.DATASET_VERSION, "value"),
+    State(ids.DATASET_SHOWN, "data"),
     prevent_initial_call=True,
 )
-def pick_version(version: int | None) -> Any:
-    return f"?version={version}" if version else no_update
+def pick_version(version: int | None, shown: int | None) -> Any:
+    """Open another version (the dropdown appearing with the shown one is not a pick)."""
+    return f"?version={version}" if version and version != shown else no_update
 
 
 @callback(

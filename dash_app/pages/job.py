@@ -22,7 +22,7 @@ from dash_app.components.common import (
 from dash_app.components.result_table import ResultTableAIO
 from dash_app.grids import table_grid
 from dash_app.logic.accounts import allows
-from dash_app.logic.charts import chart_title, figure_from_chart
+from dash_app.logic.charts import figure_from_chart
 from dash_app.logic.status import is_finished
 from dash_app.logic.views import (
     human_size,
@@ -105,8 +105,7 @@ def _results(result: dict[str, Any] | None) -> tuple[Any, Any, Any]:
     charts = [
         html.Div(
             [
-                html.H3(chart_title(chart, i)),
-                dcc.Graph(id=ids.job_chart(i), figure=figure_from_chart(chart, tables)),
+                dcc.Graph(id=ids.job_chart(i), figure=figure_from_chart(chart, tables, i)),
             ],
             className="card",
         )
@@ -192,8 +191,10 @@ def refresh(_ticks: int | None, job_id: str) -> tuple[Any, ...]:
     State(ids.JOB_ID, "data"),
     prevent_initial_call=True,
 )
-def act(_cancel: int | None, _rerun: int | None, job_id: str) -> tuple[Any, Any, Any]:
+def act(cancel: int | None, rerun: int | None, job_id: str) -> tuple[Any, Any, Any]:
     """Cancel the job, or submit it again and open the new one."""
+    if not (cancel or rerun):  # the buttons appearing is not a click
+        return no_update, no_update, no_update
     if not allows(current_role(), "submitter"):
         return forbidden("cancel or rerun jobs"), no_update, no_update
     try:

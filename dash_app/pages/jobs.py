@@ -16,7 +16,7 @@ from dash_app.logic.status import is_finished
 from hq import errors
 
 dash.register_page(  # type: ignore[no-untyped-call]
-    __name__, path="/jobs", redirect_from=["/"], title="HQ · jobs", name="Jobs"
+    __name__, path="/jobs", title="HQ · jobs", name="Jobs"
 )
 
 LIVE_INTERVAL_MS = 2000

@@ -151,10 +151,12 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
 @callback(
     Output(ids.URL, "search", allow_duplicate=True),
     Input(ids.SCRIPT_VERSION, "value"),
+    State(ids.SCRIPT_NAME, "data"),
     prevent_initial_call=True,
 )
-def pick_version(version: int | None) -> Any:
-    return f"?version={version}" if version else no_update
+def pick_version(version: int | None, shown: dict[str, Any]) -> Any:
+    """Open another version (the dropdown appearing with the shown one is not a pick)."""
+    return f"?version={version}" if version and version != shown["version"] else no_update
 
 
 def _by_name(values: list[Any], states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -176,8 +178,8 @@ def _by_name(values: list[Any], states: list[dict[str, Any]]) -> dict[str, Any]:
     prevent_initial_call=True,
 )
 def submit(
-    _one: int | None,
-    _sweep: int | None,
+    one: int | None,
+    many: int | None,
     script: dict[str, Any],
     values: list[Any],
     sweeps: list[Any],
@@ -185,6 +187,8 @@ def submit(
     repeats: Any,
 ) -> tuple[Any, ...]:
     """Check the form against the schema, then submit a job (or a sweep) and open it."""
+    if not (one or many):  # the buttons appearing is not a click
+        return no_update, [no_update] * len(values), [no_update] * len(inputs), no_update
     states = ctx.states_list
     value_ids, sweep_ids, input_ids = states[1], states[2], states[3]
     is_sweep = ctx.triggered_id == ids.SCRIPT_SWEEP

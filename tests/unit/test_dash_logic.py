@@ -336,6 +336,12 @@ def test_repeats_group_by_setting_for_the_box_plot() -> None:
     assert [t.name for t in fig.data] == ["alpha=0.1", "alpha=1.0"]
 
 
+def test_constant_params_are_left_out_of_setting_labels() -> None:
+    rows = [{"a": 1, "t": "y"}, {"a": 2, "t": "y"}]
+    assert compare.varying_params(rows, ["a", "t"]) == ["a"]
+    assert compare.varying_params(rows[:1], ["a", "t"]) == ["a", "t"]
+
+
 def test_parallel_coordinates_encode_text_params_as_categories() -> None:
     rows = [{"kind": "b", "n": 1, "m": 0.5}, {"kind": "a", "n": 2, "m": 0.7}]
     fig = compare.parallel_figure(rows, ["kind", "n"], "m")
@@ -456,8 +462,26 @@ def test_timeline_orders_queued_events_and_end() -> None:
             {"at": "2026-11-25T00:00:01+00:00", "kind": "started", "attempt": 1, "agent_id": "a1"},
         ],
     }
+    job["events"].append({"at": "2026-11-25T00:00:00+00:00", "kind": "queued", "attempt": 0})
     assert [r["what"] for r in views.timeline(job)] == ["queued", "started", "succeeded"]
     assert views.timeline(job)[1]["agent"] == "a1"
+    assert views.timeline(job)[1]["when"] == "2026-11-25 00:00:01"
+
+
+def test_a_job_without_events_shows_its_times() -> None:
+    job = {
+        "created_at": "2026-11-25T00:00:00+00:00",
+        "started_at": "2026-11-25T00:00:02+00:00",
+        "finished_at": "2026-11-25T00:00:09+00:00",
+        "status": "failed",
+        "attempts": 2,
+        "agent_id": "a1",
+        "failure_reason": "exit 1",
+        "queue": "default",
+    }
+    rows = views.timeline(job)
+    assert [r["what"] for r in rows] == ["queued", "started", "failed"]
+    assert rows[2]["detail"] == "exit 1" and rows[2]["attempt"] == 2
 
 
 def test_agent_rows_show_slots_and_heartbeat_age() -> None:
@@ -538,9 +562,17 @@ def test_long_logs_keep_their_end() -> None:
 
 
 def test_rerun_pins_the_version_and_the_input_versions() -> None:
-    job = {"script": "linear-fit", "script_version": 3, "params": {"target": "y"},
-           "inputs": {"table": {"dataset": "points", "version": 2}}, "priority": 5,
-           "queue": "default", "labels": [], "max_attempts": 2, "timeout_s": 60}
+    job = {
+        "script": "linear-fit",
+        "script_version": 3,
+        "params": {"target": "y"},
+        "inputs": {"table": {"dataset": "points", "version": 2}},
+        "priority": 5,
+        "queue": "default",
+        "labels": [],
+        "max_attempts": 2,
+        "timeout_s": 60,
+    }
     body = views.rerun_request(job)
     assert body["script"] == "linear-fit@3" and body["inputs"] == {"table": "points@2"}
     assert body["reuse"] is False and body["priority"] == 5
