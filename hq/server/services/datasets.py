@@ -240,13 +240,12 @@ async def download_url(
 async def lineage(session: AsyncSession, *, name: str, version: int) -> Lineage:
     """Which job wrote this version (if promoted from one) and which jobs read it."""
     row = await get_version_row(session, name=name, version=version)
+    readers_q = select(JobInput.job_id).where(
+        JobInput.dataset_name == name, JobInput.version == version
+    )
     readers = (
         await session.scalars(
-            select(JobInput.job_id)
-            .join(Job, Job.id == JobInput.job_id)
-            .where(JobInput.dataset_name == name, JobInput.version == version)
-            .order_by(Job.created_at, Job.id)
-            .distinct()
+            select(Job.id).where(Job.id.in_(readers_q)).order_by(Job.created_at, Job.id)
         )
     ).all()
     return Lineage(
