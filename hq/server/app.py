@@ -155,7 +155,11 @@ def _retryable(exc: Exception) -> bool:
 
 
 class BodyLimit:
-    """Refuse request bodies past ``max_bytes`` with 413, counting what actually arrives."""
+    """Refuse request bodies past ``max_bytes`` with 413, counting what actually arrives.
+
+    A body without Content-Length (chunked) is read up to the limit before the app sees it: an
+    error raised while FastAPI reads the body would come out as its generic 400 instead.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -167,20 +171,30 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await _too_large(send, self.max_bytes)
+                return
+            await self.app(scope, receive, send)  # the HTTP server holds the body to its length
             return
+        buffered: list[Message] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise errors.PayloadTooLarge(_too_large_text(self.max_bytes))
-            return message
+                await _too_large(send, self.max_bytes)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _too_large_text(max_bytes: int) -> str:
