@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hq.schemas.common import Model, ReadModel
 
@@ -53,12 +53,13 @@ class SweepCreate(Model):
     timeout_s: int | None = Field(default=None, ge=1)
     reuse: bool = True
 
-    @model_validator(mode="after")
-    def _grid_values(self) -> SweepCreate:
-        for name, values in self.grid.items():
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in grid.items():
             if not values:
                 raise ValueError(f"grid.{name} must list at least one value")
-        return self
+        return grid
 
 
 class SweepRead(ReadModel):
