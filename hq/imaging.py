@@ -218,9 +218,11 @@ def format_validation_error(exc: ValidationError, *, source: str) -> errors.Vali
     problems = []
     first_field: str | None = None
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        first_field = first_field or where
         message = err["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in err["loc"])
+        if not where:  # a check across fields: name the one its message starts with
+            where = "command" if message.startswith("command ") else "(top level)"
+        first_field = first_field or where
         if err["type"] == "extra_forbidden":
             message = "unknown key (check its spelling; see DESIGN.md for the manifest's keys)"
         problems.append(f"  - {where}: {message}")
