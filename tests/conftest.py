@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.factories",
     "tests.fixtures.s3",
     "tests.fixtures.docker",
+    "tests.fixtures.browser",
 ]
