@@ -415,7 +415,9 @@ def test_image_deleted_locally_is_pulled_back_by_digest(
         f"FROM {base_image.tag}\nLABEL hq.test-nonce={time.time_ns()}\n"
     )
     ref = f"{registry}/hq-test/pullback:latest"
-    image, _ = docker_client.images.build(path=str(tmp_path), tag=ref, network_mode="none")
+    image, _ = docker_client.images.build(
+        path=str(tmp_path), tag=ref, network_mode="none", rm=True, forcerm=True
+    )
     digest = imaging.push_image(client=docker_client, ref=ref)
     docker_client.images.remove(ref, force=True)
     assert imaging.find_image(client=docker_client, ref=image.id) is None
