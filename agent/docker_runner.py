@@ -1,0 +1,256 @@
+"""Everything the agent asks of the Docker engine; the only module in ``agent/`` importing docker.
+
+A job container is always started from a ``ContainerSpec`` that the agent builds itself, with the
+hardened settings of DESIGN.md fixed here: no network, read-only root, a tmpfs ``/tmp`` owned by
+the script's user, every capability dropped, no-new-privileges, a non-root user and the memory,
+CPU and pids limits of the manifest. Nothing from a job is passed to the engine as a raw argument.
+The calls block; the agent runs them in its per-slot threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+
+log = logging.getLogger(__name__)
+
+JOB_LABEL = "hq.job"
+ATTEMPT_LABEL = "hq.attempt"
+LEASE_LABEL = "hq.lease"
+AGENT_LABEL = "hq.agent"
+KILL_TIMEOUT_SECONDS = 10
+
+
+class ImageUnavailable(Exception):
+    """The job's image is neither present locally nor pullable."""
+
+
+class ContainerGone(Exception):
+    """The container no longer exists."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What a job container is started with: only these fields reach the engine."""
+
+    image_id: str
+    command: list[str]
+    mounts: list[Mount]
+    labels: dict[str, str]
+    memory_bytes: int
+    cpus: float
+    pids: int
+    uid: int
+    gid: int
+    gpus: int = 0
+    environment: dict[str, str] = field(default_factory=dict)
+    tmpfs_bytes: int = 256 * 1024**2
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ExitState:
+    exit_code: int
+    oom_killed: bool
+
+
+@dataclass(frozen=True)
+class JobContainer:
+    """A container labelled ``hq.job`` found on this engine."""
+
+    id: str
+    labels: dict[str, str]
+    running: bool
+    started_at: str
+
+
+def split_repository(image: str) -> str:
+    """``reg:5000/ns/name:tag@sha256:..`` -> ``reg:5000/ns/name``."""
+    ref = image.split("@", 1)[0]
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    return ref[:colon] if colon > slash else ref
+
+
+class DockerRunner:
+    """A thin, typed wrapper over docker-py for the agent's few needs."""
+
+    def __init__(self, *, client: docker.DockerClient | None = None) -> None:
+        self.client = client or docker.from_env(timeout=120)
+        self.api = self.client.api
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- images ---------------------------------------------------------------------------
+    def resolve_image(self, *, image: str, digest: str) -> str:
+        """The local image ID for a job's pinned ``digest``, pulling ``repo@digest`` if absent.
+
+        ``digest`` is a registry digest, or for local unpushed images (standalone) the image ID.
+        The pull goes through the streaming API so that an error line is seen, not swallowed.
+        """
+        found = self._local_image(image=image, digest=digest)
+        if found:
+            return found
+        repo = split_repository(image)
+        try:
+            for line in self.api.pull(repo, tag=digest, stream=True, decode=True):
+                if isinstance(line, dict) and line.get("error"):
+                    raise ImageUnavailable(f"{repo}@{digest}: {line['error']}")
+        except docker.errors.APIError as exc:
+            raise ImageUnavailable(f"{repo}@{digest}: {exc.explanation or exc}") from exc
+        found = self._local_image(image=image, digest=digest)
+        if not found:
+            raise ImageUnavailable(f"{repo}@{digest}: pulled, but no image has that digest")
+        return found
+
+    def _local_image(self, *, image: str, digest: str) -> str | None:
+        repo = split_repository(image)
+        for ref in (digest, f"{repo}@{digest}"):
+            try:
+                found = self.client.images.get(ref)
+            except (docker.errors.ImageNotFound, docker.errors.NullResource):
+                continue
+            except docker.errors.APIError as exc:
+                if exc.status_code in (400, 404):
+                    continue
+                raise
+            if found.id == digest or any(
+                d.endswith(f"@{digest}") for d in found.attrs.get("RepoDigests") or []
+            ):
+                return str(found.id)
+        return None
+
+    # -- containers -----------------------------------------------------------------------
+    def create(self, spec: ContainerSpec) -> str:
+        """Create (not start) the hardened container for ``spec``; returns its id."""
+        device_requests = (
+            [docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+            if spec.gpus
+            else None
+        )
+        user = f"{spec.uid}:{spec.gid}"
+        host_config = self.api.create_host_config(
+            network_mode="none",
+            read_only=True,
+            tmpfs={
+                "/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_bytes},"
+                f"uid={spec.uid},gid={spec.gid},mode=1777"
+            },
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=spec.pids,
+            ipc_mode="private",
+            init=False,
+            privileged=False,
+            mounts=[
+                docker.types.Mount(
+                    target=m.target, source=str(m.source), type="bind", read_only=m.read_only
+                )
+                for m in spec.mounts
+            ],
+            device_requests=device_requests,
+            log_config=docker.types.LogConfig(
+                type="json-file", config={"max-size": "50m", "max-file": "1"}
+            ),
+        )
+        created = self.api.create_container(
+            spec.image_id,
+            command=spec.command,
+            user=user,
+            labels=spec.labels,
+            environment=spec.environment,
+            host_config=host_config,
+            network_disabled=True,
+            name=spec.name,
+        )
+        return str(created["Id"])
+
+    def attach(self, container_id: str) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(stdout, stderr) chunks from the start; call before ``start`` to miss nothing."""
+        stream: Iterator[tuple[bytes | None, bytes | None]] = self.api.attach(
+            container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+        )
+        return stream
+
+    def follow_logs(self, container_id: str) -> Iterator[bytes]:
+        """Output from now on, for a container adopted from an earlier life of the agent."""
+        stream: Iterator[bytes] = self.api.logs(
+            container_id, stdout=True, stderr=True, stream=True, follow=True, tail=0
+        )
+        return stream
+
+    def start(self, container_id: str) -> None:
+        self.api.start(container_id)
+
+    def wait(self, container_id: str) -> int:
+        """Block until the container stops; its exit code."""
+        try:
+            result = self.api.wait(container_id, timeout=None)
+        except docker.errors.NotFound as exc:
+            raise ContainerGone(container_id) from exc
+        return int(result.get("StatusCode", -1))
+
+    def kill(self, container_id: str) -> None:
+        try:
+            self.api.kill(container_id)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # already stopped
+            if exc.status_code != 409:
+                raise
+
+    def exit_state(self, container_id: str) -> ExitState:
+        try:
+            state = self.api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound as exc:
+            raise ContainerGone(container_id) from exc
+        return ExitState(
+            exit_code=int(state.get("ExitCode", -1)), oom_killed=bool(state.get("OOMKilled"))
+        )
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.api.inspect_container(container_id)
+        return result
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # removal already in progress
+            if exc.status_code != 409:
+                raise
+
+    def job_containers(self, *, agent_name: str | None = None) -> list[JobContainer]:
+        """Containers labelled ``hq.job`` (and ``hq.agent=<name>`` when given), running or not."""
+        filters = [JOB_LABEL] + ([f"{AGENT_LABEL}={agent_name}"] if agent_name else [])
+        found = []
+        for c in self.api.containers(all=True, filters={"label": filters}):
+            info = self.api.inspect_container(c["Id"])
+            found.append(
+                JobContainer(
+                    id=str(c["Id"]),
+                    labels=dict(c.get("Labels") or {}),
+                    running=bool(info["State"].get("Running")),
+                    started_at=str(info["State"].get("StartedAt", "")),
+                )
+            )
+        return found

@@ -1,0 +1,62 @@
+"""Keeps a job's lease alive and brings back what HQ asks of it: a cancel, or that it is lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from hq import errors
+from hq.client import HQClient
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeater:
+    """Heartbeats every ``interval_s`` in its own thread; sets ``wake`` on cancel or loss."""
+
+    def __init__(
+        self,
+        *,
+        client: HQClient,
+        job_id: str,
+        lease_token: str,
+        interval_s: float,
+        wake: threading.Event,
+    ) -> None:
+        self._client = client
+        self._job_id = job_id
+        self._lease_token = lease_token
+        self._interval_s = interval_s
+        self._wake = wake
+        self._stop = threading.Event()
+        self.cancel_requested = False
+        self.lost = False
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self) -> None:
+        """One heartbeat, now."""
+        try:
+            response = self._client.heartbeat(self._job_id, lease_token=self._lease_token)
+        except (errors.Conflict, errors.NotFound) as exc:
+            log.warning("lease lost: %s", exc, extra={"job_id": self._job_id})
+            self.lost = True
+            self._stop.set()
+            self._wake.set()
+            return
+        except errors.HQError as exc:  # HQ away: keep running, keep trying
+            log.warning("heartbeat failed: %s", exc, extra={"job_id": self._job_id})
+            return
+        if response.cancel_requested and not self.cancel_requested:
+            log.info("cancel requested", extra={"job_id": self._job_id})
+            self.cancel_requested = True
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.beat()

@@ -1,0 +1,272 @@
+"""One attempt of one job on this agent: prepare, run the container, watch it, report it.
+
+The order matters for never losing a result: the container's end is written to ``final.json`` in
+the job's folder before anything is uploaded, and the folder and the container are removed only
+once HQ has answered ``complete`` (accepted, or refused with 409 because the lease went to
+another agent). An agent that dies anywhere in between finds both on its next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from agent.cache import InputUnavailable
+from agent.context import AgentContext
+from agent.docker_runner import (
+    AGENT_LABEL,
+    ATTEMPT_LABEL,
+    JOB_LABEL,
+    LEASE_LABEL,
+    ContainerGone,
+    ContainerSpec,
+    ImageUnavailable,
+    Mount,
+)
+from agent.heartbeat import Heartbeater
+from agent.logship import LogShipper
+from agent.report import deliver_failure, report_result
+from agent.workspace import (
+    OUTPUTS_DIR,
+    PARAMS_FILE,
+    Final,
+    Workspace,
+    input_target,
+    substitute,
+)
+from hq import errors
+from hq.schemas.agents import Lease
+from hq.schemas.common import JobStatus
+
+log = logging.getLogger(__name__)
+
+WATCH_TICK_SECONDS = 1.0
+
+
+class JobRun:
+    """Runs one lease to its end. ``run`` and ``adopt`` never raise."""
+
+    def __init__(self, *, ctx: AgentContext, lease: Lease, workspace: Workspace) -> None:
+        self.ctx = ctx
+        self.lease = lease
+        self.ws = workspace
+        self.job_id = lease.job_id
+        self.wake = threading.Event()
+        self.heart = Heartbeater(
+            client=ctx.client,
+            job_id=lease.job_id,
+            lease_token=lease.lease_token,
+            interval_s=ctx.settings.heartbeat_interval_s,
+            wake=self.wake,
+        )
+        self.logs = LogShipper(
+            client=ctx.client,
+            job_id=lease.job_id,
+            lease_token=lease.lease_token,
+            flush_s=ctx.settings.log_flush_s,
+        )
+        self.container_id: str | None = None
+        self._exit_code: int | None = None
+
+    # -- entry points ---------------------------------------------------------------------
+    def run(self) -> None:
+        """A freshly claimed lease."""
+        self._guarded(self._run_fresh)
+
+    def adopt(self, container_id: str, started_at: datetime) -> None:
+        """A container still running from an earlier life of the agent, still leased to it."""
+        self.container_id = container_id
+        self._guarded(lambda: self._run_adopted(started_at))
+
+    def settle(self, final: Final, container_id: str | None) -> None:
+        """A job that ended while the agent was away (or before HQ acknowledged it)."""
+        self.container_id = container_id
+        self._guarded(lambda: self._finish(final))
+
+    def _guarded(self, body: Callable[[], None]) -> None:
+        self.heart.start()
+        self.logs.start()
+        try:
+            body()
+        except Exception as exc:
+            log.exception("job failed inside the agent", extra={"job_id": self.job_id})
+            self._report_agent_error(exc)
+        finally:
+            self.heart.stop()
+            self.logs.close()
+
+    # -- phases ---------------------------------------------------------------------------
+    def _run_fresh(self) -> None:
+        settings = self.ctx.settings
+        self.ws.prepare(self.lease, uid=settings.job_uid, gid=settings.job_gid)
+        final = self._start_and_watch()
+        if final is not None:
+            self._finish(final)
+
+    def _run_adopted(self, started_at: datetime) -> None:
+        assert self.container_id
+        self.logs.note("agent restarted: watching the running container again")
+        stream = self.ctx.runner.follow_logs(self.container_id)
+        reader = threading.Thread(target=self._read_plain, args=(stream,), daemon=True)
+        reader.start()
+        deadline = started_at.timestamp() + self.lease.timeout_s
+        final = self._watch(deadline, reader)
+        if final is not None:
+            self._finish(final)
+
+    def _start_and_watch(self) -> Final | None:
+        lease, ctx = self.lease, self.ctx
+        try:
+            image_id = ctx.runner.resolve_image(image=lease.image, digest=lease.digest)
+        except ImageUnavailable as exc:
+            self.logs.note(f"image unavailable: {exc}")
+            return Final(JobStatus.failed, None, f"image unavailable: {exc}")
+        mounts = []
+        for item in lease.inputs:
+            try:
+                path = ctx.cache.ensure(
+                    sha256=item.sha256,
+                    size=item.size,
+                    url=item.url,
+                    download=ctx.client.download_url,
+                )
+            except (InputUnavailable, errors.HQError, OSError) as exc:
+                self.logs.note(f"input {item.name} unavailable: {exc}")
+                return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
+            mounts.append(Mount(path, input_target(item.name, item.filename), read_only=True))
+        mounts.append(Mount(self.ws.params_file, PARAMS_FILE, read_only=True))
+        mounts.append(Mount(self.ws.outputs, OUTPUTS_DIR, read_only=False))
+        if self.heart.lost:
+            return None
+        if self.heart.cancel_requested:
+            return Final(JobStatus.cancelled, None, "cancelled")
+        resources = lease.manifest.resources
+        spec = ContainerSpec(
+            image_id=image_id,
+            command=substitute(lease),
+            mounts=mounts,
+            labels={
+                **ctx.settings.container_labels,
+                JOB_LABEL: lease.job_id,
+                ATTEMPT_LABEL: str(lease.attempt),
+                LEASE_LABEL: lease.lease_token,
+                AGENT_LABEL: ctx.settings.agent_name,
+            },
+            memory_bytes=resources.memory_bytes,
+            cpus=resources.cpus,
+            pids=resources.pids,
+            gpus=resources.gpus,
+            uid=ctx.settings.job_uid,
+            gid=ctx.settings.job_gid,
+            environment={
+                "HQ_JOB_ID": lease.job_id,
+                "HQ_ATTEMPT": str(lease.attempt),
+                "HQ_OUTPUTS": OUTPUTS_DIR,
+                "HQ_PARAMS": PARAMS_FILE,
+                "TMPDIR": "/tmp",
+                "MPLCONFIGDIR": "/tmp/matplotlib",
+                "XDG_CACHE_HOME": "/tmp/.cache",
+            },
+            tmpfs_bytes=min(resources.memory_bytes, 1024**3),
+        )
+        self.container_id = ctx.runner.create(spec)
+        stream = ctx.runner.attach(self.container_id)
+        ctx.runner.start(self.container_id)
+        reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
+        reader.start()
+        return self._watch(time.time() + lease.timeout_s, reader)
+
+    def _watch(self, deadline: float, reader: threading.Thread) -> Final | None:
+        """Wait for the container to end, killing it on cancel, timeout or a lost lease."""
+        cid = self.container_id
+        assert cid
+        waiter = threading.Thread(target=self._wait_exit, args=(cid,), daemon=True)
+        waiter.start()
+        why: JobStatus | None = None
+        while waiter.is_alive():
+            if self.heart.lost:
+                self.ctx.runner.kill(cid)
+                self.ctx.runner.remove(cid)
+                self.ws.remove()
+                log.warning("lease lost: container killed", extra={"job_id": self.job_id})
+                return None
+            if why is None and self.heart.cancel_requested:
+                why = JobStatus.cancelled
+                self.logs.note("cancel requested: killing the container")
+                self.ctx.runner.kill(cid)
+            elif why is None and time.time() >= deadline:
+                why = JobStatus.timed_out
+                self.logs.note(f"timeout after {self.lease.timeout_s} s: killing the container")
+                self.ctx.runner.kill(cid)
+            self.wake.wait(max(0.0, min(WATCH_TICK_SECONDS, deadline - time.time())))
+            self.wake.clear()
+        reader.join(timeout=5)
+        state = self.ctx.runner.exit_state(cid)
+        code = state.exit_code
+        if why is JobStatus.cancelled:
+            return Final(JobStatus.cancelled, code, "cancelled")
+        if why is JobStatus.timed_out:
+            return Final(JobStatus.timed_out, code, "timeout")
+        if state.oom_killed:
+            self.logs.note("the container was killed for running out of memory")
+            return Final(JobStatus.failed, code, "out-of-memory")
+        if code != 0:
+            return Final(JobStatus.failed, code, f"exit code {code}")
+        return Final(JobStatus.succeeded, 0, None)
+
+    def _wait_exit(self, cid: str) -> None:
+        try:
+            self._exit_code = self.ctx.runner.wait(cid)
+        except ContainerGone:
+            self._exit_code = -1
+        except Exception:
+            log.exception("waiting for the container failed", extra={"job_id": self.job_id})
+        finally:
+            self.wake.set()
+
+    def _read_demuxed(self, stream: Iterator[tuple[bytes | None, bytes | None]]) -> None:
+        try:
+            for out, err in stream:
+                if out:
+                    self.logs.feed("stdout", out)
+                if err:
+                    self.logs.feed("stderr", err)
+        except Exception as exc:  # the engine closed the stream: the container is gone
+            log.debug("log stream ended: %s", exc, extra={"job_id": self.job_id})
+
+    def _read_plain(self, stream: Iterator[bytes]) -> None:
+        try:
+            for chunk in stream:
+                self.logs.feed("stdout", chunk)
+        except Exception as exc:
+            log.debug("log stream ended: %s", exc, extra={"job_id": self.job_id})
+
+    # -- reporting ------------------------------------------------------------------------
+    def _finish(self, final: Final) -> None:
+        """Record the end on disk, then collect, upload and complete; clean up once answered."""
+        self.ws.save_final(final)
+        report_result(
+            ctx=self.ctx,
+            lease_token=self.lease.lease_token,
+            job_id=self.job_id,
+            ws=self.ws,
+            logs=self.logs,
+            final=final,
+            container_id=self.container_id,
+        )
+
+    def _report_agent_error(self, exc: Exception) -> None:
+        if self.container_id:
+            self.ctx.runner.kill(self.container_id)
+        deliver_failure(
+            ctx=self.ctx,
+            lease_token=self.lease.lease_token,
+            job_id=self.job_id,
+            ws=self.ws,
+            logs=self.logs,
+            reason=f"agent error: {exc}",
+            container_id=self.container_id,
+        )

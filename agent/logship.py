@@ -1,0 +1,116 @@
+"""Ships a job's output to HQ while it runs: lines are batched and sent every ``flush_s``.
+
+Chunks from the container are split into lines per stream (a partial line waits for its end);
+lines longer than a LogLine allows are cut. When HQ is away, unsent lines are kept (up to a cap,
+oldest dropped first, with a note) and go out with the next batch; once HQ says the lease is lost,
+shipping stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from hq import errors
+from hq.client import HQClient
+from hq.schemas.jobs import LogLine
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_CHARS = 64 * 1024
+MAX_BATCH_LINES = 5_000
+MAX_PENDING_LINES = 200_000
+
+
+class LogShipper:
+    def __init__(self, *, client: HQClient, job_id: str, lease_token: str, flush_s: float) -> None:
+        self._client = client
+        self._job_id = job_id
+        self._lease_token = lease_token
+        self._flush_s = flush_s
+        self._pending: list[LogLine] = []
+        self._partial: dict[str, bytes] = {}
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._loop, name=f"logs-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def feed(self, stream: str, data: bytes) -> None:
+        """A chunk of container output on ``stream`` (stdout or stderr)."""
+        buf = self._partial.get(stream, b"") + data
+        *lines, rest = buf.split(b"\n")
+        self._partial[stream] = rest
+        for raw in lines:
+            self._add(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def note(self, text: str) -> None:
+        """A line from the agent itself (image pull, skipped outputs, kill reasons)."""
+        self._add("agent", text)
+
+    def _add(self, stream: str, text: str) -> None:
+        now = datetime.now(UTC)
+        with self._lock:
+            for start in range(0, max(len(text), 1), MAX_LINE_CHARS):
+                self._pending.append(
+                    LogLine(at=now, stream=stream, text=text[start : start + MAX_LINE_CHARS])
+                )
+            overflow = len(self._pending) - MAX_PENDING_LINES
+            if overflow > 0:
+                del self._pending[:overflow]
+                self._dropped += overflow
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> bool:
+        """Send what is pending; False when some lines are still unsent."""
+        with self._send_lock:
+            while not self.lost:
+                with self._lock:
+                    if self._dropped:
+                        self._pending.insert(
+                            0,
+                            LogLine(
+                                at=datetime.now(UTC),
+                                stream="agent",
+                                text=f"[{self._dropped} log lines dropped while HQ was away]",
+                            ),
+                        )
+                        self._dropped = 0
+                    batch = self._pending[:MAX_BATCH_LINES]
+                if not batch:
+                    return True
+                try:
+                    self._client.send_logs(self._job_id, lease_token=self._lease_token, lines=batch)
+                except errors.Conflict:
+                    self.lost = True
+                    log.info("lease lost: log shipping stopped", extra={"job_id": self._job_id})
+                    return False
+                except errors.HQError as exc:
+                    log.warning("could not ship logs: %s", exc, extra={"job_id": self._job_id})
+                    return False
+                with self._lock:
+                    del self._pending[: len(batch)]
+            return False
+
+    def close(self) -> bool:
+        """Flush partial lines and stop; True when everything was sent."""
+        for stream, rest in list(self._partial.items()):
+            if rest:
+                self._add(stream, rest.decode("utf-8", errors="replace"))
+        self._partial.clear()
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        return self.flush()

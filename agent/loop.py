@@ -1,0 +1,259 @@
+"""The agent's main loop: register, settle what an earlier life left, claim and run jobs, drain.
+
+One thread per running job (a slot) and one claimer thread that long-polls ``claim`` for as many
+jobs as there are free slots. A drain (SIGTERM, or HQ's answer to a claim after
+``POST /agents/{id}/drain``) stops claiming; the agent exits once its running jobs are reported.
+A long poll still in flight at that point is abandoned: HQ checks the connection before it hands
+out work, and the process exit closes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from agent.cache import InputCache
+from agent.context import AgentContext
+from agent.docker_runner import (
+    ATTEMPT_LABEL,
+    JOB_LABEL,
+    LEASE_LABEL,
+    DockerRunner,
+    JobContainer,
+)
+from agent.job import JobRun
+from agent.report import cleanup
+from agent.settings import AgentSettings
+from agent.workspace import Final, Workspace
+from hq import errors
+from hq.client import HQClient
+from hq.schemas.agents import AgentCreate, Lease
+from hq.schemas.common import JobStatus
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 0.5
+
+
+class Agent:
+    def __init__(self, *, settings: AgentSettings, client: HQClient, runner: DockerRunner) -> None:
+        self.settings = settings
+        self.ctx = AgentContext(
+            settings=settings,
+            client=client,
+            runner=runner,
+            cache=InputCache(settings.cache_dir),
+            stopping=threading.Event(),
+        )
+        self.agent_id = ""
+        self.draining = threading.Event()
+        self._slots: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._signals = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("signal %s: draining (finish running jobs, claim nothing new)", signum)
+            self.drain()
+        else:
+            log.warning("second signal: stopping now; running jobs are settled on next start")
+            self.ctx.stopping.set()
+            self.drain()
+
+    def drain(self) -> None:
+        if not self.draining.is_set() and self.agent_id:
+            # Tell HQ too, so that a long-poll claim in flight is answered with nothing.
+            threading.Thread(target=self._drain_at_hq, name="drain", daemon=True).start()
+        self.draining.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _drain_at_hq(self) -> None:
+        try:
+            self.ctx.client.drain_agent(self.agent_id)
+        except errors.HQError as exc:
+            log.info("could not tell HQ about the drain: %s", exc)
+
+    def run(self) -> int:
+        """Run until drained; the process exit code."""
+        self.settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        if not self._register():
+            return 1
+        self.recover()
+        claimer = threading.Thread(target=self._claim_loop, name="claimer", daemon=True)
+        claimer.start()
+        with self._changed:
+            while not (self.draining.is_set() and (not self._slots or self.ctx.stopping.is_set())):
+                self._changed.wait(timeout=1.0)
+        log.info("drained: exiting", extra={"agent_id": self.agent_id})
+        return 0
+
+    def _register(self) -> bool:
+        s = self.settings
+        request = AgentCreate(
+            name=s.agent_name,
+            labels=s.labels,
+            capacity=s.agent_capacity,
+            gpus=s.agent_gpus,
+            queues=s.queues,
+        )
+        delay = FIRST_RETRY_SECONDS
+        while not self.draining.is_set():
+            try:
+                agent = self.ctx.client.register_agent(request)
+            except (errors.TransportError, errors.Unavailable) as exc:
+                log.warning("cannot register with HQ, retrying in %.1f s: %s", delay, exc)
+            else:
+                self.agent_id = agent.id
+                log.info(
+                    "registered as %s (%s)", agent.name, agent.id, extra={"agent_id": agent.id}
+                )
+                return True
+            self.draining.wait(delay)
+            delay = min(delay * 2, s.retry_max_s)
+        return False
+
+    # -- claiming -------------------------------------------------------------------------
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.settings.agent_capacity - len(self._slots)
+
+    def _claim_loop(self) -> None:
+        delay = FIRST_RETRY_SECONDS
+        while not self.draining.is_set():
+            free = self._free_slots()
+            if free <= 0:
+                with self._changed:
+                    self._changed.wait(timeout=1.0)
+                continue
+            try:
+                answer = self.ctx.client.claim(
+                    self.agent_id, capacity=free, wait_s=self.settings.claim_wait_s
+                )
+            except errors.NotFound:  # HQ forgot this agent (e.g. a wiped database)
+                log.warning("HQ does not know this agent: registering again")
+                self._register()
+                continue
+            except errors.HQError as exc:
+                log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
+                self.draining.wait(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+                continue
+            delay = FIRST_RETRY_SECONDS
+            for lease in answer.leases:  # held leases are run even if a drain came meanwhile
+                self._start_slot(lease, lambda run: run.run())
+            if answer.drain:
+                log.info("HQ asked this agent to drain")
+                self.drain()
+
+    def _start_slot(self, lease: Lease, body: Callable[[JobRun], None]) -> None:
+        ws = Workspace.for_lease(self.settings.jobs_dir, lease)
+        run = JobRun(ctx=self.ctx, lease=lease, workspace=ws)
+        key = f"{lease.job_id}-{lease.attempt}"
+
+        def slot() -> None:
+            try:
+                body(run)
+            finally:
+                with self._changed:
+                    self._slots.pop(key, None)
+                    self._changed.notify_all()
+
+        thread = threading.Thread(target=slot, name=f"job-{key}")
+        with self._changed:
+            self._slots[key] = thread
+        log.info(
+            "running job %s attempt %s", lease.job_id, lease.attempt, extra={"job_id": lease.job_id}
+        )
+        thread.start()
+
+    # -- recovery -------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Settle containers and job folders left by an earlier life of this agent."""
+        runner = self.ctx.runner
+        seen: set[str] = set()
+        for container in runner.job_containers(agent_name=self.settings.agent_name):
+            key = f"{container.labels.get(JOB_LABEL)}-{container.labels.get(ATTEMPT_LABEL)}"
+            seen.add(key)
+            self._recover_container(container, Workspace(self.settings.jobs_dir / key))
+        for folder in sorted(self.settings.jobs_dir.iterdir()):
+            if folder.name in seen or not folder.is_dir():
+                continue
+            ws = Workspace(folder)
+            lease, final = ws.lease(), ws.final()
+            if lease is not None and final is not None:
+                log.info("reporting job %s, finished in an earlier life", lease.job_id)
+                self._start_slot(lease, _settler(final, None))
+            else:  # never started: its lease expires and HQ requeues it
+                ws.remove()
+
+    def _recover_container(self, container: JobContainer, ws: Workspace) -> None:
+        runner = self.ctx.runner
+        lease = ws.lease()
+        token = container.labels.get(LEASE_LABEL, "")
+        job_id = container.labels.get(JOB_LABEL, "")
+        if lease is None or lease.lease_token != token:
+            log.warning(
+                "container %s of job %s has no folder: removing it", container.id[:12], job_id
+            )
+            runner.kill(container.id)
+            cleanup(ctx=self.ctx, ws=ws, container_id=container.id)
+            return
+        if container.running:
+            try:
+                self.ctx.client.heartbeat(job_id, lease_token=token)
+            except (errors.Conflict, errors.NotFound) as exc:
+                log.warning(
+                    "job %s is no longer leased to this agent (%s): killing its container",
+                    job_id,
+                    exc,
+                    extra={"job_id": job_id},
+                )
+                runner.kill(container.id)
+                cleanup(ctx=self.ctx, ws=ws, container_id=container.id)
+                return
+            except errors.HQError as exc:
+                log.warning("cannot check job %s with HQ (%s): watching it again", job_id, exc)
+            started = _parse_docker_time(container.started_at)
+            log.info("adopting the running container of job %s", job_id)
+            cid = container.id
+            self._start_slot(lease, lambda run: run.adopt(cid, started))
+            return
+        final = ws.final()
+        if final is None:
+            state = runner.exit_state(container.id)
+            if state.oom_killed:
+                final = Final(JobStatus.failed, state.exit_code, "out-of-memory")
+            elif state.exit_code:
+                final = Final(JobStatus.failed, state.exit_code, f"exit code {state.exit_code}")
+            else:
+                final = Final(JobStatus.succeeded, 0, None)
+        log.info("reporting job %s, which ended while the agent was away", job_id)
+        self._start_slot(lease, _settler(final, container.id))
+
+
+def _settler(final: Final, container_id: str | None) -> Callable[[JobRun], None]:
+    def body(run: JobRun) -> None:
+        run.settle(final, container_id)
+
+    return body
+
+
+def _parse_docker_time(value: str) -> datetime:
+    """Docker's ``2026-01-01T00:00:00.123456789Z`` (nanoseconds) as an aware datetime."""
+    try:
+        head, _, frac = value.rstrip("Z").partition(".")
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.now(UTC)

@@ -1,0 +1,171 @@
+"""Reporting a finished job to HQ: outputs collected and checked, artifacts uploaded, ``complete``.
+
+HQ being away is never a reason to lose a result: uploads and ``complete`` are retried with
+exponential backoff (fresh presigned URLs each round, files already uploaded are not sent again)
+until HQ answers. A 409 means the lease went elsewhere: the result is dropped, and the container
+and folder removed. Only a hard stop of the agent ends the retries, leaving everything on disk for
+its next start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agent.context import AgentContext
+from agent.logship import LogShipper
+from agent.workspace import Final, Workspace
+from hq import errors
+from hq.schemas.agents import ArtifactFile, CompleteRequest
+from hq.schemas.common import JobStatus
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 0.5
+
+
+def report_result(
+    *,
+    ctx: AgentContext,
+    lease_token: str,
+    job_id: str,
+    ws: Workspace,
+    logs: LogShipper,
+    final: Final,
+    container_id: str | None,
+) -> None:
+    """Collect ``outputs/``, check ``results.json``, deliver, and clean up when answered."""
+    settings = ctx.settings
+    collected = ws.collect(
+        max_files=settings.max_artifacts, max_file_bytes=settings.max_artifact_bytes
+    )
+    for skipped in collected.skipped:
+        logs.note(f"not uploaded: {skipped}")
+    results, problem = ws.read_results(collected.artifacts)
+    if problem:
+        logs.note(f"invalid results.json: {problem}")
+        if final.status is JobStatus.succeeded:
+            final = Final(JobStatus.failed, final.exit_code, f"invalid results.json: {problem}")
+    logs.note(
+        f"job ended: {final.status}"
+        + (f" ({final.failure_reason})" if final.failure_reason else "")
+    )
+    logs.close()
+    request = CompleteRequest(
+        lease_token=lease_token,
+        status=final.status,
+        exit_code=final.exit_code,
+        failure_reason=final.failure_reason,
+        results=results,
+        artifacts=collected.artifacts,
+    )
+    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request):
+        cleanup(ctx=ctx, ws=ws, container_id=container_id)
+
+
+def deliver_failure(
+    *,
+    ctx: AgentContext,
+    lease_token: str,
+    job_id: str,
+    ws: Workspace,
+    logs: LogShipper,
+    reason: str,
+    container_id: str | None,
+) -> None:
+    """Report a job that the agent itself could not run (a bug or a broken host)."""
+    logs.note(reason)
+    logs.close()
+    request = CompleteRequest(
+        lease_token=lease_token, status=JobStatus.failed, failure_reason=reason[:4000]
+    )
+    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request):
+        cleanup(ctx=ctx, ws=ws, container_id=container_id)
+
+
+def cleanup(*, ctx: AgentContext, ws: Workspace, container_id: str | None) -> None:
+    if container_id:
+        ctx.runner.remove(container_id)
+    ws.remove()
+
+
+def deliver(*, ctx: AgentContext, job_id: str, ws: Workspace, request: CompleteRequest) -> bool:
+    """Upload artifacts and complete, retrying while HQ is away; True once HQ has answered."""
+    client = ctx.client
+    uploaded: set[str] = set()
+    delay = FIRST_RETRY_SECONDS
+    refused_once = False
+    while True:
+        try:
+            _upload(ctx=ctx, job_id=job_id, ws=ws, request=request, uploaded=uploaded)
+            answer = client.complete(job_id, request)
+            log.info(
+                "job completed: %s (accepted=%s)",
+                answer.status,
+                answer.accepted,
+                extra={"job_id": job_id},
+            )
+            return True
+        except errors.Conflict as exc:
+            log.warning(
+                "HQ refused the result of job %s (409 %s): %s",
+                job_id,
+                exc.code,
+                exc,
+                extra={"job_id": job_id},
+            )
+            return True
+        except errors.HQError as exc:
+            transient = isinstance(exc, errors.TransportError | errors.Unavailable) or (
+                exc.status_code >= 500 or exc.status_code == 429
+            )
+            if not transient:
+                if refused_once:
+                    log.error(
+                        "HQ refused the failure report of job %s: %s",
+                        job_id,
+                        exc,
+                        extra={"job_id": job_id},
+                    )
+                    return True
+                refused_once = True
+                log.error(
+                    "HQ refused the result of job %s: %s", job_id, exc, extra={"job_id": job_id}
+                )
+                request = CompleteRequest(
+                    lease_token=request.lease_token,
+                    status=JobStatus.failed,
+                    exit_code=request.exit_code,
+                    failure_reason=f"HQ refused the result: {exc.message}"[:4000],
+                    artifacts=[a for a in request.artifacts if a.path in uploaded],
+                )
+                continue
+            log.warning(
+                "HQ unreachable while reporting job %s, retrying in %.1f s: %s",
+                job_id,
+                delay,
+                exc,
+                extra={"job_id": job_id},
+            )
+        if ctx.stopping.wait(delay):
+            log.warning(
+                "stopping: job %s stays on disk until the next start",
+                job_id,
+                extra={"job_id": job_id},
+            )
+            return False
+        delay = min(delay * 2, ctx.settings.retry_max_s)
+
+
+def _upload(
+    *, ctx: AgentContext, job_id: str, ws: Workspace, request: CompleteRequest, uploaded: set[str]
+) -> None:
+    todo: list[ArtifactFile] = [a for a in request.artifacts if a.path not in uploaded]
+    if not todo:
+        return
+    wanted = {a.path for a in todo}
+    answer = ctx.client.artifact_uploads(job_id, lease_token=request.lease_token, files=todo)
+    for item in answer.uploads:
+        if item.path not in wanted:  # only ever read the files the agent itself listed
+            continue
+        ctx.client.upload_url(item.url, ws.outputs / item.path)
+        uploaded.add(item.path)

@@ -1,0 +1,82 @@
+"""The agent's settings (prefix ``HQ_``), built once by ``get_settings()`` and passed in."""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hq.schemas.agents import MAX_CLAIM_WAIT_SECONDS
+
+
+class AgentSettings(BaseSettings):
+    """Where HQ is, who this agent is, how much it runs at once and where it keeps its files.
+
+    ``agent_labels`` and ``agent_queues`` are comma-separated in the environment
+    (``HQ_AGENT_LABELS=gpu,mem-32g``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HQ_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8080"
+    token: str | None = None
+    agent_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    agent_labels: str = ""
+    agent_queues: str = "default"
+    agent_capacity: int = Field(default=1, ge=1, le=256)
+    agent_gpus: int = Field(default=0, ge=0, le=64)
+    home: Path = Field(default_factory=lambda: Path.home() / ".hq")
+    agent_work_dir: Path | None = None  # default: <home>/agent
+    claim_wait_s: float = Field(default=20.0, gt=0, le=MAX_CLAIM_WAIT_SECONDS)
+    # Cancel requests ride on heartbeats, so this bounds how fast a cancel kills a container.
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, le=60)
+    log_flush_s: float = Field(default=0.5, gt=0, le=10)
+    retry_max_s: float = Field(default=30.0, gt=0, le=600)
+    # The uid:gid every script runs as (the base image's ``hq`` user).
+    job_uid: int = Field(default=1000, ge=1)
+    job_gid: int = Field(default=1000, ge=1)
+    max_artifact_bytes: int = Field(default=5 * 1024**3, ge=1)
+    max_artifacts: int = Field(default=10_000, ge=1, le=10_000)
+    # Extra labels on every job container, set by the operator (tests use hq.test=1), as
+    # comma-separated key=value pairs. Jobs themselves can add nothing.
+    agent_container_labels: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"HQ_URL {value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def labels(self) -> list[str]:
+        return [x.strip() for x in self.agent_labels.split(",") if x.strip()]
+
+    @property
+    def queues(self) -> list[str]:
+        return [x.strip() for x in self.agent_queues.split(",") if x.strip()] or ["default"]
+
+    @property
+    def work_dir(self) -> Path:
+        return self.agent_work_dir or self.home / "agent"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.work_dir / "cache" / "sha256"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.work_dir / "jobs"
+
+    @property
+    def container_labels(self) -> dict[str, str]:
+        pairs = (x.strip().partition("=") for x in self.agent_container_labels.split(","))
+        return {k.strip(): v.strip() for k, _, v in pairs if k.strip()}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> AgentSettings:
+    return AgentSettings()

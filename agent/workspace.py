@@ -1,0 +1,260 @@
+"""A job's folder on the agent host: ``<work_dir>/jobs/<job>-<attempt>/``.
+
+It holds ``lease.json`` (the lease, so a restarted agent can settle the job), ``params.json``
+(bound read-only at ``/hq/params.json``), ``outputs/`` (bound read-write at ``/hq/outputs``) and,
+once the container has ended, ``final.json`` (status, exit code and reason). The folder stays until
+HQ has acknowledged the result, so a finished job's outputs survive an HQ outage or an agent crash.
+
+Collecting outputs never follows a symlink: only regular files, found with ``lstat`` and opened with
+``O_NOFOLLOW``, become artifacts, so a script cannot smuggle a host file out of ``/hq/outputs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hq.schemas.agents import ArtifactFile, Lease
+from hq.schemas.common import JobStatus
+from hq.schemas.manifest import PLACEHOLDER_RE
+from hq.schemas.results import MAX_RESULTS_BYTES, Results
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1024 * 1024
+RESULTS_FILE = "results.json"
+INPUTS_ROOT = "/hq/inputs"
+OUTPUTS_DIR = "/hq/outputs"
+PARAMS_FILE = "/hq/params.json"
+
+
+@dataclass
+class Final:
+    """How a job ended, as the agent will report it."""
+
+    status: JobStatus
+    exit_code: int | None
+    failure_reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "exit_code": self.exit_code,
+            "failure_reason": self.failure_reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Final:
+        return cls(
+            status=JobStatus(data["status"]),
+            exit_code=data.get("exit_code"),
+            failure_reason=data.get("failure_reason"),
+        )
+
+
+@dataclass
+class Collected:
+    artifacts: list[ArtifactFile]
+    skipped: list[str]
+
+
+def input_target(name: str, filename: str) -> str:
+    return f"{INPUTS_ROOT}/{name}/{filename}"
+
+
+def _placeholder_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def substitute(lease: Lease) -> list[str]:
+    """The manifest's command with ``{params.x}`` and ``{inputs.x}`` filled in.
+
+    Strings go in as they are, other values JSON-encoded; a missing optional input or param
+    becomes an empty string. Each argument stays one argument: no shell is involved.
+    """
+    inputs = {i.name: input_target(i.name, i.filename) for i in lease.inputs}
+
+    def repl(match: Any) -> str:
+        kind, key = match.group(1), match.group(2)
+        if kind == "inputs":
+            return inputs.get(key, "")
+        return _placeholder_value(lease.params[key]) if key in lease.params else ""
+
+    return [PLACEHOLDER_RE.sub(repl, part) for part in lease.manifest.command]
+
+
+class Workspace:
+    """One attempt's folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def for_lease(cls, jobs_dir: Path, lease: Lease) -> Workspace:
+        return cls(jobs_dir / f"{lease.job_id}-{lease.attempt}")
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params.json"
+
+    def prepare(self, lease: Lease, *, uid: int, gid: int) -> None:
+        """Write lease and params, and make ``outputs/`` writable by the script's user."""
+        if self.root.exists():  # a crashed earlier try of this same attempt
+            shutil.rmtree(self.root)
+        self.outputs.mkdir(parents=True)
+        self.write_json("lease.json", lease.model_dump(mode="json"))
+        self.params_file.write_text(json.dumps(lease.params, indent=2, sort_keys=True))
+        self.params_file.chmod(0o444)
+        if os.geteuid() == 0:
+            os.chown(self.outputs, uid, gid)
+        else:  # a non-root agent cannot chown: let any uid write, as the folder is private
+            self.outputs.chmod(0o777)
+
+    def write_json(self, name: str, value: dict[str, Any]) -> None:
+        tmp = self.root / f".{name}.tmp"
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
+        tmp.replace(self.root / name)
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.root / name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def lease(self) -> Lease | None:
+        data = self.read_json("lease.json")
+        return Lease.model_validate(data) if data else None
+
+    def final(self) -> Final | None:
+        data = self.read_json("final.json")
+        return Final.from_json(data) if data else None
+
+    def save_final(self, final: Final) -> None:
+        self.write_json("final.json", final.to_json())
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- outputs --------------------------------------------------------------------------
+    def collect(self, *, max_files: int, max_file_bytes: int) -> Collected:
+        """Regular files under ``outputs/``, hashed; symlinks and special files are skipped."""
+        artifacts: list[ArtifactFile] = []
+        skipped: list[str] = []
+        stack = [(self.outputs, "")]
+        while stack:
+            folder, prefix = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                skipped.append(f"{prefix or '.'}: {exc.strerror}")
+                continue
+            for entry in entries:
+                rel = f"{prefix}{entry.name}"
+                st = os.lstat(entry.path)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((Path(entry.path), rel + "/"))
+                    continue
+                reason = self._refuse(
+                    rel,
+                    st,
+                    count=len(artifacts),
+                    max_files=max_files,
+                    max_file_bytes=max_file_bytes,
+                )
+                if reason:
+                    skipped.append(f"{rel}: {reason}")
+                    continue
+                digest = _hash_nofollow(Path(entry.path))
+                if digest is None:
+                    skipped.append(f"{rel}: not a regular file")
+                    continue
+                artifacts.append(ArtifactFile(path=rel, size=st.st_size, sha256=digest))
+        artifacts.sort(key=lambda a: a.path)
+        return Collected(artifacts=artifacts, skipped=skipped)
+
+    @staticmethod
+    def _refuse(
+        rel: str, st: os.stat_result, *, count: int, max_files: int, max_file_bytes: int
+    ) -> str | None:
+        if stat.S_ISLNK(st.st_mode):
+            return "a symlink (never followed)"
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file"
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            return "the name is not valid UTF-8"
+        if len(rel) > 1024:
+            return "the path is longer than 1024 characters"
+        if st.st_size > max_file_bytes:
+            return f"{st.st_size} bytes is over the {max_file_bytes}-byte limit"
+        if count >= max_files:
+            return f"more than {max_files} files"
+        return None
+
+    def read_results(self, artifacts: list[ArtifactFile]) -> tuple[Results | None, str | None]:
+        """``results.json`` checked against the results schema: (results, error)."""
+        entry = next((a for a in artifacts if a.path == RESULTS_FILE), None)
+        if entry is None:
+            return None, None
+        if entry.size > MAX_RESULTS_BYTES:
+            return None, f"{entry.size} bytes is over the {MAX_RESULTS_BYTES}-byte limit"
+        raw = _read_nofollow(self.outputs / RESULTS_FILE, MAX_RESULTS_BYTES)
+        if raw is None:
+            return None, "not a regular file"
+        try:
+            results = Results.model_validate_json(raw)
+            results.check_tables_referenced()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(root)"
+            return None, f"{where}: {first['msg']}"
+        except ValueError as exc:
+            return None, str(exc)
+        return results, None
+
+
+def _open_nofollow(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _hash_nofollow(path: Path) -> str | None:
+    fd = _open_nofollow(path)
+    if fd is None:
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_nofollow(path: Path, limit: int) -> bytes | None:
+    fd = _open_nofollow(path)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(limit + 1)
