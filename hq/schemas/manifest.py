@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -22,6 +23,33 @@ def parse_memory_bytes(value: str) -> int:
         raise ValueError(f"memory {value!r} must look like 512m, 2g or 1048576")
     number, unit = int(match.group(1)), match.group(2).lower()
     return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+
+
+_CHECKED_SCHEMAS: set[str] = set()
+CHECKED_SCHEMAS_MAX = 512
+
+
+def _check_params_schema(value: dict[str, Any]) -> None:
+    """Check ``value`` against the JSON Schema meta-schema, remembering schemas that passed.
+
+    Every lease carries its manifest, so the server and each agent re-validate the same few
+    manifests for every job; the meta-schema check is ~1 ms, the memo lookup microseconds.
+    """
+    try:
+        key = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _CHECKED_SCHEMAS:
+        return
+    try:
+        jsonschema.Draft202012Validator.check_schema(value)
+    except jsonschema.SchemaError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ValueError(f"params is not a valid JSON Schema at {path}: {exc.message}") from exc
+    if key is not None:
+        if len(_CHECKED_SCHEMAS) >= CHECKED_SCHEMAS_MAX:
+            _CHECKED_SCHEMAS.clear()
+        _CHECKED_SCHEMAS.add(key)
 
 
 class InputSpec(Model):
@@ -73,11 +101,7 @@ class Manifest(Model):
     @field_validator("params")
     @classmethod
     def _params_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonschema.Draft202012Validator.check_schema(value)
-        except jsonschema.SchemaError as exc:
-            path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise ValueError(f"params is not a valid JSON Schema at {path}: {exc.message}") from exc
+        _check_params_schema(value)
         if value.get("type", "object") != "object":
             raise ValueError("params must be a JSON Schema of type 'object'")
         return value
