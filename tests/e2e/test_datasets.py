@@ -367,3 +367,25 @@ def test_bytes_io_uploads_stream_like_files(server: LiveServer) -> None:
         name="inline", stream=io.BytesIO(b"k,v\n1,2\n"), filename="inline.csv"
     )
     assert version.rows == 1 and version.columns == ["k", "v"]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_concurrent_uploads_get_distinct_versions(
+    make_server: StoreServer, tmp_path: Path, db: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = make_server(db=db)
+    token = server.token("submitter")
+    files = [write_csv(tmp_path / f"{n}.csv", 10 + n) for n in range(6)]
+
+    def send(path: Path) -> tuple[int, str]:
+        with HQClient(server.url, token) as client:
+            got = client.upload_dataset(name="busy", path=path)
+            return got.version, got.sha256
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(send, files))
+    assert sorted(v for v, _ in results) == [1, 2, 3, 4, 5, 6]
+    assert {s for _, s in results} == {sha256_of(p) for p in files}
+    assert len(stored_objects(server)) == 6

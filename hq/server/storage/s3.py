@@ -241,7 +241,14 @@ class S3Store(ObjectStore):
         return str(url)
 
     async def check(self) -> None:
+        """Ask the server each time (a cached answer would hide an outage from /health)."""
         try:
-            await self.ensure_bucket()
+            exists = await self._call(self._client.bucket_exists, self.bucket)
         except S3Error as exc:
             raise errors.Unavailable(f"S3 bucket {self.bucket!r}: {exc.code}") from exc
+        if not exists:
+            self._bucket_ready = False
+            try:
+                await self.ensure_bucket()
+            except S3Error as exc:
+                raise errors.Unavailable(f"S3 bucket {self.bucket!r}: {exc.code}") from exc
