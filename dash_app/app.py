@@ -87,4 +87,17 @@ def create_app(settings: DashSettings) -> dash.Dash:
         suppress_callback_exceptions=True,
     )
     app.layout = shell
+    warm_up()
     return app
+
+
+def warm_up() -> None:
+    """Build one figure of each kind now: plotly loads its validators on first use (~1 s), which
+    would otherwise land on the first visitor's compare page."""
+    from dash_app.logic.compare import box_figure, parallel_figure
+    from dash_app.logic.fit import scatter_with_fit
+
+    rows = [{"x": 1.0, "m": 1.0}, {"x": 2.0, "m": 3.0}]
+    scatter_with_fit(rows, "x", "m")
+    box_figure({"x=1": [1.0]}, "m")
+    parallel_figure(rows, ["x"], "m")

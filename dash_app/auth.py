@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -31,6 +34,7 @@ PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
 PUBLIC_PREFIXES = ("/assets/",)  # static CSS only; no data lives there
 XHR_PREFIXES = ("/_dash-", "/_reload-hash")
 EXTENSION = "hq_dash"
+MAX_CLIENTS = 256
 
 LOGIN_HTML = """<!doctype html>
 <html><head><title>HQ · log in</title><link rel="stylesheet" href="/assets/style.css"></head>
@@ -55,6 +59,17 @@ class AuthState:
     settings: DashSettings
     minted: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clients: OrderedDict[str, HQClient] = field(default_factory=OrderedDict)
+
+    def client_for(self, token: str) -> HQClient:
+        """The shared client of a token; the least recently used is closed past a bound."""
+        with self.lock:
+            client = self.clients.pop(token, None) or HQClient(self.settings.url, token)
+            self.clients[token] = client
+            while len(self.clients) > MAX_CLIENTS:
+                _, old = self.clients.popitem(last=False)
+                old.close()
+            return client
 
     def account_token(self, username: str) -> str:
         """The HQ token of an account, minted once per process with the admin token."""
@@ -97,9 +112,14 @@ def current_token() -> str:
     return str(user["token"])
 
 
-def hq_client() -> HQClient:
-    """A client for this request, with the logged-in user's token (one per request)."""
-    return HQClient(state().settings.url, current_token())
+@contextmanager
+def hq_client() -> Iterator[HQClient]:
+    """A client with the logged-in user's token.
+
+    Clients are kept per token and shared by requests (httpx clients are thread-safe): building
+    one costs about 70 ms (it loads CA bundles), more than most callbacks take otherwise.
+    """
+    yield state().client_for(current_token())
 
 
 def token_role(url: str, token: str) -> str:

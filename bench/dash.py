@@ -1,0 +1,322 @@
+"""Dash app speed in a real browser: the jobs page's first rows and a 200-job compare.
+
+A fresh PostgreSQL database and a real HQ server (subprocess) and ``hq dash`` (subprocess);
+Debian's Chromium driven by Playwright. Jobs are put into the database directly with SQL (the
+server's own table models), since submitting 100,000 jobs through the API would measure the API.
+
+Baseline, measured in the same run: the same pages with 100 jobs in the database and a compare of
+10 jobs. Then the database grows to ``--jobs`` (100,000) jobs and the compare to ``--sweep``
+(200) jobs. Budgets: first rows within 1 s, the compare's three charts within 3 s.
+Each figure is the median of ``--runs`` page loads in a warm browser (the first, cold load, which
+also fetches Dash's scripts, is shown apart). Everything started here is stopped by its PID.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as ``python bench/dash.py``, this folder would come first on sys.path, where this file
+# shadows the ``dash`` package and bench/queue.py the standard library's ``queue``.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+import argparse
+import hashlib
+import random
+import secrets
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import create_engine, insert
+
+from hq.client import HQClient
+from hq.server.db.models import Job, Sweep
+
+PG_ADMIN_URL = os.environ.get("HQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_TOKEN = "hq_bench-admin-token-" + uuid.uuid4().hex
+SCRIPT = "bench-fit"
+DIGEST = "sha256:" + "b" * 64
+MANIFEST: dict[str, Any] = {
+    "name": SCRIPT,
+    "command": ["python", "fit.py"],
+    "params": {
+        "type": "object",
+        "properties": {"alpha": {"type": "number", "minimum": 0}, "target": {"type": "string"}},
+    },
+}
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FIRST_ROWS_BUDGET_S = 1.0
+COMPARE_BUDGET_S = 3.0
+INSERT_BATCH = 5000
+START_TIMEOUT_S = 30.0
+CHARTS_DRAWN_JS = """(n) => ['compare-scatter', 'compare-box', 'compare-parallel'].every(id => {
+    const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+    if (!gd || !gd.data || gd.data.length === 0) return false;
+    return id !== 'compare-scatter' || (gd.data[0].x && gd.data[0].x.length === n);
+})"""
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> None:
+    process = subprocess.Popen(
+        cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    _children.append(process)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{cmd} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    sys.exit(f"{cmd} did not start: {log.read_text()[-2000:]}")
+
+
+def stop_children() -> None:
+    for process in reversed(_children):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def job_rows(n: int, *, start: datetime, sweep_id: str | None = None) -> list[dict[str, Any]]:
+    """n finished jobs of the bench script, one second apart from ``start``."""
+    rng = random.Random(n)
+    rows = []
+    for i in range(n):
+        alpha = [0.0, 0.1, 1.0, 10.0][i % 4] if sweep_id else rng.random()
+        created = start + timedelta(seconds=i)
+        status = "succeeded" if sweep_id or rng.random() < 0.9 else "failed"
+        params = {"alpha": alpha, "target": "y"}
+        rows.append(
+            {
+                "id": str(uuid.uuid4()),
+                "script_name": SCRIPT,
+                "script_version": 1,
+                "image": f"hq/{SCRIPT}:latest",
+                "digest": DIGEST,
+                "manifest": MANIFEST,
+                "params": params,
+                "inputs": {},
+                "status": status,
+                "priority": 0,
+                "queue": "default",
+                "labels": [],
+                "gpus": 0,
+                "attempts": 1,
+                "max_attempts": 3,
+                "timeout_s": 600,
+                "reuse": False,
+                "cache_key": hashlib.sha256(f"{alpha}:{i}".encode()).hexdigest(),
+                "sweep_id": sweep_id,
+                "repeat": i // 4 if sweep_id else 0,
+                "cancel_requested": False,
+                "run_after": created,
+                "metrics": {
+                    "r2": 0.9 - 0.01 * alpha + rng.gauss(0, 0.01),
+                    "rmse": 1.0 + alpha + rng.gauss(0, 0.05),
+                }
+                if status == "succeeded"
+                else {},
+                "exit_code": 0 if status == "succeeded" else 1,
+                "created_at": created,
+                "started_at": created + timedelta(seconds=1),
+                "finished_at": created + timedelta(seconds=3),
+            }
+        )
+    return rows
+
+
+def insert_jobs(
+    db_url: str, rows: list[dict[str, Any]], sweep: dict[str, Any] | None = None
+) -> float:
+    began = time.perf_counter()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        if sweep is not None:
+            conn.execute(insert(Sweep.__table__), [sweep])
+        for i in range(0, len(rows), INSERT_BATCH):
+            conn.execute(insert(Job.__table__), rows[i : i + INSERT_BATCH])
+    engine.dispose()
+    return time.perf_counter() - began
+
+
+def sweep_row(sweep_id: str, total: int) -> dict[str, Any]:
+    return {
+        "id": sweep_id,
+        "script_name": SCRIPT,
+        "script_version": 1,
+        "total": total,
+        "spec": {"script": SCRIPT, "grid": {"alpha": [0.0, 0.1, 1.0, 10.0]}},
+        "created_at": datetime.now(UTC),
+    }
+
+
+def time_first_rows(page: Page, url: str) -> float:
+    began = time.perf_counter()
+    page.goto(f"{url}/jobs", wait_until="commit")
+    page.wait_for_selector(
+        "#jobs-grid .ag-center-cols-container .ag-row[row-index='0'] [col-id='status']:not(:empty)",
+        timeout=30_000,
+    )
+    return time.perf_counter() - began
+
+
+def time_compare(page: Page, url: str, sweep_id: str, n: int) -> float:
+    began = time.perf_counter()
+    page.goto(f"{url}/compare?sweep={sweep_id}", wait_until="commit")
+    page.wait_for_function(CHARTS_DRAWN_JS, arg=n, timeout=60_000, polling=20)
+    return time.perf_counter() - began
+
+
+def measure(page: Page, fn: Any, runs: int, *args: Any) -> tuple[float, float]:
+    """(cold, median warm) seconds."""
+    cold = fn(page, *args)
+    warm = [fn(page, *args) for _ in range(runs)]
+    return cold, statistics.median(warm)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100_000, help="jobs in the database")
+    parser.add_argument("--sweep", type=int, default=200, help="jobs in the compared sweep")
+    parser.add_argument("--runs", type=int, default=5, help="warm page loads per figure")
+    args = parser.parse_args()
+    name = f"hq_bench_dash_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}".replace(
+        "postgresql://", "postgresql+psycopg://", 1
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="hq-bench-dash-") as tmp:
+            run(Path(tmp), db_url, args)
+    finally:
+        stop_children()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(tmp: Path, db_url: str, args: argparse.Namespace) -> None:
+    api_port, dash_port = free_port(), free_port()
+    api, dash = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
+    env = {
+        **os.environ,
+        "HQ_HOME": str(tmp),
+        "HQ_DATABASE_URL": db_url,
+        "HQ_PORT": str(api_port),
+        "HQ_HOST": "127.0.0.1",
+        "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HQ_LOG_LEVEL": "warning",
+        "HQ_URL": api,
+        "HQ_DASH_PORT": str(dash_port),
+        "HQ_DASH_SECRET_KEY": secrets.token_hex(32),
+        "HQ_DASH_USERS": "bench:bench-pw:admin",
+    }
+    start([sys.executable, "-m", "hq", "server"], env, tmp / "server.log", f"{api}/api/v1/health")
+    with HQClient(api, ADMIN_TOKEN) as client:
+        client.publish_script_version(
+            name=SCRIPT, image=f"hq/{SCRIPT}:latest", digest=DIGEST, manifest=MANIFEST
+        )
+    start([sys.executable, "-m", "hq", "dash"], env, tmp / "dash.log", f"{dash}/login")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    small_sweep, big_sweep = str(uuid.uuid4()), str(uuid.uuid4())
+    insert_jobs(db_url, job_rows(90, start=t0))
+    insert_jobs(db_url, job_rows(10, start=t0, sweep_id=small_sweep), sweep_row(small_sweep, 10))
+    results: dict[str, tuple[float, float]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS, headless=True
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{dash}/login")
+        page.fill("#login-username", "bench")
+        page.fill("#login-password", "bench-pw")
+        page.click("#login-submit")
+        page.wait_for_url(f"{dash}/jobs")
+        results["first rows, 100 jobs"] = measure(page, time_first_rows, args.runs, dash)
+        results["compare, 10 jobs"] = measure(page, time_compare, args.runs, dash, small_sweep, 10)
+        more = args.jobs - 100 - args.sweep
+        seconds = insert_jobs(db_url, job_rows(more, start=t0 + timedelta(days=1)))
+        seconds += insert_jobs(
+            db_url,
+            job_rows(args.sweep, start=t0 + timedelta(days=30), sweep_id=big_sweep),
+            sweep_row(big_sweep, args.sweep),
+        )
+        print(
+            f"inserted {more + args.sweep} jobs with SQL in {seconds:.1f} s "
+            f"({args.jobs} in the database)"
+        )
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("ANALYZE jobs")
+        results[f"first rows, {args.jobs} jobs"] = measure(page, time_first_rows, args.runs, dash)
+        results[f"compare, {args.sweep} jobs"] = measure(
+            page, time_compare, args.runs, dash, big_sweep, args.sweep
+        )
+        browser.close()
+    report(results, args)
+
+
+def report(results: dict[str, tuple[float, float]], args: argparse.Namespace) -> None:
+    base_rows, base_cmp = results["first rows, 100 jobs"], results["compare, 10 jobs"]
+    rows_at, cmp_at = (
+        results[f"first rows, {args.jobs} jobs"],
+        results[f"compare, {args.sweep} jobs"],
+    )
+    print(f"\n{'measure':<28}{'cold s':>9}{'warm s':>9}{'vs baseline':>13}{'budget':>9}")
+    for label, (cold, warm) in results.items():
+        print(f"{label:<28}{cold:>9.3f}{warm:>9.3f}", end="")
+        if label.startswith("first rows") and (cold, warm) == rows_at:
+            print(
+                f"{warm / base_rows[1]:>12.2f}x{FIRST_ROWS_BUDGET_S:>8.1f}s "
+                f"{'ok' if warm <= FIRST_ROWS_BUDGET_S else 'OVER'}"
+            )
+        elif label.startswith("compare") and (cold, warm) == cmp_at:
+            print(
+                f"{warm / base_cmp[1]:>12.2f}x{COMPARE_BUDGET_S:>8.1f}s "
+                f"{'ok' if warm <= COMPARE_BUDGET_S else 'OVER'}"
+            )
+        else:
+            print(f"{'(baseline)':>13}")
+
+
+if __name__ == "__main__":
+    main()
