@@ -73,6 +73,8 @@ def _docker_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except docker.errors.APIError as exc:
+            raise errors.HQError(f"Docker: {exc.explanation or exc}") from exc
         except docker.errors.DockerException as exc:
             raise errors.HQError(f"Docker: {exc}") from exc
 
@@ -329,9 +331,9 @@ def _ensure_base(*, client: docker.DockerClient, base_image: str, on_line: OnLin
         for line in _progress_lines(client.api.pull(repo, tag=tag, stream=True, decode=True)):
             on_line(line)
         return client.images.get(base_image)
-    except docker.errors.DockerException as exc:
+    except docker.errors.APIError as exc:
         raise errors.NotFound(
-            f"base image {base_image} is not local and pulling it failed: {exc}"
+            f"base image {base_image} is not local and pulling it failed: {exc.explanation or exc}"
         ) from exc
 
 
@@ -546,18 +548,22 @@ def pull_by_digest(
         for line in _progress_lines(client.api.pull(ref, stream=True, decode=True)):
             on_line(line)
     except docker.errors.APIError as exc:
-        raise errors.NotFound(f"cannot pull {ref}: {exc}") from exc
+        raise errors.NotFound(f"cannot pull {ref}: {exc.explanation or exc}") from exc
     return client.images.get(ref)
 
 
 @_docker_errors
 def pull_image(*, client: docker.DockerClient, ref: str, on_line: OnLine = _quiet) -> Image:
-    """Pull ``ref`` from its registry, showing progress."""
+    """Pull ``ref`` from the registry it names, showing progress (never from a default hub)."""
+    if registry_of(ref) is None:
+        raise errors.NotFound(f"no local image {ref}, and it names no registry to pull it from")
     repo, tag = parse_repository_tag(ref)
     on_line(f"pulling {ref}")
     try:
         for line in _progress_lines(client.api.pull(repo, tag=tag, stream=True, decode=True)):
             on_line(line)
-    except docker.errors.NotFound as exc:
-        raise errors.NotFound(f"no image {ref} locally or in its registry") from exc
+    except docker.errors.APIError as exc:
+        raise errors.NotFound(
+            f"no local image {ref}, and pulling it failed: {exc.explanation or exc}"
+        ) from exc
     return client.images.get(ref)

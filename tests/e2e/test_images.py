@@ -12,6 +12,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,37 @@ def test_broken_manifest_fails_the_build_before_docker_is_touched(
     manifest.write_text(good.replace("fit.py", "fitt.py"))
     with pytest.raises(errors.ValidationFailed, match=r"command runs 'fitt\.py'"):
         imaging.load_manifest(script_dir)
+
+
+def test_cli_builds_reuse_existing_images_and_print_what_they_did(
+    base_image: BaseImage, example_images: dict[str, imaging.BuiltImage], tmp_path: Path
+) -> None:
+    def hq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hq", *args], capture_output=True, text=True, timeout=300
+        )
+
+    base = hq("base-image", "build", "--json")
+    assert base.returncode == 0, base.stderr
+    assert json.loads(base.stdout) == {
+        "tag": base_image.tag,
+        "image_id": base_image.image_id,
+        "built": False,
+    }
+    assert "reusing it" in base.stderr
+    script = hq("script", "build", str(SCRIPTS_DIR / "linear-fit"), "--json")
+    assert script.returncode == 0, script.stderr
+    out = json.loads(script.stdout)
+    assert (out["ref"], out["image_id"], out["reused"]) == (
+        "hq/linear-fit:latest",
+        example_images["linear-fit"].image_id,
+        True,
+    )
+    (tmp_path / "hq.yaml").write_text("name: x\ncommand: python\n")
+    broken = hq("script", "build", str(tmp_path))
+    assert broken.returncode == 1
+    assert "not a valid manifest" in broken.stderr and "  - name:" in broken.stderr
+    assert "  - command: Input should be a valid list" in broken.stderr
 
 
 # -- hardened runs on the example data ---------------------------------------------------------
