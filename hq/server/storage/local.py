@@ -26,6 +26,7 @@ from hq import errors
 from hq.server.storage import (
     CHUNK_BYTES,
     DEFAULT_PRESIGN_SECONDS,
+    MAX_PRESIGN_SECONDS,
     ObjectInfo,
     ObjectStore,
     check_expiry,
@@ -101,7 +102,7 @@ class LocalStore(ObjectStore):
             raise errors.Forbidden("this storage URL's signature does not match")
         if (time.time() if now is None else now) > expires_at:
             raise errors.Forbidden("this storage URL has expired: ask HQ for a new one")
-        if expires_at - (time.time() if now is None else now) > 3600:
+        if expires_at - (time.time() if now is None else now) > MAX_PRESIGN_SECONDS + 60:
             raise errors.Forbidden("this storage URL's expiry is too far in the future")
 
     async def presign_get(
@@ -168,7 +169,10 @@ class LocalStore(ObjectStore):
         def _put() -> None:
             tmp = self._temp_beside(target)
             try:
-                shutil.copyfile(path, tmp)
+                try:  # same filesystem (HQ's spool folder): a hard link instead of a copy
+                    os.link(path, tmp)
+                except OSError:
+                    shutil.copyfile(path, tmp)
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
