@@ -100,6 +100,9 @@ async def get_logs(job_id: str, request: Request, session: SessionDep, __: Viewe
     if not follow:
         _, lines = await _log_lines(session, job_id=job_id, after_id=0)
         return PlainTextResponse("".join(lines))
+    # The stream uses its own short sessions; this one must not hold a transaction (on SQLite,
+    # a BEGIN IMMEDIATE write lock) while the stream runs, or the stream waits on itself.
+    await session.close()
     return StreamingResponse(_follow(request, job_id=job_id), media_type="text/plain")
 
 
