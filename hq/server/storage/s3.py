@@ -36,6 +36,7 @@ from hq.server.storage import (
 logger = logging.getLogger(__name__)
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"})
+_BUCKET_RACE_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 _TIMEOUT_SECONDS = 30.0
 
 
@@ -108,6 +109,16 @@ class S3Store(ObjectStore):
             return await asyncio.to_thread(fn, *args, **kwargs)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise errors.Unavailable(f"S3 at {self.endpoint} is unreachable: {exc}") from exc
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES or exc.code in _BUCKET_RACE_CODES:
+                raise  # the caller decides what a missing object means
+            logger.warning(
+                "S3 refused %s: %s %s", getattr(fn, "__name__", fn), exc.code, exc.message
+            )
+            raise errors.Unavailable(
+                f"S3 at {self.endpoint} refused the request ({exc.code}): check the bucket "
+                "and the HQ_S3_ACCESS_KEY/HQ_S3_SECRET_KEY credentials"
+            ) from exc
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it is missing (once per process)."""
@@ -118,7 +129,7 @@ class S3Store(ObjectStore):
                 await self._call(self._client.make_bucket, self.bucket)
                 logger.info("created bucket %s", self.bucket, extra={"bucket": self.bucket})
             except S3Error as exc:
-                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                if exc.code not in _BUCKET_RACE_CODES:
                     raise
         self._bucket_ready = True
 
