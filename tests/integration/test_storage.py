@@ -380,3 +380,16 @@ async def test_unreachable_s3_is_reported_unavailable() -> None:
     )
     with pytest.raises(errors.Unavailable, match="unreachable"):
         await store.check()
+
+
+def test_stale_spool_files_are_swept_and_fresh_ones_kept(tmp_path: Path) -> None:
+    from hq.server.storage.uploads import sweep_stale
+
+    old, fresh, other = tmp_path / "upload-a.part", tmp_path / "upload-b.part", tmp_path / "x"
+    for path in (old, fresh, other):
+        path.write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    os.utime(other, (two_days_ago, two_days_ago))
+    assert sweep_stale(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["upload-b.part", "x"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from hq import errors
 logger = logging.getLogger(__name__)
 
 FILE_FIELD = "file"
+STALE_SPOOL_SECONDS = 24 * 3600
 MAX_FILENAME_CHARS = 255
 
 
@@ -143,6 +145,7 @@ async def receive_multipart_file(
             "(e.g. curl -F file=@data.csv)"
         )
     await asyncio.to_thread(spool_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(sweep_stale, spool_dir)
     path = spool_dir / f"upload-{uuid.uuid4().hex}.part"
     out: BinaryIO = await asyncio.to_thread(path.open, "wb")
     state = _State(out=out, max_bytes=max_bytes)
@@ -177,6 +180,20 @@ async def receive_multipart_file(
     finally:
         if not ok:
             await asyncio.to_thread(_remove, path)
+
+
+def sweep_stale(spool_dir: Path, *, max_age_s: float = STALE_SPOOL_SECONDS) -> int:
+    """Remove spool files left by a server that died mid-upload (older than ``max_age_s``)."""
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for path in spool_dir.glob("*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def _remove(path: Path) -> None:
