@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.docker",
     "tests.fixtures.browser",
+    "tests.fixtures.agent",
 ]
