@@ -22,6 +22,9 @@ from hq.schemas.agents import (
     ArtifactFile,
     ClaimRequest,
     ClaimResponse,
+    CompleteBatch,
+    CompleteBatchResponse,
+    CompleteItem,
     CompleteRequest,
     CompleteResponse,
     HeartbeatResponse,
@@ -285,6 +288,11 @@ class HQClient:
     def complete(self, job_id: str, request: CompleteRequest) -> CompleteResponse:
         return self._json("POST", f"/api/v1/jobs/{job_id}/complete", CompleteResponse,
                           json=self._body(request))
+
+    def complete_many(self, items: list[CompleteItem]) -> CompleteBatchResponse:
+        """Several results in one request; check each answer's ``accepted``."""
+        return self._json("POST", "/api/v1/jobs/complete", CompleteBatchResponse,
+                          json=self._body(CompleteBatch(items=items)))
 
     # -- presigned URLs (no bearer token) ----------------------------------------------------
     def download_url(self, url: str, dest: Path) -> None:

@@ -13,6 +13,7 @@ from hq.schemas.manifest import Manifest
 from hq.schemas.results import Results
 
 MAX_CLAIM_WAIT_SECONDS = 60.0
+MAX_COMPLETE_BATCH = 256
 
 
 class AgentCreate(Model):
@@ -115,3 +116,29 @@ class CompleteResponse(ReadModel):
     job_id: str
     status: JobStatus
     accepted: bool
+
+
+class CompleteItem(CompleteRequest):
+    """One result in a batch: which job, then what ``complete`` takes."""
+
+    job_id: str
+
+
+class CompleteBatch(Model):
+    """Several results in one request and one transaction; each is accepted or refused alone."""
+
+    items: list[CompleteItem] = Field(min_length=1, max_length=MAX_COMPLETE_BATCH)
+
+
+class CompleteItemResponse(ReadModel):
+    """``accepted``, or the error code and message the single ``complete`` would have sent."""
+
+    job_id: str
+    accepted: bool
+    status: JobStatus | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class CompleteBatchResponse(ReadModel):
+    results: list[CompleteItemResponse]

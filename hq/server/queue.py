@@ -99,6 +99,17 @@ async def get_leased_job(session: AsyncSession, *, job_id: str, lease_token: str
     if for_update:
         stmt = stmt.with_for_update()
     job = await session.scalar(stmt)
+    owner = None
+    if job is not None and agent_token_id is not None:
+        owner = await session.scalar(select(Agent.token_id).where(Agent.id == job.agent_id))
+    return check_lease(job, job_id=job_id, lease_token=lease_token,
+                       agent_token_id=agent_token_id, owner_token_id=owner)
+
+
+def check_lease(job: Job | None, *, job_id: str, lease_token: str, agent_token_id: str | None,
+                owner_token_id: str | None) -> Job:
+    """The fencing rule on an already loaded job: ``lease_token`` must be its current lease,
+    held by the agent token ``owner_token_id`` registered with (unless an admin acts)."""
     if job is None:
         raise errors.NotFound(f"job {job_id} not found")
     if job.status != JobStatus.running.value or job.lease_token != lease_token:
@@ -106,10 +117,8 @@ async def get_leased_job(session: AsyncSession, *, job_id: str, lease_token: str
             f"lease on job {job_id} is no longer valid "
             f"(job is {job.status}, attempt {job.attempts})"
         )
-    if agent_token_id is not None:
-        owner = await session.scalar(select(Agent.token_id).where(Agent.id == job.agent_id))
-        if owner != agent_token_id:
-            raise errors.Forbidden(f"job {job_id} is leased to another agent")
+    if agent_token_id is not None and owner_token_id != agent_token_id:
+        raise errors.Forbidden(f"job {job_id} is leased to another agent")
     return job
 
 

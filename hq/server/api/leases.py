@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from hq.schemas.agents import (
+    CompleteBatch,
+    CompleteBatchResponse,
     CompleteRequest,
     CompleteResponse,
     Heartbeat,
@@ -20,6 +22,21 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["agent"])
 
 def _scope(principal: Principal) -> str | None:
     return None if principal.role == Role.admin else principal.token_id
+
+
+@router.post("/complete", response_model=CompleteBatchResponse)
+async def complete_many(body: CompleteBatch, request: Request, session: SessionDep,
+                        store: StoreDep, principal: AgentPrincipal) -> CompleteBatchResponse:
+    """Report the ends of several attempts in one transaction; each item is accepted or refused
+    (with the code ``complete`` would answer) on its own."""
+    async with session.begin():
+        answers = await lease_service.complete_many(session, items=body.items,
+                                                    agent_token_id=_scope(principal), store=store)
+    metrics = request.app.state.metrics
+    for answer, duration in answers:
+        if answer.accepted and answer.status is not None:
+            metrics.observe_completion(status=answer.status, duration_s=duration)
+    return CompleteBatchResponse(results=[answer for answer, _ in answers])
 
 
 @router.post("/{job_id}/heartbeat", response_model=HeartbeatResponse)
