@@ -1,0 +1,258 @@
+"""The real `hq` command (a subprocess reading HQ_URL and HQ_TOKEN) against a real server:
+jobs, logs, sweeps, results export, tokens, and errors that say what to fix.
+
+One server per database for the module; each test has its own script and queue. A fake agent
+(through the API) completes the jobs: no Docker is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hq.client import HQClient
+from hq.schemas.common import JobStatus
+from tests.fixtures.api import FakeAgent, module_server, publish_fake, unique_queue
+from tests.fixtures.db import DB_KINDS
+from tests.fixtures.server import LiveServer, free_port
+
+CLI_TIMEOUT_SECONDS = 60
+pytestmark = pytest.mark.slow  # each `hq` run starts a Python process (about 0.8 s)
+
+
+@pytest.fixture(scope="module", params=DB_KINDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    with module_server(tmp_path_factory, db=request.param) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def submitter_token(server: LiveServer) -> str:
+    return server.token("submitter")
+
+
+@pytest.fixture
+def script(server: LiveServer) -> str:
+    return publish_fake(server.client("publisher")).script
+
+
+@pytest.fixture
+def queue() -> str:
+    return unique_queue()
+
+
+def hq(
+    server: LiveServer, token: str | None, *args: str, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HQ_URL", "HQ_TOKEN")}
+    env["HQ_URL"] = url or server.url
+    if token is not None:
+        env["HQ_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "hq", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
+    return result.stdout
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(ok(result))
+
+
+def test_job_submit_list_show_and_cancel(
+    server: LiveServer, submitter_token: str, script: str, queue: str
+) -> None:
+    created = as_json(
+        hq(server, submitter_token, "job", "submit", script, "-p", "n=3", "-p", "mode=slow",
+           "--params-json", '{"alpha": 2.5, "n": 1}', "--queue", queue, "--priority", "7",
+           "--json")
+    )  # fmt: skip
+    assert created["status"] == "queued" and created["priority"] == 7
+    assert created["params"] == {"n": 3, "alpha": 2.5, "mode": "slow"}  # -p wins over JSON
+    second = ok(hq(server, submitter_token, "job", "submit", script, "-p", "n=4", "--queue", queue))
+    second_id, status = second.split()[:2]
+    assert status == "queued"
+
+    page = as_json(hq(server, submitter_token, "job", "list", "--script", script, "--json"))
+    assert [j["id"] for j in page["items"]] == [second_id, created["id"]]
+    table = ok(hq(server, submitter_token, "job", "list", "--script", script, "--limit", "1"))
+    lines = table.splitlines()
+    assert lines[0].split() == ["id", "script", "status", "attempts", "created", "reason"]
+    assert lines[2].startswith(second_id) and f"{script}@1" in lines[2]
+    cursor = lines[-1].removeprefix("more: --cursor ").strip()
+    assert lines[-1].startswith("more: --cursor")
+    rest = as_json(
+        hq(server, submitter_token, "job", "list", "--script", script, "--limit", "1",
+           "--cursor", cursor, "--json")
+    )  # fmt: skip
+    assert [j["id"] for j in rest["items"]] == [created["id"]] and rest["next_cursor"] is None
+
+    shown = ok(hq(server, submitter_token, "job", "show", created["id"]))
+    assert f"job      {created['id']}" in shown
+    assert "status   queued  (attempt 0/3)" in shown
+    assert 'params   {"alpha": 2.5, "mode": "slow", "n": 3}' in shown
+    cancelled = ok(hq(server, submitter_token, "job", "cancel", created["id"]))
+    assert cancelled.split() == [created["id"], "cancelled"]
+    detail = as_json(hq(server, submitter_token, "job", "show", created["id"], "--json"))
+    assert detail["job"]["status"] == "cancelled"
+    assert [e["kind"] for e in detail["job"]["events"]] == ["queued", "cancelled"]
+
+
+def test_job_submit_wait_prints_the_result_and_cancel_of_a_running_job_is_a_request(
+    server: LiveServer, submitter_token: str, script: str, queue: str
+) -> None:
+    agent = FakeAgent(server, queue=queue)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            lease = agent.claim_one(wait_s=20)
+            agent.log(lease, "fitting")
+            agent.complete(lease, metrics={"rmse": 0.25, "r2": 0.875})
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    out = ok(hq(server, submitter_token, "job", "submit", script, "-p", "n=2", "--queue", queue,
+                "--wait", "30"))  # fmt: skip
+    thread.join(10)
+    assert not errors, errors
+    first, *metrics = out.splitlines()
+    job_id, status = first.split()
+    assert status == "succeeded"
+    assert metrics == ["  r2 = 0.875", "  rmse = 0.25"]
+    shown = ok(hq(server, submitter_token, "job", "show", job_id))
+    assert "metric   rmse = 0.25" in shown and "metric   r2 = 0.875" in shown
+    assert ok(hq(server, submitter_token, "job", "logs", job_id)) == "fitting\n"
+
+    running = ok(hq(server, submitter_token, "job", "submit", script, "-p", "n=3",
+                    "--queue", queue)).split()[0]  # fmt: skip
+    lease = agent.claim_one()
+    assert lease.job_id == running
+    out = ok(hq(server, submitter_token, "job", "cancel", running))
+    assert out.split() == [running, "cancel", "requested"]
+    assert agent.client.heartbeat(running, lease_token=lease.lease_token).cancel_requested
+
+
+def test_job_logs_follow_streams_until_the_job_ends(
+    server: LiveServer, submitter_token: str, script: str, queue: str
+) -> None:
+    job = HQClient(server.url, submitter_token).submit_job(
+        script=script, params={"n": 1}, queue=queue
+    )
+    agent = FakeAgent(server, queue=queue)
+    lease = agent.claim_one()
+    agent.log(lease, "step 1")
+    env = {**os.environ, "HQ_URL": server.url, "HQ_TOKEN": submitter_token}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "hq", "job", "logs", "-f", job.id],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "step 1\n"  # already there, shown at once
+        agent.log(lease, "step 2")
+        assert follower.stdout.readline() == "step 2\n"  # live
+        assert follower.poll() is None, "follow ended while the job ran"
+        ended = time.monotonic()
+        agent.complete(lease)
+        assert follower.wait(timeout=10) == 0
+        assert time.monotonic() - ended < 5
+        assert follower.stdout.read() == ""
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+
+
+def test_sweep_submit_show_and_results_export_as_csv(
+    server: LiveServer, submitter_token: str, script: str, queue: str, tmp_path: Path
+) -> None:
+    random_spec = {"n": 2, "seed": 4, "params": {"alpha": {"low": 0.1, "high": 1.0}}}
+    sweep = as_json(
+        hq(server, submitter_token, "sweep", "submit", script, "-g", "n=1,2,3", "-p", "mode=slow",
+           "--random", json.dumps(random_spec), "--repeats", "2", "--queue", queue, "--json")
+    )  # fmt: skip
+    assert sweep["total"] == 12 and sweep["counts"] == {"queued": 12}
+    agent = FakeAgent(server, queue=queue)
+    for i in range(12):
+        lease = agent.claim_one()
+        if i == 0:
+            agent.complete(lease, status=JobStatus.failed, exit_code=1)
+        else:
+            agent.complete(lease, metrics={"score": lease.params["n"] * lease.params["alpha"]})
+    shown = ok(hq(server, submitter_token, "sweep", "show", sweep["id"], "--results"))
+    head, columns, rule, *rows = shown.splitlines()
+    assert head.startswith(f"sweep {sweep['id']}  {script}@1  12 jobs")
+    assert "(failed: 1, succeeded: 11)  finished" in head
+    assert columns.split() == ["job_id", "status", "alpha", "mode", "n", "score"]
+    assert len(rows) == 12
+
+    out = tmp_path / "results.csv"
+    result = hq(server, submitter_token, "results", "export", "--script", script, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stderr
+    exported = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(exported) == 11 and {r["status"] for r in exported} == {"succeeded"}
+    for row in exported:
+        assert row["sweep_id"] == sweep["id"] and row["mode"] == "slow"
+        assert float(row["score"]) == pytest.approx(int(row["n"]) * float(row["alpha"]))
+    every = ok(hq(server, submitter_token, "results", "export", "--script", script,
+                  "--status", ""))  # fmt: skip
+    assert len(list(csv.DictReader(io.StringIO(every)))) == 12
+    table = as_json(
+        hq(server, submitter_token, "results", "export", "--script", script, "--format", "json")
+    )
+    assert table["metric_columns"] == ["score"] and len(table["rows"]) == 11
+
+
+def test_token_create_then_script_list_with_the_new_token(server: LiveServer, script: str) -> None:
+    token = ok(hq(server, server.admin_token, "token", "create", "--name", "ci", "--role",
+                  "viewer", "-q")).strip()  # fmt: skip
+    assert token.startswith("hq_")
+    listed = as_json(hq(server, token, "script", "list", "--json"))
+    assert script in [s["name"] for s in listed]
+    refused = hq(server, token, "token", "create", "--name", "x", "--role", "admin")
+    assert refused.returncode == 1
+    assert "role 'viewer' may not do this" in refused.stderr
+
+
+def test_cli_errors_say_what_to_fix_and_exit_1(
+    server: LiveServer, submitter_token: str, script: str
+) -> None:
+    bad = hq(server, submitter_token, "job", "submit", script, "-p", "n=0")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip() == ("Error: params.n: 0 is less than the minimum of 1 (params.n)")
+    unknown = hq(server, submitter_token, "job", "submit", "no-such-script", "-p", "n=1")
+    assert unknown.returncode == 1 and "unknown script 'no-such-script'" in unknown.stderr
+    assert "Traceback" not in bad.stderr + unknown.stderr
+    anonymous = hq(server, None, "job", "list")
+    assert anonymous.returncode == 1 and "Bearer" in anonymous.stderr
+    away = hq(server, submitter_token, "job", "list", url=f"http://127.0.0.1:{free_port()}")
+    assert away.returncode == 1 and "cannot reach HQ" in away.stderr
+    usage = hq(server, submitter_token, "job", "submit", script, "-p", "n")
+    assert usage.returncode == 2 and "'n' is not key=value" in usage.stderr
