@@ -207,6 +207,7 @@ def test_sweep_submit_show_and_results_export_as_csv(
             agent.complete(lease, metrics={"score": lease.params["n"] * lease.params["alpha"]})
     shown = ok(hq(server, submitter_token, "sweep", "show", sweep["id"], "--results"))
     head, columns, rule, *rows = shown.splitlines()
+    assert set(rule.replace(" ", "")) == {"-"}
     assert head.startswith(f"sweep {sweep['id']}  {script}@1  12 jobs")
     assert "(failed: 1, succeeded: 11)  finished" in head
     assert columns.split() == ["job_id", "status", "alpha", "mode", "n", "score"]
