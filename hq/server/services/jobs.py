@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,9 +66,28 @@ def with_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, A
     return out
 
 
+def _non_finite(value: Any, path: list[str]) -> tuple[list[str], float] | None:
+    """The path of the first NaN or infinity in a JSON value (Python's JSON parser admits them;
+    JSON, PostgreSQL's JSONB and scripts do not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _non_finite(item, [*path, str(key)])
+        if found is not None:
+            return found
+    return None
+
+
 def validate_params(manifest: Manifest, params: dict[str, Any], *, where: str = "params"
                     ) -> dict[str, Any]:
     """Params with defaults filled in, or a 422 naming the field and what it must be."""
+    bad = _non_finite(params, [where])
+    if bad is not None:
+        name = ".".join(bad[0])
+        raise errors.ValidationFailed(f"{name}: {bad[1]} is not a finite number; JSON numbers "
+                                      "must be finite", field=name)
     full = with_defaults(manifest.params, params)
     validator = jsonschema.Draft202012Validator(manifest.params)
     problems = sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path))
