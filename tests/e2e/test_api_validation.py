@@ -636,3 +636,24 @@ def test_results_without_a_script_sweep_or_jobs_is_422(
         422,
     )
     assert body["field"] == "format"
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_in_params_get_422_naming_the_field(
+    server: LiveServer, tokens: dict[str, str], admin: HQClient, number: str
+) -> None:
+    script = publish_fake(admin).script
+    before = table_counts(server)
+    raw = f'{{"script": "{script}", "params": {{"n": 1, "alpha": {number}}}}}'
+    response = call(
+        server,
+        tokens["submitter"],
+        "POST",
+        "/api/v1/jobs",
+        content=raw.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    body = problem(response, 422)
+    assert body["field"] == "params.alpha", body
+    assert "not a finite number" in body["message"], body
+    assert table_counts(server) == before
