@@ -26,7 +26,7 @@ import pytest
 from hq import errors, imaging
 from hq.schemas.manifest import PLACEHOLDER_RE
 from hq.schemas.results import Results
-from tests.fixtures.docker import SCRIPTS_DIR, TEST_LABEL, BaseImage
+from tests.fixtures.docker import SCRIPTS_DIR, TEST_LABEL, BaseImage, remove_test_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -90,7 +90,7 @@ def run_hardened(
         status = container.wait(timeout=240)
         logs = container.logs().decode(errors="replace")
     finally:
-        container.remove(force=True)
+        remove_test_containers(client)
     return int(status["StatusCode"]), logs, outputs
 
 
