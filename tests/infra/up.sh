@@ -30,8 +30,14 @@ apt_install() {
         APT_UPDATED=1
     fi
     log "apt-get install $*"
-    apt-get install -y -qq "$@" > "$STATE/apt.log" 2>&1 || { tail -30 "$STATE/apt.log"; exit 1; }
+    local rc=0
+    apt-get install -y -qq "$@" > "$STATE/apt.log" 2>&1 || rc=$?
     if [ "$added_policy" = 1 ]; then rm -f "$policy"; fi
+    if [ "$rc" != 0 ]; then
+        tail -30 "$STATE/apt.log"
+        log "apt-get install failed ($rc)"
+        exit 1
+    fi
 }
 
 # -- packages ----------------------------------------------------------------------------------
