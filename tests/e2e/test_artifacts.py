@@ -161,31 +161,30 @@ def test_an_artifact_with_other_content_is_refused(server: LiveServer, tmp_path:
     assert server.client("viewer").get_job(run.job_id).status == JobStatus.running
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "../escape.txt",
-        "/etc/passwd",
-        "a/../../b",
-        "a\\b.txt",
-        "%2e%2e/x",
-        "a/%2F/b",
-        "./a",
-        "a//b",
-        "\uff0e\uff0e/x",
-        "tab\there",
-    ],
-)
-def test_traversal_artifact_names_are_refused(
-    server: LiveServer, tmp_path: Path, name: str
-) -> None:
+TRAVERSAL_NAMES = [
+    "../escape.txt",
+    "/etc/passwd",
+    "a/../../b",
+    "a\\b.txt",
+    "%2e%2e/x",
+    "a/%2F/b",
+    "./a",
+    "a//b",
+    "\uff0e\uff0e/x",
+    "tab\there",
+]
+
+
+def test_traversal_artifact_names_are_refused(server: LiveServer) -> None:
     run = start_job(server)
-    bad = ArtifactFile(path=name, size=1, sha256="0" * 64)
-    with pytest.raises(errors.ValidationFailed, match="artifact path"):
-        run.agent.artifact_uploads(run.job_id, lease_token=run.lease.lease_token, files=[bad])
-    with pytest.raises(errors.ValidationFailed, match="artifact path"):
-        complete(run, [bad])
+    for name in TRAVERSAL_NAMES:
+        bad = ArtifactFile(path=name, size=1, sha256="0" * 64)
+        with pytest.raises(errors.ValidationFailed, match="artifact path"):
+            run.agent.artifact_uploads(run.job_id, lease_token=run.lease.lease_token, files=[bad])
+        with pytest.raises(errors.ValidationFailed, match="artifact path"):
+            complete(run, [bad])
     assert stored_objects(server, "artifacts/") == []
+    assert server.client("viewer").get_job(run.job_id).status == JobStatus.running
 
 
 def test_artifact_download_paths_cannot_escape(server: LiveServer, tmp_path: Path) -> None:
