@@ -393,3 +393,24 @@ def test_stale_spool_files_are_swept_and_fresh_ones_kept(tmp_path: Path) -> None
     os.utime(other, (two_days_ago, two_days_ago))
     assert sweep_stale(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["upload-b.part", "x"]
+
+
+async def test_s3_prefix_and_public_endpoint(s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    """Objects live under the URL's prefix; URLs are signed for the address agents use."""
+    port = urlsplit(s3_bucket.endpoint).port
+    url = (
+        f"s3://{s3_bucket.bucket}/tenant-a?endpoint={s3_bucket.endpoint}"
+        f"&public_endpoint=http://localhost:{port}"
+    )
+    store = make_store(
+        url=url,
+        s3_access_key=s3_bucket.server.access_key,
+        s3_secret_key=s3_bucket.server.secret_key,
+    )
+    data = b"prefixed"
+    key = dataset_key(hashlib.sha256(data).hexdigest())
+    await store.put_file(key, _write(tmp_path / "p", data))
+    assert s3_bucket.object_names() == [f"tenant-a/{key}"]
+    get_url = await store.presign_get(key)
+    assert urlsplit(get_url).netloc == f"localhost:{port}"
+    assert httpx.get(get_url).content == data
