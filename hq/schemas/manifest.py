@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -50,6 +51,19 @@ def _check_params_schema(value: dict[str, Any]) -> None:
         if len(_CHECKED_SCHEMAS) >= CHECKED_SCHEMAS_MAX:
             _CHECKED_SCHEMAS.clear()
         _CHECKED_SCHEMAS.add(key)
+
+
+def _non_finite_path(value: Any, path: str = "") -> str | None:
+    """Where a NaN or infinity sits in a JSON value (Python's JSON parser admits them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            found = _non_finite_path(item, f"{path}/{key}" if path else str(key))
+            if found is not None:
+                return found
+    return None
 
 
 class InputSpec(Model):
@@ -104,6 +118,9 @@ class Manifest(Model):
         _check_params_schema(value)
         if value.get("type", "object") != "object":
             raise ValueError("params must be a JSON Schema of type 'object'")
+        bad = _non_finite_path(value)
+        if bad is not None:  # JSON has no NaN or infinity; stored, it would turn into null
+            raise ValueError(f"params at {bad or '(root)'} is not a finite number")
         return value
 
     @model_validator(mode="after")
