@@ -657,3 +657,25 @@ def test_non_finite_numbers_in_params_get_422_naming_the_field(
     assert body["field"] == "params.alpha", body
     assert "not a finite number" in body["message"], body
     assert table_counts(server) == before
+
+
+def test_publishing_a_manifest_with_a_non_finite_number_is_422(
+    server: LiveServer, tokens: dict[str, str]
+) -> None:
+    name = unique_name()
+    before = table_counts(server)
+    manifest = json.dumps(fake_manifest(name)).replace('"minimum": 0', '"minimum": NaN', 1)
+    assert "NaN" in manifest
+    raw = f'{{"image": "img:1", "digest": "{fake_digest(name)}", "manifest": {manifest}}}'
+    response = call(
+        server,
+        tokens["publisher"],
+        "POST",
+        f"/api/v1/scripts/{name}/versions",
+        content=raw.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    body = problem(response, 422)
+    assert body["field"] == "manifest.params", body
+    assert "not a finite number" in body["message"], body
+    assert table_counts(server) == before
