@@ -161,9 +161,9 @@ async def receive_multipart_file(
         except errors.HQError:
             raise
         except Exception as exc:  # a malformed body or a dropped connection
-            if type(exc).__name__ == "ClientDisconnect":
+            if type(exc).__name__ == "ClientDisconnect":  # starlette's, not an app error
                 logger.info("upload interrupted by the client; nothing kept")
-                raise
+                raise errors.BadRequest("the upload was interrupted; nothing was kept") from exc
             raise errors.BadRequest(f"the multipart body could not be read: {exc}") from exc
         finally:
             await asyncio.to_thread(out.close)
