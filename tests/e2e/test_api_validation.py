@@ -679,3 +679,12 @@ def test_publishing_a_manifest_with_a_non_finite_number_is_422(
     assert body["field"] == "manifest.params", body
     assert "not a finite number" in body["message"], body
     assert table_counts(server) == before
+
+
+def test_a_job_submitted_while_no_agent_is_registered_says_so(
+    tokens: dict[str, str], server: LiveServer, admin: HQClient
+) -> None:
+    # No test in this module registers an agent.
+    job = admin.submit_job(script=publish_fake(admin).script, params={"n": 1})
+    assert job.status == "queued"
+    assert job.unschedulable_reason == "no live agent is registered: the job waits until one starts"
