@@ -19,6 +19,8 @@ import docker
 import pytest
 
 from hq import errors, imaging
+from hq.schemas.jobs import JobCreate
+from tests.fixtures.agent import AgentProcess, wait_status
 from tests.fixtures.docker import SCRIPTS_DIR, BaseImage
 from tests.fixtures.server import LiveServer
 
@@ -204,3 +206,43 @@ def test_publish_needs_a_publisher_token(
     assert result.returncode == 1
     assert "role" in result.stderr.lower() or "forbidden" in result.stderr.lower()
     assert live_server.client(role="viewer").list_scripts() == []
+
+
+def test_published_examples_run_as_jobs_through_an_agent(
+    live_server: LiveServer,
+    live_agent: AgentProcess,
+    example_images: dict[str, imaging.BuiltImage],
+) -> None:
+    """The whole path: publish (local digest), upload data, submit, an agent runs it hardened."""
+    token = live_server.token("publisher")
+    for built in example_images.values():
+        publish_json(live_server, token, built.ref)
+    admin = live_server.client()
+    for dataset, path in {
+        "diabetes": SCRIPTS_DIR / "linear-fit" / "example" / "diabetes.csv",
+        "iris": SCRIPTS_DIR / "cv-score" / "example" / "iris.csv",
+        "wine": SCRIPTS_DIR / "describe" / "example" / "wine.csv",
+    }.items():
+        admin.upload_dataset(name=dataset, path=path)
+    submitted = {
+        name: admin.submit_job(JobCreate(script=name, params=params, inputs={"table": dataset})).id
+        for name, params, dataset in (
+            ("linear-fit", {"target": "progression", "features": ["bmi", "bp", "s5"]}, "diabetes"),
+            ("cv-score", {"target": "species", "model": "knn", "folds": 3}, "iris"),
+            ("describe", {"max_histograms": 2}, "wine"),
+        )
+    }
+    for name, job_id in submitted.items():
+        job = wait_status(admin, job_id, {"succeeded", "failed", "timed_out"}, timeout_s=180)
+        assert job.status == "succeeded", (name, admin.job_logs(job_id), live_agent.log()[-2000:])
+    fit = admin.job_result(submitted["linear-fit"])
+    assert fit.metrics["n_terms"] == 3  # the features list reached the script via params.json
+    terms = [row["term"] for row in fit.tables["coefficients"]]
+    assert terms == ["(intercept)", "bmi", "bp", "s5"]
+    artifacts = {a.path for a in admin.list_artifacts(submitted["linear-fit"])}
+    assert {"results.json", "residuals.csv"} <= artifacts
+    cv = admin.job_result(submitted["cv-score"])
+    assert len(cv.tables["folds"]) == 3 and cv.tables["setup"][0]["model"] == "knn"
+    described = admin.job_result(submitted["describe"])
+    assert described.metrics["rows"] == 178
+    assert sum(c["kind"] == "histogram" for c in described.charts) == 2
