@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hq.schemas.common import JobStatus, Model, ReadModel
+from hq.schemas.common import JobStatus, Label, Model, QueueName, ReadModel
 from hq.schemas.jobs import LogLine
 from hq.schemas.manifest import Manifest
 from hq.schemas.results import Results
@@ -18,10 +18,11 @@ MAX_COMPLETE_BATCH = 256
 
 class AgentCreate(Model):
     name: str = Field(min_length=1, max_length=128)
-    labels: list[str] = Field(default_factory=list, max_length=64)
+    labels: list[Label] = Field(default_factory=list, max_length=64)
     capacity: int = Field(default=1, ge=1, le=256)
     gpus: int = Field(default=0, ge=0, le=64)
-    queues: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+    queues: list[QueueName] = Field(default_factory=lambda: ["default"], min_length=1,
+                                    max_length=64)
 
 
 class AgentRead(ReadModel):

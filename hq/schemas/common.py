@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 T = TypeVar("T")
 
@@ -22,6 +22,12 @@ def _check_name(value: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
+
+MAX_LABEL_CHARS = 128
+# A label an agent offers and a job needs (e.g. "gpu", "mem-32g"); the database holds 128 chars.
+Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
+QUEUE_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]
 
 
 class Model(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hq.schemas.common import JobStatus, Model, ReadModel
+from hq.schemas.common import JobStatus, Label, Model, ReadModel
 
 MAX_PRIORITY = 1000
 
@@ -22,7 +22,7 @@ class JobCreate(Model):
     priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY,
                           description="higher runs first")
     queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
-    labels: list[str] = Field(default_factory=list, max_length=32)
+    labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     reuse: bool = Field(default=False, description="return a succeeded job with the same cache key")

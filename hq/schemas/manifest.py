@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 from pydantic import Field, field_validator, model_validator
 
-from hq.schemas.common import Model, Name
+from hq.schemas.common import Label, Model, Name
 
 MEMORY_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
 PLACEHOLDER_RE = re.compile(r"\{(params|inputs)\.([A-Za-z_][A-Za-z0-9_-]*)\}")
@@ -99,7 +99,7 @@ class Manifest(Model):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     resources: Resources = Field(default_factory=Resources)
-    labels: list[str] = Field(default_factory=list)
+    labels: list[Label] = Field(default_factory=list, max_length=32)
 
     @field_validator("inputs")
     @classmethod

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hq.schemas.common import Model, ReadModel
+from hq.schemas.common import Label, Model, ReadModel
+from hq.schemas.jobs import MAX_PRIORITY
 
 MAX_SWEEP_JOBS = 10_000
 
@@ -46,11 +47,11 @@ class SweepCreate(Model):
     random: RandomSpec | None = None
     repeats: int = Field(default=1, ge=1, le=1000)
     inputs: dict[str, str] = Field(default_factory=dict)
-    priority: int = 0
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
-    labels: list[str] = Field(default_factory=list)
+    labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
-    timeout_s: int | None = Field(default=None, ge=1)
+    timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     reuse: bool = True
 
     @field_validator("grid")
