@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from hq import errors
@@ -15,6 +17,8 @@ router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 # Room for the multipart boundaries and part headers around the file itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Version numbers are 32-bit in the database: a larger one is a 422, not a database error.
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="version number, from 1")]
 
 
 @router.post(
@@ -90,7 +94,7 @@ async def get_dataset(name: str, session: SessionDep, _: Viewer) -> DatasetRead:
 
 @router.get("/{name}/versions/{version}", response_model=DatasetVersionRead)
 async def get_version(
-    name: str, version: int, session: SessionDep, _: Viewer
+    name: str, version: VersionPath, session: SessionDep, _: Viewer
 ) -> DatasetVersionRead:
     """One version: size, sha256, and for CSV/Parquet its rows, columns and first rows."""
     return await dataset_service.get_version(session, name=name, version=version)
@@ -98,7 +102,7 @@ async def get_version(
 
 @router.get("/{name}/versions/{version}/download", status_code=307, response_class=RedirectResponse)
 async def download_version(
-    name: str, version: int, session: SessionDep, store: StoreDep, _: Viewer
+    name: str, version: VersionPath, session: SessionDep, store: StoreDep, _: Viewer
 ) -> RedirectResponse:
     """A redirect to a presigned URL (valid for 10 minutes) that serves the file."""
     url = await dataset_service.download_url(session, store=store, name=name, version=version)
@@ -106,7 +110,9 @@ async def download_version(
 
 
 @router.get("/{name}/versions/{version}/lineage", response_model=Lineage)
-async def version_lineage(name: str, version: int, session: SessionDep, _: Viewer) -> Lineage:
+async def version_lineage(
+    name: str, version: VersionPath, session: SessionDep, _: Viewer
+) -> Lineage:
     """Which job wrote this version and which jobs read it."""
     return await dataset_service.lineage(session, name=name, version=version)
 

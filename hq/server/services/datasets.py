@@ -219,7 +219,7 @@ async def resolve_input(session: AsyncSession, *, ref: str) -> DatasetVersion:
         )
     version: int | None = None
     if sep and version_text != "latest":
-        if not version_text.isdigit() or int(version_text) < 1:
+        if not version_text.isdigit() or not 1 <= int(version_text) < 2**31:
             raise errors.ValidationFailed(
                 f"invalid dataset reference {ref!r}: the version after '@' must be a number "
                 "from 1, or 'latest'"

@@ -79,9 +79,10 @@ async def resolve(session: AsyncSession, *, ref: str) -> ScriptVersion:
     name, _, version_text = ref.partition("@")
     stmt = select(ScriptVersion).where(ScriptVersion.script_name == name)
     if version_text:
-        if not version_text.isdigit():
+        if not version_text.isdigit() or not 1 <= int(version_text) < 2**31:
             raise errors.ValidationFailed(
-                f"script {ref!r}: the version after '@' must be a number", field="script")
+                f"script {ref!r}: the version after '@' must be a number from 1",
+                field="script")
         stmt = stmt.where(ScriptVersion.version == int(version_text))
     row = await session.scalar(stmt.order_by(ScriptVersion.version.desc()).limit(1))
     if row is None:
