@@ -126,6 +126,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         loc = loc[1:] if loc and loc[0] in LOCATIONS else loc  # a field may be named "path"
         field = ".".join(loc) or None
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        if first.get("type") == "json_invalid":  # its loc holds a character position
+            ctx = first.get("ctx")
+            why = ctx.get("error", "") if isinstance(ctx, dict) else ""
+            field, message = None, f"the body is not valid JSON: {why} at character {loc[0]}"
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more problem(s))"
         details = {"errors": [{"field": ".".join(str(p) for p in e.get("loc", ())),
