@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hq import errors
 from hq.schemas.common import JobStatus, Page
 from hq.schemas.jobs import JobCreate, JobDetail, JobRead, JobResult
 from hq.server.db.models import Job, JobLog
@@ -67,6 +68,10 @@ async def list_jobs(
     sort: str = "-created_at", limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> Page[JobRead]:
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None and value.tzinfo is None:
+            raise errors.ValidationFailed(
+                f"{name}: give a timezone, e.g. 2026-01-01T00:00:00Z", field=name)
     statuses = [s for s in (status_ or "").split(",") if s]
     rows, next_cursor = await job_service.list_jobs(
         session, statuses=statuses, script=script, sweep=sweep, queue_name=queue,
