@@ -189,19 +189,21 @@ def test_malformed_job_fields_get_422_naming_the_field(
     assert table_counts(server) == before
 
 
-def test_a_body_that_is_not_json_gets_422(server: LiveServer, tokens: dict[str, str]) -> None:
-    body = problem(
-        call(
-            server,
-            tokens["submitter"],
-            "POST",
-            "/api/v1/jobs",
-            content=b'{"script": "x", ',
-            headers={"Content-Type": "application/json"},
-        ),
-        422,
+def test_a_body_that_is_not_json_gets_422_saying_where(
+    server: LiveServer, tokens: dict[str, str]
+) -> None:
+    response = call(
+        server,
+        tokens["submitter"],
+        "POST",
+        "/api/v1/jobs",
+        content=b'{"script": "x", ',
+        headers={"Content-Type": "application/json"},
     )
-    assert "JSON" in body["message"]
+    body = problem(response, 422)
+    assert "field" not in body, body
+    assert body["message"].startswith("the body is not valid JSON")
+    assert "at character 16" in body["message"]
 
 
 def test_unknown_and_missing_inputs_get_422_naming_the_input(
@@ -688,3 +690,123 @@ def test_a_job_submitted_while_no_agent_is_registered_says_so(
     job = admin.submit_job(script=publish_fake(admin).script, params={"n": 1})
     assert job.status == "queued"
     assert job.unschedulable_reason == "no live agent is registered: the job waits until one starts"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "says"),
+    [
+        ({"labels": ["x" * 129]}, "labels.0", "at most 128 characters"),
+        ({"labels": [""]}, "labels.0", "at least 1 character"),
+        ({"labels": ["gpu"] * 33}, "labels", "at most 32 items"),
+    ],
+)
+def test_oversized_labels_get_422_for_jobs_and_sweeps(
+    server: LiveServer,
+    tokens: dict[str, str],
+    admin: HQClient,
+    extra: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    script = publish_fake(admin).script
+    before = table_counts(server)
+    for path, body in (
+        ("/api/v1/jobs", {"script": script, "params": {"n": 1}, **extra}),
+        ("/api/v1/sweeps", {"script": script, "grid": {"n": [1, 2]}, **extra}),
+    ):
+        found = problem(call(server, tokens["submitter"], "POST", path, json=body), 422)
+        assert found["field"] == field and says in found["message"], found
+    assert table_counts(server) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({"priority": 10**12}, "priority"), ({"timeout_s": 10**12}, "timeout_s")],
+)
+def test_out_of_range_sweep_numbers_get_422(
+    server: LiveServer, tokens: dict[str, str], admin: HQClient, extra: dict[str, Any], field: str
+) -> None:
+    script = publish_fake(admin).script
+    before = table_counts(server)
+    body = {"script": script, "grid": {"n": [1]}, **extra}
+    found = problem(call(server, tokens["submitter"], "POST", "/api/v1/sweeps", json=body), 422)
+    assert found["field"] == field and "less than or equal to" in found["message"]
+    assert table_counts(server) == before
+
+
+def test_a_manifest_label_too_long_for_a_job_is_refused_at_publish(
+    server: LiveServer, tokens: dict[str, str]
+) -> None:
+    name = unique_name()
+    body = problem(
+        _publish(server, tokens["publisher"], name, manifest={"labels": ["x" * 200]}), 422
+    )
+    assert body["field"] == "manifest.labels.0" and "at most 128 characters" in body["message"]
+
+
+def test_agents_register_only_valid_queue_names_and_labels(server: LiveServer) -> None:
+    token = server.token("agent")
+    before = count_rows(server, "agents")
+    for extra, field in (
+        ({"queues": ["Bad Queue"]}, "queues.0"),
+        ({"queues": []}, "queues"),
+        ({"labels": ["x" * 129]}, "labels.0"),
+    ):
+        body = problem(
+            call(server, token, "POST", "/api/v1/agents", json={"name": "a", **extra}), 422
+        )
+        assert body["field"] == field, body
+    assert count_rows(server, "agents") == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("POST", "/api/v1/jobs", {"script": "{script}@99999999999999999999"}, 422, "script"),
+        ("POST", "/api/v1/jobs", {"script": "{script}@0"}, 422, "script"),
+        ("GET", "/api/v1/datasets/iris/versions/99999999999999999999", None, 422, "version"),
+        ("GET", "/api/v1/datasets/iris/versions/0/download", None, 422, "version"),
+        ("GET", "/api/v1/datasets/iris/versions/2147483648/lineage", None, 422, "version"),
+    ],
+)
+def test_version_numbers_beyond_32_bits_get_422_not_a_database_error(
+    server: LiveServer,
+    tokens: dict[str, str],
+    admin: HQClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    status: int,
+    field: str,
+) -> None:
+    if body is not None:
+        body = {
+            "script": body["script"].format(script=publish_fake(admin).script),
+            "params": {"n": 1},
+        }
+    found = problem(call(server, tokens["submitter"], method, path, json=body), status)
+    assert found["field"] == field, found
+
+
+def test_a_dataset_input_version_beyond_32_bits_is_422(
+    server: LiveServer, tokens: dict[str, str], admin: HQClient
+) -> None:
+    script = publish_fake(admin, inputs={"table": {"required": True}}).script
+    body = {"script": script, "params": {"n": 1}, "inputs": {"table": "iris@99999999999999999999"}}
+    found = problem(call(server, tokens["submitter"], "POST", "/api/v1/jobs", json=body), 422)
+    assert "must be a number from 1" in found["message"], found
+
+
+@pytest.mark.parametrize("name", ["created_after", "created_before"])
+def test_a_listing_time_without_a_timezone_gets_422(
+    server: LiveServer, tokens: dict[str, str], name: str
+) -> None:
+    response = call(
+        server, tokens["viewer"], "GET", "/api/v1/jobs", params={name: "2026-01-01T00:00:00"}
+    )
+    body = problem(response, 422)
+    assert body["field"] == name and "give a timezone" in body["message"]
+    fine = call(
+        server, tokens["viewer"], "GET", "/api/v1/jobs", params={name: "2026-01-01T00:00:00Z"}
+    )
+    assert fine.status_code == 200
