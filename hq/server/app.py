@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hq import errors
 from hq.schemas.common import Role
-from hq.server import migrations
+from hq.server import deps, migrations
 from hq.server.api import (
     agents,
     artifacts,
@@ -119,9 +119,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = list(exc.errors())
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            # FastAPI parses the body before it checks the token: check it here, so that a
+            # request without a valid token gets 401 whatever its body.
+            try:
+                await deps.get_principal(request, await deps.bearer(request))
+            except errors.NotAuthenticated as denied:
+                return await _hq_error(request, denied)
         loc = [str(p) for p in first.get("loc", ())]
         loc = loc[1:] if loc and loc[0] in LOCATIONS else loc  # a field may be named "path"
         field = ".".join(loc) or None
