@@ -42,6 +42,7 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/jobs/{job_id}/logs"): AGENT,
     ("POST", "/api/v1/jobs/{job_id}/heartbeat"): AGENT,
     ("POST", "/api/v1/jobs/{job_id}/complete"): AGENT,
+    ("POST", "/api/v1/jobs/complete"): AGENT,
     ("POST", "/api/v1/jobs/{job_id}/artifacts/uploads"): AGENT,
     ("GET", "/api/v1/jobs/{job_id}/artifacts"): READ,
     ("GET", "/api/v1/jobs/{job_id}/artifacts/{path}"): READ,
@@ -125,6 +126,28 @@ def test_route_refuses_a_missing_or_garbage_token_with_401(
         timeout=30,
     )
     assert bad_scheme.status_code == 401
+
+
+POST_ROUTES = [r for r in ROUTES if r[0] == "POST"]
+
+
+@pytest.mark.parametrize(("method", "path"), POST_ROUTES, ids=[p for _, p in POST_ROUTES])
+def test_a_body_that_is_not_json_still_gets_401_without_a_valid_token(
+    server: LiveServer, tokens: dict[str, str], method: str, path: str
+) -> None:
+    url = server.url + path.format(**PATH_VALUES)
+    for headers in ({}, {"Authorization": "Bearer hq_garbage-token-0123456789"}):
+        response = httpx.request(
+            method, url, content=b"{not json", timeout=30,
+            headers={**headers, "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert response.status_code == 401, response.text
+    allowed = next(iter(ROLE_TABLE[(method, path)] - {"admin"}), "admin")
+    response = httpx.request(
+        method, url, content=b"{not json", timeout=30,
+        headers={"Authorization": f"Bearer {tokens[allowed]}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status_code not in (401, 403) and response.status_code < 500, response.text
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
