@@ -33,7 +33,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_server_settings(request: Request) -> ServerSettings:
+# async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request.
+async def get_server_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
 
@@ -75,7 +76,7 @@ Admin = Annotated[Principal, Depends(allow())]
 AgentPrincipal = Annotated[Principal, Depends(allow(Role.agent))]
 
 
-def get_store(request: Request) -> Any:
+async def get_store(request: Request) -> Any:
     return request.app.state.store
 
 
