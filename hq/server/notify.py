@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 
 import psycopg
 from sqlalchemy import event, text
@@ -33,6 +34,8 @@ class Notifier:
         self._pg_url = _libpq_url(database_url) if database_url else None
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        # Sent with each NOTIFY, so this notifier skips its own echo: it fired at commit already.
+        self.origin = uuid.uuid4().hex[:12]
 
     # -- waiting ---------------------------------------------------------------------------
     def watch(self, topic: str) -> asyncio.Event:
@@ -85,7 +88,9 @@ class Notifier:
                     for topic in TOPICS:  # anything sent while we were away: re-query
                         self.fire(topic)
                     async for note in conn.notifies():
-                        self.fire(note.payload)
+                        topic, _, origin = note.payload.partition(":")
+                        if origin != self.origin:
+                            self.fire(topic)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database went away: reconnect with backoff
@@ -101,8 +106,10 @@ async def mark(session: AsyncSession, topic: str) -> None:
         return
     topics.add(topic)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, :topic)"),
-                              {"channel": CHANNEL, "topic": topic})
+        notifier = session.info.get(NOTIFIER_KEY)
+        payload = f"{topic}:{notifier.origin}" if isinstance(notifier, Notifier) else topic
+        await session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                              {"channel": CHANNEL, "payload": payload})
 
 
 @event.listens_for(Session, "after_commit")
