@@ -56,7 +56,8 @@ async def claim(agent_id: str, body: ClaimRequest, request: Request, settings: S
         async with state.sessionmaker() as session, session.begin():
             agent = await agent_service.get_agent(session, agent_id=agent_id,
                                                   token_id=_token_scope(principal))
-            await agent_service.touch(session, agent=agent)
+            await agent_service.touch(session, agent=agent,
+                                      fresh_seconds=settings.agent_offline_seconds / 20)
             if agent.drain_requested:
                 return ClaimResponse(leases=[], drain=True)
             jobs = await queue.claim_jobs(session, agent=agent, capacity=body.capacity,
