@@ -163,6 +163,11 @@ def build_base_image(
     if existing is not None and not force:
         on_line(f"base image {tag} exists ({existing.short_id}); reusing it (--force rebuilds)")
         return existing, False
+    if os.geteuid() != 0:
+        raise errors.HQError(
+            "building the base image runs debootstrap, which needs root: run it as root "
+            "(or use a base image from a registry with --base, e.g. python:3.11-slim)"
+        )
     if shutil.which("debootstrap") is None:
         raise errors.HQError(
             "debootstrap is not installed: apt-get install -y debootstrap "

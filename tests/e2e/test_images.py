@@ -282,6 +282,31 @@ def test_cli_builds_reuse_existing_images_and_print_what_they_did(
     assert "  - command: Input should be a valid list" in broken.stderr
 
 
+def test_failed_build_step_is_reported_with_its_output(
+    docker_client: docker.DockerClient, base_image: BaseImage, tmp_path: Path
+) -> None:
+    dockerfile = tmp_path / "failing.Dockerfile"
+    dockerfile.write_text(
+        imaging.SCRIPT_DOCKERFILE.read_text()
+        + 'RUN echo "the data folder is missing" >&2 && exit 3\n'
+    )
+    lines: list[str] = []
+    with pytest.raises(errors.HQError) as info:
+        imaging.build_script_image(
+            client=docker_client,
+            script_dir=SCRIPTS_DIR / "describe",
+            ref="hq-test/failing:1",
+            base_image=base_image.tag,
+            dockerfile=dockerfile,
+            on_line=lines.append,
+        )
+    assert "docker build failed" in info.value.message
+    assert "returned a non-zero code: 3" in info.value.message
+    assert "the data folder is missing" in info.value.message
+    assert any(line.startswith("Step ") for line in lines)  # progress was streamed
+    assert imaging.find_image(client=docker_client, ref="hq-test/failing:1") is None
+
+
 # -- hardened runs on the example data ---------------------------------------------------------
 
 
