@@ -49,6 +49,7 @@ SCRIPT = "bench-noop"
 DIGEST = "sha256:" + "0" * 64
 AGENTS = 2
 STEP_TIMEOUT_S = 120.0
+SERVER_CMD = [sys.executable, "-m", "hq", "server"]  # a profiling run may swap in a wrapper
 LATENCY_GAP_S = 0.02  # let both agents return to their long poll between latency samples
 
 _children: list[Child] = []
@@ -152,7 +153,7 @@ def start_hq(home: Path, database_url: str) -> tuple[Child, str]:
     port = free_port()
     env = {"HQ_HOME": str(home), "HQ_DATABASE_URL": database_url, "HQ_PORT": str(port),
            "HQ_HOST": "127.0.0.1", "HQ_ADMIN_TOKEN": ADMIN_TOKEN, "HQ_LOG_LEVEL": "warning"}
-    server = Child([sys.executable, "-m", "hq", "server"], log=home / "server.log", env=env)
+    server = Child(SERVER_CMD, log=home / "server.log", env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -238,9 +239,10 @@ def hq_latency(*, database_url: str, home: Path, samples: int) -> dict[str, Any]
 
 
 def run_hq_agent(url: str, token: str, capacity: int) -> None:
-    """Register, wait for 'go', then claim and complete until a claim comes back empty."""
+    """Register, wait for 'go', then claim a batch and complete it in one call, until a claim
+    comes back empty."""
     from hq.client import HQClient
-    from hq.schemas.agents import AgentCreate, CompleteRequest
+    from hq.schemas.agents import AgentCreate, CompleteItem
     from hq.schemas.common import JobStatus
 
     with HQClient(url, token) as client:
@@ -250,10 +252,10 @@ def run_hq_agent(url: str, token: str, capacity: int) -> None:
             return
         done, last = 0, time.time()
         while leases := client.claim(agent.id, capacity=capacity, wait_s=0).leases:
-            for lease in leases:
-                client.complete(lease.job_id, CompleteRequest(
-                    lease_token=lease.lease_token, status=JobStatus.succeeded, exit_code=0))
-            done += len(leases)
+            answer = client.complete_many([
+                CompleteItem(job_id=lease.job_id, lease_token=lease.lease_token,
+                             status=JobStatus.succeeded, exit_code=0) for lease in leases])
+            done += sum(r.accepted for r in answer.results)
             last = time.time()
         print(json.dumps({"done": done, "last": last}), flush=True)
 
