@@ -216,23 +216,39 @@ async def submit(session: AsyncSession, *, body: JobCreate, created_by: str | No
     """Submit one job; with an Idempotency-Key, the first job comes back instead of a second."""
     request_hash = sha256_text(canonical(body.model_dump(mode="json")))
     if idempotency_key is not None:
-        existing = await session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        existing = await _same_key(session, key=idempotency_key, request_hash=request_hash)
         if existing is not None:
-            if existing.request_hash != request_hash:
-                raise errors.IdempotencyMismatch(
-                    "this Idempotency-Key was used for a different request; use a new key",
-                    field="Idempotency-Key")
             return existing, False
     prepared = await prepare(session, script=body.script, inputs=body.inputs)
     agents = await live_agents(session, offline_seconds=offline_seconds)
-    job = await create_job(session, body=body, prepared=prepared, agents=agents,
-                           created_by=created_by, default_timeout_s=default_timeout_s,
-                           idempotency_key=idempotency_key, request_hash=request_hash)
     try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent request with the same key won the race
-        raise errors.Conflict("a request with this Idempotency-Key is in flight; retry") from exc
+        # A savepoint: when a concurrent request with the same key commits first, our insert
+        # fails on the unique key (at the autoflush of any later statement, so the whole insert
+        # is inside) and the transaction lives on to read the winner's job.
+        async with session.begin_nested():
+            job = await create_job(session, body=body, prepared=prepared, agents=agents,
+                                   created_by=created_by, default_timeout_s=default_timeout_s,
+                                   idempotency_key=idempotency_key, request_hash=request_hash)
+            await session.flush()
+    except IntegrityError as exc:
+        if idempotency_key is None:
+            raise
+        winner = await _same_key(session, key=idempotency_key, request_hash=request_hash)
+        if winner is None:
+            raise errors.Conflict("a request with this Idempotency-Key is in flight; retry",
+                                  field="Idempotency-Key") from exc
+        return winner, False
     return job, True
+
+
+async def _same_key(session: AsyncSession, *, key: str, request_hash: str) -> Job | None:
+    """The job submitted with this Idempotency-Key, if any; a 422 if its request differed."""
+    existing = await session.scalar(select(Job).where(Job.idempotency_key == key))
+    if existing is not None and existing.request_hash != request_hash:
+        raise errors.IdempotencyMismatch(
+            "this Idempotency-Key was used for a different request; use a new key",
+            field="Idempotency-Key")
+    return existing
 
 
 def to_read(job: Job) -> JobRead:
