@@ -45,10 +45,11 @@ def report_result(
         logs.note(f"invalid results.json: {problem}")
         if final.status is JobStatus.succeeded:
             final = Final(JobStatus.failed, final.exit_code, f"invalid results.json: {problem}")
-    logs.note(
-        f"job ended: {final.status}"
-        + (f" ({final.failure_reason})" if final.failure_reason else "")
+    ended = f"job ended: {final.status}" + (
+        f" ({final.failure_reason})" if final.failure_reason else ""
     )
+    logs.note(ended)
+    log.info("%s: %s", job_id, ended, extra={"job_id": job_id})
     logs.close()
     request = CompleteRequest(
         lease_token=lease_token,
