@@ -21,6 +21,12 @@ def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return columns
 
 
+NUMBER_FORMAT = {
+    "function": "params.value == null ? '' : (Number.isInteger(params.value) ? "
+    "String(params.value) : d3.format('.6~g')(params.value))"
+}
+
+
 def column_defs(
     columns: Sequence[str], rows: Sequence[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
@@ -37,6 +43,7 @@ def column_defs(
                 "headerName": col,
                 "filter": "agNumberColumnFilter" if is_number else "agTextColumnFilter",
                 "type": "numericColumn" if is_number else None,
+                "valueFormatter": NUMBER_FORMAT if is_number else None,
             }
         )
     return [{k: v for k, v in d.items() if v is not None} for d in defs]

@@ -154,6 +154,7 @@ def _artifacts(job_id: str, artifacts: list[dict[str, Any]]) -> Any:
     Output(ids.JOB_TABLES, "children"),
     Output(ids.JOB_ARTIFACTS, "children"),
     Output(ids.JOB_INTERVAL, "disabled"),
+    Output(ids.JOB_CANCEL, "disabled"),
     Input(ids.JOB_INTERVAL, "n_intervals"),
     State(ids.JOB_ID, "data"),
 )
@@ -167,7 +168,7 @@ def refresh(_ticks: int | None, job_id: str) -> tuple[Any, ...]:
             result = client.job_result(job_id).model_dump(mode="json") if ended else None
             artifacts = [a.model_dump(mode="json") for a in client.list_artifacts(job_id)]
     except errors.HQError as exc:
-        return (error_message(exc), *([no_update] * 7), True)
+        return (error_message(exc), *([no_update] * 7), True, no_update)
     metrics, charts, tables = _results(result)
     return (
         status_badge(job["status"]),
@@ -179,6 +180,7 @@ def refresh(_ticks: int | None, job_id: str) -> tuple[Any, ...]:
         tables,
         _artifacts(job_id, artifacts),
         ended,
+        ended or not allows(current_role(), "submitter"),
     )
 
 

@@ -5,13 +5,19 @@ Screenshots of every page land in test-artifacts/dash/<test>/.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
+import docker
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from hq import imaging
+from tests.fixtures.agent import AgentFactory
 from tests.fixtures.browser import DashFactory, DashServer, Shoot
+from tests.fixtures.docker import SCRIPTS_DIR
 from tests.fixtures.server import LiveServer, ServerFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -102,3 +108,179 @@ def test_login_sends_the_user_back_only_to_a_local_page(dash: DashServer, page: 
     page.click("#login-submit")
     page.wait_for_url(re.compile(r".*/jobs$"))
     assert page.url.startswith(dash.url)
+
+
+# -- with a real agent running the real linear-fit image ----------------------------------------
+
+DIABETES = SCRIPTS_DIR / "linear-fit" / "example" / "diabetes.csv"
+RUN_TIMEOUT_MS = 180_000
+GRAPH_JS = """([title]) => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+    title: gd.layout && gd.layout.title ? gd.layout.title.text : null,
+    traces: (gd.data || []).map(t => ({type: t.type, n: (t.x || t.y || []).length})),
+})).filter(g => title === null || (g.title || '').includes(title))"""
+
+
+def field(sub: str, name: str) -> str:
+    """The selector of a ParamFormAIO part (Dash renders pattern-matching ids as sorted JSON)."""
+    pattern = json.dumps(
+        {"aio_id": "submit", "component": "ParamFormAIO", "name": name, "subcomponent": sub},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return f"[id='{pattern}']"
+
+
+def pick(page: Page, selector: str, option: str) -> None:
+    page.locator(selector).click()
+    page.locator("[role=option]", has_text=option).first.click()
+
+
+def graphs(page: Page, title: str | None = None) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = page.evaluate(GRAPH_JS, [title])
+    return result
+
+
+def publish_linear_fit(
+    hq: LiveServer,
+    docker_client: docker.DockerClient,
+    example_images: dict[str, imaging.BuiltImage],
+) -> None:
+    built = example_images["linear-fit"]
+    digest = imaging.local_digest(client=docker_client, ref=built.ref)
+    hq.client("publisher").publish_script_version(
+        name="linear-fit", image=built.ref, digest=digest, manifest=built.manifest
+    )
+
+
+@pytest.mark.docker
+def test_submit_linear_fit_from_the_form_and_watch_it_succeed_then_see_its_charts_and_tables(
+    hq: LiveServer,
+    dash: DashServer,
+    page: Page,
+    shoot: Shoot,
+    hq_agents: AgentFactory,
+    docker_client: docker.DockerClient,
+    example_images: dict[str, imaging.BuiltImage],
+) -> None:
+    publish_linear_fit(hq, docker_client, example_images)
+    dash.login(page, "sam")
+    # upload the data through the datasets page
+    page.goto(f"{dash.url}/datasets")
+    page.fill("#dataset-upload-name", "diabetes")
+    page.locator("#dataset-upload input[type=file]").set_input_files(str(DIABETES))
+    expect(page.locator("#dataset-message")).to_contain_text("Stored diabetes v1")
+    shoot(page, "datasets")
+    # the form generated from the manifest's params schema
+    page.goto(f"{dash.url}/scripts/linear-fit")
+    expect(page.locator("h1")).to_have_text("linear-fit v1")
+    expect(page.locator(field("value", "alpha"))).to_have_value("0")  # the schema's default
+    page.locator("#script-submit").click()
+    expect(page.locator(field("error", "target"))).to_have_text("target is required")
+    expect(page.locator(field("input-error", "table"))).to_have_text("input table needs a dataset")
+    page.fill(field("value", "target"), "progression")
+    pick(page, field("input", "table"), "diabetes")
+    shoot(page, "script-form")
+    page.locator("#script-submit").click()
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#job-status")).to_have_text("queued")
+    page.evaluate("window.__not_reloaded = true")
+    hq_agents(hq, capacity=2)  # work appears only now: the page must notice by itself
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
+    assert page.evaluate("window.__not_reloaded === true"), "the page was reloaded"
+    # its residual chart, drawn from the declarative spec, and its tables in their own grids
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4")
+    residuals = graphs(page, "Residuals vs fitted")
+    assert residuals and residuals[0]["traces"][0]["type"] == "scatter"
+    assert residuals[0]["traces"][0]["n"] == 442
+    for table in ("coefficients", "residuals"):
+        grid = page.locator(f"[id='{_aio('grid', 'table-' + table)}'] .ag-center-cols-container")
+        expect(grid.locator(".ag-row").first).to_be_visible()
+    expect(page.locator("#job-metrics")).to_contain_text("r2")
+    expect(page.locator("#job-logs")).to_contain_text("R2=")
+    expect(page.locator("#job-artifacts")).to_contain_text("residuals.csv")
+    expect(page.locator("#job-timeline")).to_contain_text("succeeded")
+    shoot(page, "job")
+    with hq.client("viewer") as viewer:
+        assert viewer.get_job(job_id).status == "succeeded"
+    # the jobs page lists it, coloured by status, and one click opens it
+    page.goto(f"{dash.url}/jobs")
+    first = page.locator("#jobs-grid .ag-center-cols-container .ag-row[row-index='0']")
+    expect(first.locator("[col-id='status']")).to_have_text("succeeded")
+    colour = first.locator("[col-id='status']").evaluate("e => getComputedStyle(e).color")
+    assert colour == "rgb(25, 135, 84)"
+    shoot(page, "jobs")
+    first.locator("[col-id='script']").click()
+    page.wait_for_url(f"{dash.url}/jobs/{job_id}")
+
+
+def _aio(sub: str, aio_id: str) -> str:
+    return json.dumps(
+        {"aio_id": aio_id, "component": "ResultTableAIO", "subcomponent": sub},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+@pytest.mark.docker
+def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare_page(
+    hq: LiveServer,
+    dash: DashServer,
+    page: Page,
+    shoot: Shoot,
+    hq_agents: AgentFactory,
+    docker_client: docker.DockerClient,
+    example_images: dict[str, imaging.BuiltImage],
+) -> None:
+    publish_linear_fit(hq, docker_client, example_images)
+    with hq.client("submitter") as client:
+        client.upload_dataset(name="diabetes", path=DIABETES)
+    agent = hq_agents(hq, capacity=2)
+    dash.login(page, "sam")
+    page.goto(f"{dash.url}/scripts/linear-fit")
+    page.fill(field("value", "target"), "progression")
+    pick(page, field("input", "table"), "diabetes")
+    page.fill(field("sweep", "alpha"), "0, 10, 1000")
+    page.fill("#script-repeats", "2")
+    page.locator("#script-sweep").click()
+    page.wait_for_url(re.compile(r".*/compare\?sweep=[0-9a-f-]{36}$"))
+    sweep_id = page.url.rsplit("=", 1)[1]
+    # the page follows the sweep (a note says it still runs) until all 6 jobs are in
+    rows = page.locator(f"[id='{_aio('grid', 'compare')}'] .ag-center-cols-container .ag-row")
+    expect(page.locator("#compare-message")).to_contain_text("still running")
+    expect(page.locator("#compare-message")).to_be_empty(timeout=RUN_TIMEOUT_MS)
+    expect(rows).to_have_count(6)
+    with hq.client("viewer") as viewer:
+        jobs = viewer.list_jobs(sweep=sweep_id).items
+    assert [j.status for j in jobs] == ["succeeded"] * 6, [
+        (j.params, j.failure_reason) for j in jobs
+    ]
+    page.wait_for_function(
+        """() => { const gd = document.querySelector('#compare-scatter .js-plotly-plot');
+                   return gd && gd.data && gd.data.length === 2 && gd.data[0].x.length === 6; }""",
+        polling=100,
+    )
+    scatter = graphs(page, "R²")
+    assert scatter and [t["type"] for t in scatter[0]["traces"]] == ["scatter", "scatter"]
+    assert "rmse vs alpha" in scatter[0]["title"] or "vs alpha" in scatter[0]["title"]
+    boxes = graphs(page, "over repeats")
+    assert [t["type"] for t in boxes[0]["traces"]] == ["box", "box", "box"]
+    assert all(t["n"] == 2 for t in boxes[0]["traces"])  # two repeats per setting
+    parallel = graphs(page, "params and")
+    assert parallel[0]["traces"][0]["type"] == "parcoords"
+    shoot(page, "compare")
+    # every other page, for a person to look at
+    for path, heading in (
+        ("/jobs", "Jobs"),
+        ("/scripts", "Scripts"),
+        ("/scripts/linear-fit", "linear-fit v1"),
+        ("/datasets", "Datasets"),
+        ("/datasets/diabetes", "Dataset diabetes"),
+        ("/agents", "Agents"),
+    ):
+        page.goto(f"{dash.url}{path}")
+        expect(page.locator("h1")).to_have_text(heading)
+        page.wait_for_timeout(500)
+        shoot(page, path.strip("/").replace("/", "-"))
+    expect(page.locator("#agents-grid")).to_contain_text(agent.name)
+    expect(page.locator("#agents-grid")).to_contain_text("/2")
