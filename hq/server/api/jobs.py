@@ -22,6 +22,7 @@ from hq.server.services import jobs as job_service
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_WAIT_SECONDS = 300.0
 FOLLOW_POLL_SECONDS = 1.0
+LOG_PAGE_LINES = 10_000
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
@@ -103,8 +104,12 @@ async def get_logs(job_id: str, request: Request, session: SessionDep, __: Viewe
     """The job's log text; ``follow=1`` streams new lines until the job ends."""
     await job_service.get_job_row(session, job_id=job_id)
     if not follow:
-        _, lines = await _log_lines(session, job_id=job_id, after_id=0)
-        return PlainTextResponse("".join(lines))
+        text: list[str] = []
+        last, lines = await _log_lines(session, job_id=job_id, after_id=0)
+        while lines:  # page by page: all of it, not only the first page
+            text.extend(lines)
+            last, lines = await _log_lines(session, job_id=job_id, after_id=last)
+        return PlainTextResponse("".join(text))
     # The stream uses its own short sessions; this one must not hold a transaction (on SQLite,
     # a BEGIN IMMEDIATE write lock) while the stream runs, or the stream waits on itself.
     await session.close()
@@ -114,7 +119,7 @@ async def get_logs(job_id: str, request: Request, session: SessionDep, __: Viewe
 async def _log_lines(session: AsyncSession, *, job_id: str, after_id: int) -> tuple[int, list[str]]:
     rows = (await session.execute(
         select(JobLog.id, JobLog.text).where(JobLog.job_id == job_id, JobLog.id > after_id)
-        .order_by(JobLog.id).limit(10_000))).all()
+        .order_by(JobLog.id).limit(LOG_PAGE_LINES))).all()
     last = rows[-1][0] if rows else after_id
     return last, [text if text.endswith("\n") else text + "\n" for _, text in rows]
 
