@@ -404,3 +404,48 @@ def test_health_reports_database_and_storage(server: LiveServer) -> None:
     assert (health.status, health.database, health.storage) == ("ok", "ok", "ok")
     assert health.version and health.time.tzinfo is not None
     assert abs((datetime.now(UTC) - health.time).total_seconds()) < 60
+
+
+def test_concurrent_submissions_with_one_idempotency_key_all_get_the_first_job(
+    server: LiveServer, viewer: HQClient, script: str, queue: str
+) -> None:
+    token = server.token("submitter")
+    key = unique_name("race")
+    body = {"script": script, "params": {"n": 6}, "queue": queue}
+    start = threading.Barrier(10)
+    answers: list[httpx.Response] = []
+
+    def submit() -> None:
+        with httpx.Client(timeout=30) as http:
+            start.wait()
+            answers.append(
+                http.post(
+                    f"{server.url}/api/v1/jobs",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+                )
+            )
+
+    threads = [threading.Thread(target=submit) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len(viewer.list_jobs(script=script).items) == 1
+
+
+def test_logs_come_back_whole_past_one_page(
+    server: LiveServer, submitter: HQClient, viewer: HQClient, script: str, queue: str
+) -> None:
+    job = submitter.submit_job(script=script, params={"n": 1}, queue=queue)
+    agent = FakeAgent(server, queue=queue)
+    lease = agent.claim_one()
+    for batch in range(3):
+        agent.log(lease, *(f"line {batch * 5000 + i}" for i in range(5000)))
+    lines = viewer.job_logs(job.id).splitlines()
+    assert lines == [f"line {i}" for i in range(15000)]
+    agent.complete(lease)
+    followed = "".join(viewer.follow_logs(job.id)).splitlines()
+    assert followed == lines
