@@ -131,8 +131,12 @@ async def renew_lease(session: AsyncSession, *, job: Job, lease_ttl_seconds: flo
 
 
 async def finish(session: AsyncSession, *, job: Job, status: JobStatus, reason: str | None,
-                 exit_code: int | None = None, detail: str | None = None) -> None:
-    """Move a job to a final status, remembering the token that finished it."""
+                 exit_code: int | None = None, detail: str | None = None,
+                 flush: bool = True) -> None:
+    """Move a job to a final status, remembering the token that finished it.
+
+    ``flush=False`` leaves the writes to the commit, which sends those of many jobs together.
+    """
     now = utcnow()
     job.status = status.value
     job.failure_reason = reason
@@ -143,7 +147,8 @@ async def finish(session: AsyncSession, *, job: Job, status: JobStatus, reason: 
     session.add(JobEventRow(job_id=job.id, at=now, kind=status.value, attempt=job.attempts,
                             agent_id=job.agent_id, detail=detail or reason))
     await notify.mark(session, "done")
-    await session.flush()
+    if flush:
+        await session.flush()
 
 
 async def extend_running_leases(session: AsyncSession, *, grace_seconds: float) -> int:

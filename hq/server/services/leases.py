@@ -139,7 +139,7 @@ async def _accept(session: AsyncSession, *, job: Job, body: CompleteRequest, sto
         reason = f"exit code {body.exit_code}" if body.exit_code is not None else "failed"
     await queue.finish(session, job=job, status=body.status,
                        reason=None if body.status == JobStatus.succeeded else reason,
-                       exit_code=body.exit_code)
+                       exit_code=body.exit_code, flush=False)  # written together at commit
     started = job.attempt_started_at
     duration = (job.finished_at - started).total_seconds() if started and job.finished_at else None
     return CompleteResponse(job_id=job.id, status=body.status, accepted=True), duration
