@@ -128,7 +128,10 @@ async def prepare(session: AsyncSession, *, script: str, inputs: dict[str, str])
     refs: dict[str, InputRef] = {}
     if inputs:
         for name, ref in inputs.items():
-            row = await dataset_service.resolve_input(session, ref=ref)
+            try:
+                row = await dataset_service.resolve_input(session, ref=ref)
+            except (errors.ValidationFailed, errors.NotFound) as exc:  # say which input
+                raise type(exc)(f"inputs.{name}: {exc.message}", field=f"inputs.{name}") from exc
             refs[name] = InputRef(dataset=row.dataset_name, version=row.version, sha256=row.sha256,
                                   size=row.size, filename=row.filename)
     return Prepared(version=version, manifest=manifest, inputs=refs)
