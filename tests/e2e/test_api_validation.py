@@ -249,6 +249,7 @@ def test_unknown_and_missing_inputs_get_422_naming_the_input(
         404,
     )
     assert "never-uploaded" in body["message"] and "hq dataset upload" in body["message"]
+    assert body["field"] == "inputs.table" and body["message"].startswith("inputs.table: ")
     assert table_counts(server) == before
 
 
@@ -795,6 +796,7 @@ def test_a_dataset_input_version_beyond_32_bits_is_422(
     body = {"script": script, "params": {"n": 1}, "inputs": {"table": "iris@99999999999999999999"}}
     found = problem(call(server, tokens["submitter"], "POST", "/api/v1/jobs", json=body), 422)
     assert "must be a number from 1" in found["message"], found
+    assert found["field"] == "inputs.table", found
 
 
 @pytest.mark.parametrize("name", ["created_after", "created_before"])
