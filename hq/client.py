@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from hq import errors
 from hq.schemas.agents import (
@@ -57,6 +57,18 @@ def raise_for_response(response: httpx.Response) -> None:
     message = str(body.get("message") or response.text or response.reason_phrase)
     cls = errors.error_for(code=code, status_code=response.status_code)
     raise cls(message, field=body.get("field"), details=body.get("details"))
+
+
+def build(model: type[M], fields: dict[str, Any]) -> M:
+    """A request model built here fails as the server would: ValidationFailed naming the field
+    (a bare pydantic error would reach the CLI as a traceback)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        message = f"{field}: {first['msg']}" if field else str(first["msg"])
+        raise errors.ValidationFailed(message, field=field) from exc
 
 
 def sha256_file(path: Path) -> str:
@@ -175,7 +187,7 @@ class HQClient:
     # -- jobs --------------------------------------------------------------------------------
     def submit_job(self, job: JobCreate | None = None, *, idempotency_key: str | None = None,
                    wait_s: float | None = None, **fields: Any) -> JobRead:
-        body = self._body(job) if job is not None else self._body(JobCreate(**fields))
+        body = self._body(job) if job is not None else self._body(build(JobCreate, fields))
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         params = {"wait": wait_s} if wait_s is not None else {}
         timeout = (wait_s + DEFAULT_TIMEOUT_SECONDS) if wait_s else DEFAULT_TIMEOUT_SECONDS
@@ -232,7 +244,7 @@ class HQClient:
 
     # -- sweeps and results ------------------------------------------------------------------
     def submit_sweep(self, sweep: SweepCreate | None = None, **fields: Any) -> SweepRead:
-        body = self._body(sweep) if sweep is not None else self._body(SweepCreate(**fields))
+        body = self._body(sweep) if sweep is not None else self._body(build(SweepCreate, fields))
         return self._json("POST", "/api/v1/sweeps", SweepRead, json=body, timeout=120.0)
 
     def get_sweep(self, sweep_id: str) -> SweepRead:
