@@ -15,6 +15,7 @@ from hq.cli import main
 from hq.cli.common import echo_table, handle_errors
 from hq.cli.jobs import parse_inputs, parse_params
 from hq.cli.sweeps import parse_grid
+from hq.client import HQClient
 
 NOWHERE = {"HQ_URL": "http://127.0.0.1:9", "HQ_TOKEN": "hq_unit-test-token"}
 
@@ -147,3 +148,32 @@ def test_tables_align_columns_and_print_none_as_blank(capsys: pytest.CaptureFixt
         "a1              3",
         "b   long value  10",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["job", "submit", "fit", "--priority", "5000"], "Error: priority: Input should be less"),
+        (["job", "submit", "fit", "--queue", "Bad Q"], "Error: queue: String should match"),
+        (["job", "submit", "fit", "--max-attempts", "0"], "Error: max_attempts: Input should"),
+        (["sweep", "submit", "fit", "-g", "n=1", "--repeats", "0"], "Error: repeats: Input"),
+        (["sweep", "submit", "fit", "--random", '{"n": 0}'], "Error: random.n: Input should"),
+    ],
+)
+def test_values_the_api_would_refuse_are_refused_as_cli_errors_not_tracebacks(
+    args: list[str], says: str
+) -> None:
+    result = CliRunner().invoke(main, args, env=NOWHERE)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(says), result.output
+    assert "cannot reach HQ" not in result.output  # refused before any request
+
+
+def test_the_client_refuses_a_bad_submission_with_the_servers_error_class() -> None:
+    with (
+        HQClient("http://127.0.0.1:9", "hq_x") as client,
+        pytest.raises(errors.ValidationFailed) as caught,
+    ):
+        client.submit_job(script="fit", labels=["x" * 200])
+    assert caught.value.field == "labels.0"
+    assert "at most 128 characters" in caught.value.message
