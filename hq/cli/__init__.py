@@ -15,10 +15,23 @@ def main() -> None:
 
 
 def _register() -> None:
-    from hq.cli import agent, dash, datasets, images, jobs, results, scripts, server, sweeps, tokens
+    from hq.cli import (
+        agent,
+        dash,
+        datasets,
+        images,
+        jobs,
+        results,
+        scripts,
+        server,
+        standalone,
+        sweeps,
+        tokens,
+    )
 
     for command in (server.server, tokens.token, jobs.job, sweeps.sweep, results.results,
-                    images.base_image, scripts.script, datasets.dataset, dash.dash, agent.agent):
+                    images.base_image, scripts.script, datasets.dataset, dash.dash, agent.agent,
+                    standalone.standalone):
         main.add_command(command)
 
 

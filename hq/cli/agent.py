@@ -58,6 +58,8 @@ def agent(
     logging.basicConfig(
         level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if log_level != "DEBUG":  # a line per heartbeat and log batch is noise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
