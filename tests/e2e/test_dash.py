@@ -185,10 +185,19 @@ def test_submit_linear_fit_from_the_form_and_watch_it_succeed_then_see_its_chart
     job_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("#job-status")).to_have_text("queued")
     page.evaluate("window.__not_reloaded = true")
-    hq_agents(hq, capacity=2)  # work appears only now: the page must notice by itself
-    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
-    assert page.evaluate("window.__not_reloaded === true"), "the page was reloaded"
-    # its residual chart, drawn from the declarative spec, and its tables in their own grids
+    # the jobs page (reached by its link, no reload) shows it queued, coloured by status
+    page.locator("a.nav-link", has_text="Jobs").click()
+    first = page.locator("#jobs-grid .ag-center-cols-container .ag-row[row-index='0']")
+    expect(first.locator("[col-id='status']")).to_have_text("queued")
+    hq_agents(hq, capacity=2)  # work is picked up only now: the grid must notice by itself
+    expect(first.locator("[col-id='status']")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
+    colour = first.locator("[col-id='status']").evaluate("e => getComputedStyle(e).color")
+    assert colour == "rgb(25, 135, 84)"
+    shoot(page, "jobs")
+    # one click opens it: its residual chart (drawn from the spec) and its tables in grids
+    first.locator("[col-id='script']").click()
+    page.wait_for_url(f"{dash.url}/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("succeeded")
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4")
     residuals = graphs(page, "Residuals vs fitted")
     assert residuals and residuals[0]["traces"][0]["type"] == "scatter"
@@ -200,18 +209,19 @@ def test_submit_linear_fit_from_the_form_and_watch_it_succeed_then_see_its_chart
     expect(page.locator("#job-logs")).to_contain_text("R2=")
     expect(page.locator("#job-artifacts")).to_contain_text("residuals.csv")
     expect(page.locator("#job-timeline")).to_contain_text("succeeded")
+    expect(page.locator("#job-cancel")).to_be_disabled()
     shoot(page, "job")
+    # rerun: a new job with the same pinned version and params, watched live on its page
+    page.locator("#job-rerun").click()
+    page.wait_for_url(lambda url: "/jobs/" in url and not url.endswith(job_id))
+    rerun_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("h1")).to_have_text(f"Job {rerun_id}")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
+    assert page.evaluate("window.__not_reloaded === true"), "a page was reloaded"
     with hq.client("viewer") as viewer:
-        assert viewer.get_job(job_id).status == "succeeded"
-    # the jobs page lists it, coloured by status, and one click opens it
-    page.goto(f"{dash.url}/jobs")
-    first = page.locator("#jobs-grid .ag-center-cols-container .ag-row[row-index='0']")
-    expect(first.locator("[col-id='status']")).to_have_text("succeeded")
-    colour = first.locator("[col-id='status']").evaluate("e => getComputedStyle(e).color")
-    assert colour == "rgb(25, 135, 84)"
-    shoot(page, "jobs")
-    first.locator("[col-id='script']").click()
-    page.wait_for_url(f"{dash.url}/jobs/{job_id}")
+        first_job, rerun = viewer.get_job(job_id), viewer.get_job(rerun_id)
+    assert rerun.status == "succeeded" and rerun.params == first_job.params
+    assert rerun.digest == first_job.digest and rerun.inputs == first_job.inputs
 
 
 def _aio(sub: str, aio_id: str) -> str:
