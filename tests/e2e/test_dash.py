@@ -279,6 +279,26 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
     parallel = graphs(page, "params and")
     assert parallel[0]["traces"][0]["type"] == "parcoords"
     shoot(page, "compare")
+    # the jobs grid filters on the server: by sweep, then by status
+    page.goto(f"{dash.url}/jobs")
+    grid_rows = page.locator("#jobs-grid .ag-center-cols-container .ag-row")
+    expect(grid_rows.first).to_be_visible()
+    page.evaluate(
+        """([sweep]) => dash_ag_grid.getApi('jobs-grid').setFilterModel(
+               {sweep_id: {filterType: 'text', type: 'equals', filter: sweep}})""",
+        [sweep_id],
+    )
+    expect(grid_rows).to_have_count(6)
+    page.evaluate(
+        """() => dash_ag_grid.getApi('jobs-grid').setFilterModel(
+               {status: {filterType: 'text', type: 'equals', filter: 'failed'}})"""
+    )
+    expect(grid_rows).to_have_count(0)
+    page.evaluate(
+        """() => dash_ag_grid.getApi('jobs-grid').setFilterModel(
+               {status: {filterType: 'text', type: 'equals', filter: 'done'}})"""
+    )
+    expect(page.locator("#jobs-error")).to_contain_text("unknown status 'done'")
     # every other page, for a person to look at
     for path, heading in (
         ("/jobs", "Jobs"),
