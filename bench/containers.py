@@ -1,0 +1,310 @@
+"""Container jobs: a no-op image through HQ (submit to succeeded) against a raw SDK `docker run`.
+
+In one run, on this machine's engine: ``--runs`` jobs of a no-op image go through HQ (a real
+`hq server` and one real `hq agent`, each job submitted with ``?wait=`` so the call returns when
+the job has succeeded), interleaved with as many raw runs of the same image through the Docker
+SDK (``containers.run``: create, start, wait, remove) with the same hardened settings. Prints the
+p50 latency of each and their ratio. Then throughput: an agent with 4 slots drains ``--runs``
+jobs submitted at once, against 4 threads doing raw runs in parallel.
+Targets: HQ's p50 latency <= 1.10 x raw, HQ's throughput >= 0.9 x raw.
+
+Everything started here (server, agent) is a child process stopped by its PID; containers carry
+the label ``hq.bench=1`` and are removed by it at the end.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as ``python bench/containers.py``, this folder would come first on sys.path, and its
+# queue.py would shadow the standard library's: put the repository root there instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+import argparse
+import io
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from hq.client import HQClient
+
+BASE_IMAGE = os.environ.get("HQ_BASE_IMAGE", "hq-base:bookworm")
+NOOP_IMAGE = "hq-bench/noop:latest"
+BENCH_LABEL = {"hq.bench": "1"}
+ADMIN_TOKEN = "hq_bench-admin-token-" + uuid.uuid4().hex
+PG_ADMIN_URL = os.environ.get("HQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+MEMORY = "256m"
+SLOTS = 4
+WARMUP = 3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_noop(client: docker.DockerClient) -> str:
+    """A no-op image on the offline base image, running as the script user."""
+    dockerfile = f'FROM {BASE_IMAGE}\nUSER 1000:1000\nCMD ["true"]\n'.encode()
+    image, _ = client.images.build(
+        fileobj=io.BytesIO(dockerfile), tag=NOOP_IMAGE, network_mode="host", rm=True
+    )
+    return str(image.id)
+
+
+HARDENED: dict[str, Any] = {
+    "labels": BENCH_LABEL,
+    "network_mode": "none",
+    "read_only": True,
+    "tmpfs": {"/tmp": "rw,nosuid,nodev,uid=1000,gid=1000,mode=1777"},
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "user": "1000:1000",
+    "mem_limit": MEMORY,
+    "memswap_limit": MEMORY,
+    "nano_cpus": 1_000_000_000,
+    "pids_limit": 256,
+}
+
+
+def raw_run(client: docker.DockerClient) -> None:
+    """`docker run --rm` through the SDK, with the settings HQ gives a job."""
+    client.containers.run(NOOP_IMAGE, ["true"], remove=True, **HARDENED)
+
+
+def raw_run_unremoved(client: docker.DockerClient) -> float:
+    """Create, start, wait; the seconds that took (removal, as HQ does it, off the clock)."""
+    started = time.perf_counter()
+    container = client.containers.create(NOOP_IMAGE, ["true"], **HARDENED)
+    container.start()
+    container.wait()
+    elapsed = time.perf_counter() - started
+    container.remove(force=True)
+    return elapsed
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.p = subprocess.Popen(
+                [sys.executable, "-m", "hq", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def database_url(db: str, home: Path) -> tuple[str, str | None]:
+    if db == "sqlite":
+        return f"sqlite+aiosqlite:///{home / 'hq.db'}", None
+    import psycopg
+
+    name = "hq_bench_containers_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", name
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_agent(url: str, token: str, home: Path, capacity: int, env: dict[str, str]) -> Proc:
+    agent_env = {
+        **env,
+        "HQ_URL": url,
+        "HQ_TOKEN": token,
+        "HQ_AGENT_NAME": f"bench-{capacity}",
+        "HQ_AGENT_CAPACITY": str(capacity),
+        "HQ_AGENT_CONTAINER_LABELS": "hq.bench=1",
+        "HQ_AGENT_WORK_DIR": str(home / f"agent-{capacity}"),
+    }
+    agent = Proc(["agent", "--log-level", "WARNING"], agent_env, home / f"agent-{capacity}.log")
+    with HQClient(url, ADMIN_TOKEN) as admin:
+        deadline = time.monotonic() + 30
+        while not any(
+            a.name == f"bench-{capacity}" and a.status == "active" for a in admin.list_agents()
+        ):
+            if time.monotonic() > deadline or agent.p.poll() is not None:
+                raise RuntimeError(f"agent did not start: {agent.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+    return agent
+
+
+def hq_job(client: HQClient) -> float:
+    started = time.perf_counter()
+    job = client.submit_job(script="bench-noop", wait_s=60)
+    elapsed = time.perf_counter() - started
+    if job.status != "succeeded":
+        raise RuntimeError(f"job {job.id} ended {job.status}: {job.failure_reason}")
+    return elapsed
+
+
+def raw_throughput(client: docker.DockerClient, runs: int) -> float:
+    per_thread = [runs // SLOTS + (1 if i < runs % SLOTS else 0) for i in range(SLOTS)]
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            raw_run(client)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in per_thread]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return runs / (time.perf_counter() - started)
+
+
+def hq_throughput(client: HQClient, runs: int) -> float:
+    started = time.perf_counter()
+    ids = {client.submit_job(script="bench-noop").id for _ in range(runs)}
+    while True:
+        page = client.list_jobs(status=["succeeded", "failed", "cancelled", "timed_out"], limit=200)
+        ended = [j for j in page.items if j.id in ids]
+        if len(ended) == runs:
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    failed = [j for j in ended if j.status != "succeeded"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} jobs did not succeed: {failed[0].failure_reason}")
+    return runs / elapsed
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    args = parser.parse_args()
+    docker_client = docker.from_env(timeout=120)
+    build_noop(docker_client)
+    home = Path(tempfile.mkdtemp(prefix="hq-bench-containers-"))
+    db_url, pg_name = database_url(args.db, home)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "HQ_HOME": str(home),
+        "HQ_DATABASE_URL": db_url,
+        "HQ_PORT": str(port),
+        "HQ_HOST": "127.0.0.1",
+        "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HQ_LOG_LEVEL": "warning",
+    }
+    procs: list[Proc] = []
+    try:
+        server = Proc(["server"], env, home / "server.log")
+        procs.append(server)
+        admin = HQClient(url, ADMIN_TOKEN)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.health()
+                break
+            except Exception:
+                if time.monotonic() > deadline or server.p.poll() is not None:
+                    raise RuntimeError(server.log.read_text()[-2000:]) from None
+                time.sleep(0.05)
+        image = docker_client.images.get(NOOP_IMAGE)
+        admin.publish_script_version(
+            name="bench-noop",
+            image=NOOP_IMAGE,
+            digest=str(image.id),
+            manifest={
+                "name": "bench-noop",
+                "command": ["true"],
+                "resources": {"cpus": 1, "memory": MEMORY, "timeout_s": 60},
+            },
+        )
+        token = admin.create_token(name="bench-agent", role="agent").token
+
+        agent = start_agent(url, token, home, 1, env)
+        procs.append(agent)
+        for _ in range(WARMUP):
+            raw_run(docker_client)
+            hq_job(admin)
+        hq_lat: list[float] = []
+        raw_lat: list[float] = []
+        bare_lat: list[float] = []
+        for _ in range(args.runs):  # interleaved, so all see the same machine
+            started = time.perf_counter()
+            raw_run(docker_client)
+            raw_lat.append(time.perf_counter() - started)
+            hq_lat.append(hq_job(admin))
+            bare_lat.append(raw_run_unremoved(docker_client))
+        agent.stop()
+        procs.remove(agent)
+
+        agent4 = start_agent(url, token, home, SLOTS, env)
+        procs.append(agent4)
+        hq_tp = hq_throughput(admin, args.runs)
+        raw_tp = raw_throughput(docker_client, args.runs)
+        admin.close()
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        for container in docker_client.containers.list(all=True, filters={"label": "hq.bench=1"}):
+            container.remove(force=True)
+        if pg_name:
+            drop_database(pg_name)
+
+    ratio = p50(hq_lat) / p50(raw_lat)
+    tp_ratio = hq_tp / raw_tp
+    print(f"no-op container jobs, {args.runs} runs each, HQ on {args.db}, {os.cpu_count()} CPUs")
+    print(f"{'':28}{'HQ':>10}{'raw SDK':>10}{'ratio':>8}  target")
+    print(
+        f"{'latency p50 (ms)':28}{p50(hq_lat) * 1000:>10.0f}{p50(raw_lat) * 1000:>10.0f}"
+        f"{ratio:>8.2f}  <= 1.10  {'ok' if ratio <= 1.10 else 'MISSED'}"
+    )
+    print(f"{'latency p90 (ms)':28}{_p90(hq_lat) * 1000:>10.0f}{_p90(raw_lat) * 1000:>10.0f}")
+    bare = p50(bare_lat)
+    print(
+        f"{'raw without removal, p50':28}{'':>10}{bare * 1000:>10.0f}"
+        f"{p50(hq_lat) / bare:>8.2f}  (HQ removes the container after reporting)"
+    )
+    print(
+        f"{f'throughput, {SLOTS} slots (jobs/s)':28}{hq_tp:>10.2f}{raw_tp:>10.2f}"
+        f"{tp_ratio:>8.2f}  >= 0.90  {'ok' if tp_ratio >= 0.9 else 'MISSED'}"
+    )
+    return 0
+
+
+def _p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
