@@ -40,6 +40,7 @@ SCRIPT_FORM = "script-form"
 SCRIPT_SUBMIT = "script-submit"
 SCRIPT_SWEEP = "script-sweep"
 SCRIPT_REPEATS = "script-repeats"
+SCRIPT_REUSE = "script-reuse"
 SCRIPT_MESSAGE = "script-message"
 SCRIPT_MANIFEST = "script-manifest"
 

@@ -109,6 +109,16 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
                                             ),
                                         ]
                                     ),
+                                    dcc.Checklist(
+                                        id=ids.SCRIPT_REUSE,
+                                        options=[
+                                            {
+                                                "label": " sweeps reuse earlier results",
+                                                "value": "reuse",
+                                            }
+                                        ],
+                                        value=["reuse"],
+                                    ),
                                     html.Button(
                                         "Submit sweep",
                                         id=ids.SCRIPT_SWEEP,
@@ -175,6 +185,7 @@ def _by_name(values: list[Any], states: list[dict[str, Any]]) -> dict[str, Any]:
     State(ids.param_form("sweep", FORM, ALL), "value"),
     State(ids.param_form("input", FORM, ALL), "value"),
     State(ids.SCRIPT_REPEATS, "value"),
+    State(ids.SCRIPT_REUSE, "value"),
     prevent_initial_call=True,
 )
 def submit(
@@ -185,6 +196,7 @@ def submit(
     sweeps: list[Any],
     inputs: list[Any],
     repeats: Any,
+    reuse: list[str] | None,
 ) -> tuple[Any, ...]:
     """Check the form against the schema, then submit a job (or a sweep) and open it."""
     if not (one or many):  # the buttons appearing is not a click
@@ -233,6 +245,7 @@ def submit(
                     grid=result.grid,
                     repeats=count,
                     inputs=picked,
+                    reuse="reuse" in (reuse or []),
                 )
             )
     except errors.HQError as exc:

@@ -5,6 +5,7 @@ Screenshots of every page land in test-artifacts/dash/<test>/.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -314,3 +315,29 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
         shoot(page, path.strip("/").replace("/", "-"))
     expect(page.locator("#agents-grid")).to_contain_text(agent.name)
     expect(page.locator("#agents-grid")).to_contain_text("/2")
+    # the dataset page: sha256, a preview of the first rows, and the jobs that read it
+    page.goto(f"{dash.url}/datasets/diabetes")
+    digest = hashlib.sha256(DIABETES.read_bytes()).hexdigest()
+    expect(page.locator("#dataset-detail")).to_contain_text(digest)
+    preview = page.locator("#dataset-preview-grid .ag-center-cols-container .ag-row")
+    expect(preview.first).to_contain_text("151")  # the first row's progression
+    lineage = page.locator("#dataset-lineage-grid .ag-center-cols-container .ag-row")
+    expect(lineage.first).to_contain_text("read by")
+
+
+@pytest.mark.docker
+def test_an_admin_drains_an_agent_from_the_agents_page(
+    hq: LiveServer, dash: DashServer, page: Page, hq_agents: AgentFactory
+) -> None:
+    agent = hq_agents(hq, capacity=3, labels="gpu")
+    dash.login(page, "ada")
+    page.goto(f"{dash.url}/agents")
+    row = page.locator("#agents-grid .ag-center-cols-container .ag-row").first
+    expect(row).to_contain_text(agent.name)
+    expect(row).to_contain_text("0/3")
+    expect(row).to_contain_text("gpu")
+    row.locator("[col-id='name']").click()
+    page.locator("#agents-drain").click()
+    expect(page.locator("#agents-message")).to_have_text(f"Draining {agent.name}.")
+    with hq.client("viewer") as viewer:
+        assert [a.drain_requested for a in viewer.list_agents() if a.name == agent.name] == [True]
