@@ -44,6 +44,11 @@ class AgentSettings(BaseSettings):
     # comma-separated key=value pairs. Jobs themselves can add nothing.
     agent_container_labels: str = ""
 
+    @field_validator("agent_name", mode="before")
+    @classmethod
+    def _name(cls, value: object) -> object:
+        return value or socket.gethostname()  # an empty HQ_AGENT_NAME (compose) means default
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
