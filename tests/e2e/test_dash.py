@@ -290,6 +290,18 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
         [sweep_id],
     )
     expect(grid_rows).to_have_count(6)
+    # ticking two jobs compares just those
+    for index in (0, 1):
+        page.locator(f"#jobs-grid .ag-row[row-index='{index}'] input.ag-checkbox-input").check()
+    page.locator("#jobs-compare").click()
+    page.wait_for_url(re.compile(r".*/compare\?jobs=[0-9a-f-]+,[0-9a-f-]+&scripts=linear-fit$"))
+    expect(rows).to_have_count(2)
+    page.wait_for_function(
+        """() => { const gd = document.querySelector('#compare-scatter .js-plotly-plot');
+                   return gd && gd.data && gd.data.length > 0 && gd.data[0].x.length === 2; }"""
+    )
+    page.goto(f"{dash.url}/jobs")
+    expect(grid_rows.first).to_be_visible()
     page.evaluate(
         """() => dash_ag_grid.getApi('jobs-grid').setFilterModel(
                {status: {filterType: 'text', type: 'equals', filter: 'failed'}})"""
