@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hq import errors
@@ -117,6 +118,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _hq_error(_: Request, exc: errors.HQError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own answers (no such route, method not allowed) in HQ's error shape."""
+        where = f"{request.method} {request.url.path}"
+        code, message = {
+            404: ("not_found", f"no route {where}; the API is described at /docs"),
+            405: ("method_not_allowed", f"{where} is not allowed; see /docs for the methods"),
+        }.get(exc.status_code, ("bad_request" if exc.status_code < 500 else "internal",
+                                str(exc.detail)))
+        return JSONResponse({"code": code, "message": message}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
