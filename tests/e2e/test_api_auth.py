@@ -222,3 +222,18 @@ def test_a_token_of_one_role_cannot_mint_tokens(server: LiveServer, tokens: dict
             json={"name": "escalate", "role": "admin"},
         )
         assert response.status_code == (201 if role == "admin" else 403), response.text
+
+
+def test_an_unknown_route_or_method_answers_in_the_error_shape_pointing_at_the_docs(
+    server: LiveServer, tokens: dict[str, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {tokens['viewer']}"}
+    missing = httpx.get(f"{server.url}/api/v1/jbos", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "code": "not_found",
+        "message": "no route GET /api/v1/jbos; the API is described at /docs",
+    }
+    wrong = httpx.put(f"{server.url}/api/v1/jobs", headers=headers)
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    assert "PUT /api/v1/jobs is not allowed" in wrong.json()["message"]
