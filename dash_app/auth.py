@@ -16,15 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import flask
 from werkzeug.wrappers.response import Response
 
-from dash_app.logic.accounts import check_password
+from dash_app.logic.accounts import check_password, safe_next
 from dash_app.settings import DashSettings
 from hq import errors
 from hq.client import HQClient
+from hq.schemas.jobs import JobCreate
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
 PUBLIC_PREFIXES = ("/assets/",)  # static CSS only; no data lives there
 XHR_PREFIXES = ("/_dash-", "/_reload-hash")
 EXTENSION = "hq_dash"
+PROBE_SCRIPT = "-"  # never a valid script name, so a probe submission can store nothing
 MAX_CLIENTS = 256
 
 LOGIN_HTML = """<!doctype html>
@@ -133,30 +135,28 @@ def token_role(url: str, token: str) -> str:
 
 
 def whoami_role(client: HQClient) -> str:
-    """The role of the client's token: admin if it may list tokens, else submitter.
+    """The role of the client's token, found without changing anything.
 
-    HQ's API has no "who am I" call; a non-admin pasted token is shown the submit controls,
-    and HQ itself refuses what the token's role may not do (shown as an error on the page).
+    HQ's API has no "who am I" call: a token that may list tokens is an admin's; one that HQ
+    lets past the submitter check (to refuse an impossible script name) is a submitter's;
+    any other reads only.
     """
     try:
         client.list_tokens()
-    except (errors.Forbidden, errors.NotAuthenticated, errors.NotFound):
+        return "admin"
+    except (errors.Forbidden, errors.NotAuthenticated):
+        pass
+    try:
+        client.submit_job(JobCreate(script=PROBE_SCRIPT))
+    except errors.Forbidden:
+        return "viewer"
+    except errors.HQError:
         return "submitter"
-    return "admin"
-
-
-def _safe_next(value: str | None) -> str:
-    """Only local paths: an open redirect would let a link send a user elsewhere after login."""
-    if not value or not value.startswith("/") or value.startswith("//"):
-        return "/"
-    parsed = urlparse(value)
-    if parsed.scheme or parsed.netloc or parsed.path.startswith(LOGIN_PATH):
-        return "/"
-    return value
+    return "submitter"
 
 
 def _login_page(error: str | None = None, status: int = 200) -> Response:
-    next_url = _safe_next(flask.request.args.get("next"))
+    next_url = safe_next(flask.request.args.get("next"))
     html = flask.render_template_string(LOGIN_HTML, error=error, next_url=next_url)
     return flask.make_response(html, status)
 
@@ -183,6 +183,7 @@ def login() -> Response:
             state().account_token(name)
             user = {"kind": "account", "name": name, "role": account.role}
     except errors.NotAuthenticated as exc:
+        logger.warning("login refused: %s", exc.message)
         return _login_page(exc.message, 401)
     except errors.HQError as exc:
         return _login_page(f"HQ could not check the login: {exc.message}", 502)
@@ -190,7 +191,7 @@ def login() -> Response:
     flask.session["user"] = user
     flask.session.permanent = True
     logger.info("login", extra={"user": user["name"], "role": user["role"]})
-    return flask.redirect(_safe_next(flask.request.args.get("next")))
+    return flask.redirect(safe_next(flask.request.args.get("next")))
 
 
 def logout() -> Response:

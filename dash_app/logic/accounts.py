@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 from werkzeug.security import check_password_hash
 
@@ -55,3 +56,14 @@ def allows(role: str | None, needed: str) -> bool:
     if role is None:
         return False
     return ROLE_RANK.get(role, -1) >= ROLE_RANK[needed]
+
+
+def safe_next(value: str | None, *, login_path: str = "/login") -> str:
+    """Where to go after login: only a local path (an open redirect would let a link send a
+    user elsewhere), never back to the login page; "/" otherwise."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parsed = urlparse(value)
+    if parsed.scheme or parsed.netloc or parsed.path.startswith(login_path):
+        return "/"
+    return value

@@ -88,6 +88,8 @@ def test_a_pasted_hq_token_logs_in_and_logout_ends_the_session(
     page.click("#login-submit")
     page.wait_for_url(re.compile(r".*/agents$"))
     expect(page.locator("h1")).to_have_text("Agents")
+    expect(page.locator("#nav-user")).to_have_text("token user (viewer)")
+    expect(page.locator("#agents-drain")).to_be_disabled()
     page.goto(f"{dash.url}/logout")
     page.goto(f"{dash.url}/agents")
     assert "/login" in page.url

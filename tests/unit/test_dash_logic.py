@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dash_app.logic import accounts, charts, compare, fit, forms, jobs, status, views
+from dash_app.settings import DashSettings
 
 # -- jobs grid: requests, filters, cursors ------------------------------------------------------
 
@@ -576,3 +577,35 @@ def test_rerun_pins_the_version_and_the_input_versions() -> None:
     body = views.rerun_request(job)
     assert body["script"] == "linear-fit@3" and body["inputs"] == {"table": "points@2"}
     assert body["reuse"] is False and body["priority"] == 5
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/jobs/abc?x=1", "/jobs/abc?x=1"),
+        ("/compare?sweep=s", "/compare?sweep=s"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("/login?next=/jobs", "/"),
+        ("", "/"),
+        (None, "/"),
+        ("jobs", "/"),
+    ],
+)
+def test_after_login_only_local_pages_are_opened(value: str | None, expected: str) -> None:
+    assert accounts.safe_next(value) == expected
+
+
+@pytest.mark.parametrize("secret", ["changeme", "secret", "short-key"])
+def test_dash_settings_refuse_placeholder_secrets(secret: str) -> None:
+    with pytest.raises(ValueError, match="HQ_DASH_SECRET_KEY"):
+        DashSettings(dash_secret_key=secret)
+
+
+def test_dash_settings_refuse_bad_accounts_and_take_an_admin_token() -> None:
+    with pytest.raises(ValueError, match="role 'king'"):
+        DashSettings(dash_users="ann:pw:king")
+    settings = DashSettings(dash_users="ann:pw:viewer", HQ_ADMIN_TOKEN="hq_admin-token")
+    assert settings.accounts["ann"].role == "viewer"
+    assert settings.admin_token() == "hq_admin-token"
