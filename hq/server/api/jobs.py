@@ -29,7 +29,7 @@ LOG_PAGE_LINES = 10_000
 async def submit_job(
     body: JobCreate, request: Request, response: Response, session: SessionDep,
     settings: SettingsDep, principal: Submitter,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
     wait: Annotated[float | None, Query(ge=0, le=MAX_WAIT_SECONDS,
                                         description="seconds to wait for the job to end")] = None,
 ) -> JobRead:
