@@ -282,6 +282,18 @@ def test_wait_and_idempotency_key_out_of_range_get_422(
         422,
     )
     assert body["field"].lower() == "idempotency-key"
+    body = problem(
+        call(
+            server,
+            tokens["submitter"],
+            "POST",
+            "/api/v1/jobs",
+            headers={"Idempotency-Key": ""},
+            json={"script": script, "params": {"n": 1}},
+        ),
+        422,
+    )
+    assert body["field"].lower() == "idempotency-key" and "at least 1" in body["message"]
     assert table_counts(server) == before
 
 
