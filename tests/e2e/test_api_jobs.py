@@ -449,3 +449,24 @@ def test_logs_come_back_whole_past_one_page(
     agent.complete(lease)
     followed = "".join(viewer.follow_logs(job.id)).splitlines()
     assert followed == lines
+
+
+def test_a_drained_agent_claims_nothing_more_and_lists_as_draining(
+    server: LiveServer, submitter: HQClient, viewer: HQClient, script: str, queue: str
+) -> None:
+    agent = FakeAgent(server, queue=queue)
+    first = submitter.submit_job(script=script, params={"n": 1}, queue=queue)
+    lease = agent.claim_one()
+    assert lease.job_id == first.id
+    waiting = submitter.submit_job(script=script, params={"n": 2}, queue=queue)
+    drained = server.client("admin").drain_agent(agent.agent.id)
+    assert drained.drain_requested and drained.status == "draining" and drained.running == 1
+    answer = agent.client.claim(agent.agent.id, capacity=1, wait_s=0)
+    assert answer.drain is True and answer.leases == []
+    listed = {a.id: a for a in viewer.list_agents()}[agent.agent.id]
+    assert listed.status == "draining"
+    agent.complete(lease)  # what runs may finish
+    assert viewer.get_job(first.id).status == JobStatus.succeeded
+    assert viewer.get_job(waiting.id).status == JobStatus.queued
+    with pytest.raises(errors.NotFound):
+        server.client("admin").drain_agent("00000000-0000-4000-8000-00000000dead")
