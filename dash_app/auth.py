@@ -217,6 +217,9 @@ def init_auth(server: flask.Flask, settings: DashSettings) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="hq_dash_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.dash_session_hours),
+        # Only login and logout set the cookie: a callback answered after a logout must not
+        # send the old session back (Flask re-sends permanent sessions on every response).
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     server.extensions[EXTENSION] = AuthState(settings=settings)
     server.before_request(require_login)
