@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import queue as queue_module
 import subprocess
 import sys
 import threading
@@ -172,17 +173,25 @@ def test_job_logs_follow_streams_until_the_job_ends(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    lines: queue_module.Queue[str] = queue_module.Queue()
+
+    def read() -> None:  # readline blocks: read in a thread, wait on the queue with a timeout
         assert follower.stdout is not None
-        assert follower.stdout.readline() == "step 1\n"  # already there, shown at once
+        for line in follower.stdout:
+            lines.put(line)
+        lines.put("<eof>")
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert lines.get(timeout=15) == "step 1\n"  # already there, shown at once
         agent.log(lease, "step 2")
-        assert follower.stdout.readline() == "step 2\n"  # live
+        assert lines.get(timeout=10) == "step 2\n"  # live
         assert follower.poll() is None, "follow ended while the job ran"
         ended = time.monotonic()
         agent.complete(lease)
         assert follower.wait(timeout=10) == 0
         assert time.monotonic() - ended < 5
-        assert follower.stdout.read() == ""
+        assert lines.get(timeout=5) == "<eof>"
     finally:
         if follower.poll() is None:
             follower.kill()
