@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 64 * 1024
 MAX_BATCH_LINES = 5_000
-MAX_PENDING_LINES = 200_000
+MAX_BATCH_CHARS = 1024 * 1024  # well under HQ's request body limit
+MAX_PENDING_CHARS = 64 * 1024 * 1024
 
 
 class LogShipper:
@@ -30,6 +31,7 @@ class LogShipper:
         self._lease_token = lease_token
         self._flush_s = flush_s
         self._pending: list[LogLine] = []
+        self._pending_chars = 0
         self._partial: dict[str, bytes] = {}
         self._dropped = 0
         self._lock = threading.Lock()
@@ -58,13 +60,12 @@ class LogShipper:
         now = datetime.now(UTC)
         with self._lock:
             for start in range(0, max(len(text), 1), MAX_LINE_CHARS):
-                self._pending.append(
-                    LogLine(at=now, stream=stream, text=text[start : start + MAX_LINE_CHARS])
-                )
-            overflow = len(self._pending) - MAX_PENDING_LINES
-            if overflow > 0:
-                del self._pending[:overflow]
-                self._dropped += overflow
+                piece = text[start : start + MAX_LINE_CHARS]
+                self._pending.append(LogLine(at=now, stream=stream, text=piece))
+                self._pending_chars += len(piece)
+            while self._pending_chars > MAX_PENDING_CHARS:  # HQ away for long: drop the oldest
+                self._pending_chars -= len(self._pending.pop(0).text)
+                self._dropped += 1
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -78,16 +79,19 @@ class LogShipper:
             while not self.lost:
                 with self._lock:
                     if self._dropped:
+                        note = f"[{self._dropped} log lines dropped while HQ was away]"
                         self._pending.insert(
-                            0,
-                            LogLine(
-                                at=datetime.now(UTC),
-                                stream="agent",
-                                text=f"[{self._dropped} log lines dropped while HQ was away]",
-                            ),
+                            0, LogLine(at=datetime.now(UTC), stream="agent", text=note)
                         )
+                        self._pending_chars += len(note)
                         self._dropped = 0
-                    batch = self._pending[:MAX_BATCH_LINES]
+                    batch: list[LogLine] = []
+                    chars = 0
+                    for line in self._pending[:MAX_BATCH_LINES]:
+                        if batch and chars + len(line.text) > MAX_BATCH_CHARS:
+                            break
+                        batch.append(line)
+                        chars += len(line.text)
                 if not batch:
                     return True
                 try:
@@ -101,6 +105,7 @@ class LogShipper:
                     return False
                 with self._lock:
                     del self._pending[: len(batch)]
+                    self._pending_chars -= chars
             return False
 
     def close(self) -> bool:

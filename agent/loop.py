@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -37,6 +38,7 @@ from hq.schemas.common import JobStatus
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.5
+SIGNAL_POLL_SECONDS = 0.2
 
 
 class Agent:
@@ -62,14 +64,25 @@ class Agent:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only a counter: taking a lock here could deadlock with the interrupted main thread.
         self._signals += 1
-        if self._signals == 1:
-            log.info("signal %s: draining (finish running jobs, claim nothing new)", signum)
+
+    def _check_signals(self) -> None:
+        """Act on signals, from the main thread's normal flow."""
+        if self._signals >= 1 and not self.draining.is_set():
+            log.info("signal: draining (finish running jobs, claim nothing new)")
             self.drain()
-        else:
+        if self._signals >= 2 and not self.ctx.stopping.is_set():
             log.warning("second signal: stopping now; running jobs are settled on next start")
             self.ctx.stopping.set()
-            self.drain()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep in short steps, minding signals; returns early on a drain."""
+        deadline = time.monotonic() + seconds
+        while not self.draining.is_set() and time.monotonic() < deadline:
+            self._check_signals()
+            self.draining.wait(min(SIGNAL_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        self._check_signals()
 
     def drain(self) -> None:
         if not self.draining.is_set() and self.agent_id:
@@ -93,9 +106,12 @@ class Agent:
         self.recover()
         claimer = threading.Thread(target=self._claim_loop, name="claimer", daemon=True)
         claimer.start()
-        with self._changed:
-            while not (self.draining.is_set() and (not self._slots or self.ctx.stopping.is_set())):
-                self._changed.wait(timeout=1.0)
+        while True:
+            self._check_signals()
+            with self._changed:
+                if self.draining.is_set() and (not self._slots or self.ctx.stopping.is_set()):
+                    break
+                self._changed.wait(timeout=SIGNAL_POLL_SECONDS)
         log.info("drained: exiting", extra={"agent_id": self.agent_id})
         return 0
 
@@ -120,7 +136,7 @@ class Agent:
                     "registered as %s (%s)", agent.name, agent.id, extra={"agent_id": agent.id}
                 )
                 return True
-            self.draining.wait(delay)
+            self._pause(delay)
             delay = min(delay * 2, s.retry_max_s)
         return False
 
@@ -170,7 +186,9 @@ class Agent:
                     self._slots.pop(key, None)
                     self._changed.notify_all()
 
-        thread = threading.Thread(target=slot, name=f"job-{key}")
+        # Daemon: after a second signal the agent exits without waiting; what ran is settled
+        # on its next start from the container and the job folder.
+        thread = threading.Thread(target=slot, name=f"job-{key}", daemon=True)
         with self._changed:
             self._slots[key] = thread
         log.info(
