@@ -42,17 +42,19 @@ def _draw(spec: RandomSpec) -> list[dict[str, Any]]:
 def expand(body: SweepCreate) -> list[dict[str, Any]]:
     """Every point of the sweep (before repeats): grid x random draws, over the fixed params."""
     names = sorted(body.grid)
-    grid = [dict(zip(names, values, strict=True))
-            for values in itertools.product(*(body.grid[n] for n in names))] or [{}]
-    draws = _draw(body.random) if body.random else [{}]
     overlap = set(body.grid) & set(body.random.params if body.random else {})
     if overlap:
         raise errors.ValidationFailed(
             f"params {sorted(overlap)} are both in grid and random; choose one", field="random")
-    total = len(grid) * len(draws) * body.repeats
+    # Count before expanding: a few short axes can multiply past what memory holds.
+    total = math.prod(len(v) for v in body.grid.values()) * (
+        body.random.n if body.random else 1) * body.repeats
     if total > MAX_SWEEP_JOBS:
         raise errors.ValidationFailed(
             f"this sweep expands to {total} jobs; at most {MAX_SWEEP_JOBS}", field="grid")
+    grid = [dict(zip(names, values, strict=True))
+            for values in itertools.product(*(body.grid[n] for n in names))] or [{}]
+    draws = _draw(body.random) if body.random else [{}]
     return [{**body.params, **g, **d} for g in grid for d in draws]
 
 
