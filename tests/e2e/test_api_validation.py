@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -824,3 +825,26 @@ def test_a_listing_time_without_a_timezone_gets_422(
         server, tokens["viewer"], "GET", "/api/v1/jobs", params={name: "2026-01-01T00:00:00Z"}
     )
     assert fine.status_code == 200
+
+
+def test_a_sweep_too_big_to_expand_is_refused_at_once_and_the_server_stays_up(
+    server: LiveServer, tokens: dict[str, str], admin: HQClient
+) -> None:
+    script = publish_fake(admin, params={"type": "object"}).script
+    before = table_counts(server)
+    grid = {f"p{i}": list(range(100)) for i in range(6)}  # 10^12 points from a 3 KB body
+    started = time.monotonic()
+    body = problem(
+        call(
+            server,
+            tokens["submitter"],
+            "POST",
+            "/api/v1/sweeps",
+            json={"script": script, "grid": grid},
+        ),
+        422,
+    )
+    assert time.monotonic() - started < 2.0
+    assert body["field"] == "grid" and "expands to 1000000000000 jobs" in body["message"]
+    assert httpx.get(f"{server.url}/api/v1/health", timeout=5).status_code == 200
+    assert table_counts(server) == before
