@@ -209,3 +209,29 @@ def test_a_job_that_ends_while_hq_is_down_is_reported_when_it_returns(
 def live_agent_for(hq_agents: AgentFactory) -> Callable[[LiveServer], AgentProcess]:
     """An agent that retries quickly while HQ is away."""
     return lambda server: hq_agents(server, env={"HQ_RETRY_MAX_S": "1"})
+
+
+def test_an_agent_restarted_while_its_lease_holds_adopts_the_running_container(
+    sqlite_server: LiveServer,
+    hq_agents: AgentFactory,
+    base_image: BaseImage,
+    docker_client: docker.DockerClient,
+) -> None:
+    server = sqlite_server
+    publish_inline(server, base_image, name="worker", code=WORKER, args=["4"])
+    agent = hq_agents(server, name="phoenix")
+    client = server.client("submitter")
+    job = client.submit_job(script="worker")
+    eventually(lambda: running_for(docker_client, job.id), timeout_s=30, what="the job")
+    agent.kill()
+    agent.start()  # well within the 30 s lease
+    done = wait_status(client, job.id, ENDED, timeout_s=60)
+    assert done.status == "succeeded", done.failure_reason
+    assert done.attempts == 1
+    assert client.job_result(job.id).metrics == {"attempt": 1.0}
+    assert "adopting the running container of job " + job.id in agent.log()
+    eventually(
+        lambda: not job_containers(docker_client, job.id),
+        timeout_s=10,
+        what="the container to be removed",
+    )

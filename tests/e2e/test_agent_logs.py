@@ -97,3 +97,16 @@ def test_an_idle_agent_runs_a_new_job_at_once(
     job = client.submit_job(script="quick", wait_s=30)
     assert job.status == "succeeded"
     assert time.monotonic() - started < 3.0
+
+
+def test_a_chatty_job_loses_no_line(
+    live_server: LiveServer, live_agent: AgentProcess, base_image: BaseImage
+) -> None:
+    code = "for i in range(20000):\n    print(f'line {i:05d} ' + 'x' * 200)\n"
+    publish_inline(live_server, base_image, name="chatty", code=code)
+    client = live_server.client("submitter")
+    job = client.submit_job(script="chatty")
+    assert wait_status(client, job.id, ENDED, timeout_s=120).status == "succeeded"
+    lines = [x for x in client.job_logs(job.id).splitlines() if "line " in x and "xxx" in x]
+    assert len(lines) == 20000
+    assert "line 19999 " in lines[-1]
