@@ -21,7 +21,7 @@ from urllib.parse import quote
 import flask
 from werkzeug.wrappers.response import Response
 
-from dash_app.logic.accounts import check_password, safe_next
+from dash_app.logic.accounts import Account, check_password, safe_next
 from dash_app.settings import DashSettings
 from hq import errors
 from hq.client import HQClient
@@ -59,6 +59,7 @@ class AuthState:
     """Per-process state: the settings and the HQ tokens minted for accounts."""
 
     settings: DashSettings
+    accounts: dict[str, Account] = field(default_factory=dict)
     minted: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clients: OrderedDict[str, HQClient] = field(default_factory=OrderedDict)
@@ -78,11 +79,12 @@ class AuthState:
         with self.lock:
             if username in self.minted:
                 return self.minted[username]
-            account = self.settings.accounts[username]
+            account = self.accounts[username]
             admin = self.settings.admin_token()
             if not admin:
                 raise errors.NotAuthenticated(
-                    "accounts need an admin token: set HQ_TOKEN or HQ_HOME with admin.token"
+                    "accounts need an admin token: set HQ_ADMIN_TOKEN (or HQ_TOKEN), or HQ_HOME "
+                    "to the folder holding admin.token"
                 )
             with HQClient(self.settings.url, admin) as client:
                 created = client.create_token(name=f"dash-{username}", role=account.role)
@@ -177,7 +179,7 @@ def login() -> Response:
             }
         else:
             name = form.get("username", "").strip()
-            account = settings.accounts.get(name)
+            account = state().accounts.get(name)
             if not check_password(account, form.get("password", "")) or account is None:
                 return _login_page("Wrong username or password.", 401)
             state().account_token(name)
@@ -202,7 +204,15 @@ def logout() -> Response:
 def require_login() -> Response | None:
     """Refuse every non-public path to a visitor without a session."""
     path = flask.request.path
-    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or current_user() is not None:
+    user = current_user()
+    if (
+        user is not None
+        and user.get("kind") == "account"
+        and (user.get("name") not in state().accounts)
+    ):
+        flask.session.clear()  # the account was removed from HQ_DASH_USERS since login
+        user = None
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or user is not None:
         return None
     if path.startswith(XHR_PREFIXES):
         return flask.make_response({"code": "not_authenticated", "message": "log in first"}, 401)
@@ -221,7 +231,7 @@ def init_auth(server: flask.Flask, settings: DashSettings) -> None:
         # send the old session back (Flask re-sends permanent sessions on every response).
         SESSION_REFRESH_EACH_REQUEST=False,
     )
-    server.extensions[EXTENSION] = AuthState(settings=settings)
+    server.extensions[EXTENSION] = AuthState(settings=settings, accounts=settings.accounts)
     server.before_request(require_login)
     server.add_url_rule(LOGIN_PATH, "login", login, methods=["GET", "POST"])
     server.add_url_rule(LOGOUT_PATH, "logout", logout)
