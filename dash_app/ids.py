@@ -11,6 +11,7 @@ NAV_USER = "nav-user"
 # jobs page
 JOBS_GRID = "jobs-grid"
 JOBS_CURSORS = "jobs-cursors"
+JOBS_BLOCK = "jobs-block"
 JOBS_LIVE = "jobs-live"
 JOBS_INTERVAL = "jobs-interval"
 JOBS_ERROR = "jobs-error"
@@ -19,6 +20,7 @@ JOBS_REFRESH = "jobs-refresh"
 
 # job page
 JOB_ID = "job-id"
+JOB_SEEN = "job-seen"
 JOB_INTERVAL = "job-interval"
 JOB_STATUS = "job-status"
 JOB_SUMMARY = "job-summary"

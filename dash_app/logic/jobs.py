@@ -121,6 +121,11 @@ def query_from_request(request: dict[str, Any]) -> JobsQuery:
     return JobsQuery(sort=sort_from_model(request.get("sortModel")), filters=filters)
 
 
+def request_identity(request: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a getRowsRequest that say which rows it wants (echoed with the answer)."""
+    return {key: request.get(key) for key in ("startRow", "endRow", "sortModel", "filterModel")}
+
+
 def cursor_start(cursors: dict[str, str], start_row: int) -> tuple[int, str | None]:
     """The nearest remembered block start at or before ``start_row``, with its cursor."""
     best, cursor = 0, None

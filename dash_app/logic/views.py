@@ -137,6 +137,17 @@ def job_summary(job: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+def job_view_key(job: dict[str, Any]) -> dict[str, Any]:
+    """What the job page shows besides logs: when it is unchanged, nothing is redrawn."""
+    return {
+        "status": job.get("status"),
+        "attempts": job.get("attempts"),
+        "events": len(job.get("events", [])),
+        "agent": job.get("agent_id"),
+        "cancel_requested": job.get("cancel_requested"),
+    }
+
+
 def input_rows(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {

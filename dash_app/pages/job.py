@@ -28,6 +28,7 @@ from dash_app.logic.views import (
     human_size,
     input_rows,
     job_summary,
+    job_view_key,
     log_tail,
     rerun_request,
     timeline,
@@ -47,6 +48,7 @@ def layout(job_id: str | None = None, **_query: Any) -> html.Div:
     return html.Div(
         [
             dcc.Store(id=ids.JOB_ID, data=job_id),
+            dcc.Store(id=ids.JOB_SEEN),
             dcc.Interval(id=ids.JOB_INTERVAL, interval=POLL_MS),
             html.Div(
                 className="toolbar",
@@ -145,10 +147,11 @@ def _artifacts(job_id: str, artifacts: list[dict[str, Any]]) -> Any:
 
 
 @callback(
+    Output(ids.JOB_LOGS, "children"),
+    Output(ids.JOB_SEEN, "data"),
     Output(ids.JOB_STATUS, "children"),
     Output(ids.JOB_SUMMARY, "children"),
     Output(ids.JOB_TIMELINE, "children"),
-    Output(ids.JOB_LOGS, "children"),
     Output(ids.JOB_METRICS, "children"),
     Output(ids.JOB_CHARTS, "children"),
     Output(ids.JOB_TABLES, "children"),
@@ -157,24 +160,30 @@ def _artifacts(job_id: str, artifacts: list[dict[str, Any]]) -> Any:
     Output(ids.JOB_CANCEL, "disabled"),
     Input(ids.JOB_INTERVAL, "n_intervals"),
     State(ids.JOB_ID, "data"),
+    State(ids.JOB_SEEN, "data"),
 )
-def refresh(_ticks: int | None, job_id: str) -> tuple[Any, ...]:
-    """Poll the job while it runs; the last poll, once it ended, draws its results."""
+def refresh(_ticks: int | None, job_id: str, seen: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Poll the job while it runs: logs every time, the rest only when the job changed (so
+    grids keep their scroll); once it ended, draw its results and stop polling."""
     try:
         with hq_client() as client:
             job = client.get_job(job_id).model_dump(mode="json")
-            logs = client.job_logs(job_id)
+            logs = log_tail(client.job_logs(job_id)) or "(no output yet)"
+            key = job_view_key(job)
+            if key == seen:
+                return (logs, *([no_update] * 10))
             ended = is_finished(job["status"])
             result = client.job_result(job_id).model_dump(mode="json") if ended else None
             artifacts = [a.model_dump(mode="json") for a in client.list_artifacts(job_id)]
     except errors.HQError as exc:
-        return (error_message(exc), *([no_update] * 7), True, no_update)
+        return (no_update, no_update, error_message(exc), *([no_update] * 6), True, no_update)
     metrics, charts, tables = _results(result)
     return (
+        logs,
+        key,
         status_badge(job["status"]),
         _summary(job),
         table_grid(ids.JOB_TIMELINE_GRID, timeline(job), height="240px"),
-        log_tail(logs) or "(no output yet)",
         metrics,
         charts,
         tables,

@@ -11,7 +11,14 @@ from dash_app import ids
 from dash_app.auth import hq_client
 from dash_app.components.common import message
 from dash_app.grids import JOB_LINK_COLUMNS, jobs_grid
-from dash_app.logic.jobs import compare_href, fetch_block, job_href, job_row, query_from_request
+from dash_app.logic.jobs import (
+    compare_href,
+    fetch_block,
+    job_href,
+    job_row,
+    query_from_request,
+    request_identity,
+)
 from dash_app.logic.status import is_finished
 from hq import errors
 
@@ -45,6 +52,7 @@ def layout(**_query: Any) -> html.Div:
             ),
             html.Div(id=ids.JOBS_ERROR),
             dcc.Store(id=ids.JOBS_CURSORS, data={}),
+            dcc.Store(id=ids.JOBS_BLOCK),
             dcc.Store(id=ids.JOBS_LIVE, data={}),
             dcc.Interval(id=ids.JOBS_INTERVAL, interval=LIVE_INTERVAL_MS, disabled=True),
             jobs_grid(),
@@ -53,7 +61,7 @@ def layout(**_query: Any) -> html.Div:
 
 
 @callback(
-    Output(ids.JOBS_GRID, "getRowsResponse"),
+    Output(ids.JOBS_BLOCK, "data"),
     Output(ids.JOBS_CURSORS, "data"),
     Output(ids.JOBS_LIVE, "data"),
     Output(ids.JOBS_ERROR, "children"),
@@ -65,13 +73,15 @@ def layout(**_query: Any) -> html.Div:
 def load_rows(
     request: dict[str, Any] | None, cursors: dict[str, Any], live: dict[str, Any]
 ) -> tuple[Any, ...]:
-    """One block of rows for AG Grid, from HQ's cursor pages."""
+    """One block of rows for AG Grid, from HQ's cursor pages, with the request it answers."""
     if not request:
         return no_update, no_update, no_update, no_update
+    asked = request_identity(request)
+    empty = {"request": asked, "response": {"rowData": [], "rowCount": 0}}
     try:
         query = query_from_request(request)
     except ValueError as exc:
-        return {"rowData": [], "rowCount": 0}, no_update, {}, message(str(exc))
+        return empty, no_update, {}, message(str(exc))
     known = cursors.get("cursors", {}) if cursors.get("key") == query.key else {}
     blocks = live.get("blocks", {}) if live.get("key") == query.key else {}
     with hq_client() as client:
@@ -85,16 +95,33 @@ def load_rows(
                 fetch, cursors=known, start_row=request["startRow"], end_row=request["endRow"]
             )
         except errors.HQError as exc:
-            return {"rowData": [], "rowCount": 0}, no_update, {}, message(exc.message)
+            return empty, no_update, {}, message(exc.message)
     rows = [job_row(job) for job in block.rows]
     blocks[str(request["startRow"])] = any(not is_finished(r["status"]) for r in rows)
     response = {"rowData": rows, "rowCount": block.last_row if block.last_row is not None else -1}
     return (
-        response,
+        {"request": asked, "response": response},
         {"key": query.key, "cursors": block.cursors},
         {"key": query.key, "blocks": blocks},
         None,
     )
+
+
+# dash-ag-grid answers whichever block the grid asked for last: a late answer to an older request
+# (the user changed the filter meanwhile) would fill the new block with the old rows. Hand the
+# grid only the answer to the request it is waiting for; the newer callback brings its own.
+clientside_callback(
+    """function(block, current) {
+        if (!block || !current) { return window.dash_clientside.no_update; }
+        const key = r => JSON.stringify([r.startRow, r.endRow, r.sortModel, r.filterModel]);
+        return key(block.request) === key(current) ? block.response
+                                                   : window.dash_clientside.no_update;
+    }""",
+    Output(ids.JOBS_GRID, "getRowsResponse"),
+    Input(ids.JOBS_BLOCK, "data"),
+    State(ids.JOBS_GRID, "getRowsRequest"),
+    prevent_initial_call=True,
+)
 
 
 @callback(Output(ids.JOBS_INTERVAL, "disabled"), Input(ids.JOBS_LIVE, "data"))

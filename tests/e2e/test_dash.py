@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -282,6 +283,11 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
     parallel = graphs(page, "params and")
     assert parallel[0]["traces"][0]["type"] == "parcoords"
     shoot(page, "compare")
+    # the table exports to CSV: a header of params and metrics, and one line per job
+    with page.expect_download() as download:
+        page.locator(f"[id='{_aio('export', 'compare')}']").click()
+    lines = Path(download.value.path()).read_text().strip().splitlines()
+    assert len(lines) == 7 and "alpha" in lines[0] and "rmse" in lines[0]
     # the jobs grid filters on the server: by sweep, then by status
     page.goto(f"{dash.url}/jobs")
     grid_rows = page.locator("#jobs-grid .ag-center-cols-container .ag-row")

@@ -609,3 +609,21 @@ def test_dash_settings_refuse_bad_accounts_and_take_an_admin_token() -> None:
     settings = DashSettings(dash_users="ann:pw:viewer", HQ_ADMIN_TOKEN="hq_admin-token")
     assert settings.accounts["ann"].role == "viewer"
     assert settings.admin_token() == "hq_admin-token"
+
+
+def test_the_job_page_redraws_only_when_the_job_changed() -> None:
+    job = {"status": "running", "attempts": 1, "events": [{"kind": "started"}], "agent_id": "a"}
+    same = {**job, "metrics": {}, "finished_at": None}
+    assert views.job_view_key(job) == views.job_view_key(same)
+    ended = {**job, "status": "succeeded", "events": [{"kind": "started"}, {"kind": "ok"}]}
+    assert views.job_view_key(job) != views.job_view_key(ended)
+
+
+def test_a_block_answer_names_the_rows_it_answers() -> None:
+    request = {"startRow": 100, "endRow": 200, "sortModel": [], "filterModel": {}, "context": None}
+    assert jobs.request_identity(request) == {
+        "startRow": 100,
+        "endRow": 200,
+        "sortModel": [],
+        "filterModel": {},
+    }
