@@ -10,13 +10,23 @@ import click
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
 
 
+def json_value(text: str) -> Any:
+    """``text`` as JSON; NaN and Infinity are refused (ValueError): JSON has no such numbers,
+    and Python's parser would pass them on to be sent as null."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def parse_params(pairs: tuple[str, ...], params_json: str | None) -> dict[str, Any]:
     """``-p key=value`` pairs (values parsed as JSON when they can be) over ``--params-json``."""
     params: dict[str, Any] = {}
     if params_json:
         try:
-            loaded = json.loads(params_json)
-        except json.JSONDecodeError as exc:
+            loaded = json_value(params_json)
+        except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--params-json") from exc
         if not isinstance(loaded, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--params-json")
@@ -26,8 +36,8 @@ def parse_params(pairs: tuple[str, ...], params_json: str | None) -> dict[str, A
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
         try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
+            params[key] = json_value(value)
+        except ValueError:
             params[key] = value
     return params
 

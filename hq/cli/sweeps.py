@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
-from hq.cli.jobs import parse_inputs, parse_params
+from hq.cli.jobs import json_value, parse_inputs, parse_params
 
 
 def parse_grid(pairs: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -19,17 +18,17 @@ def parse_grid(pairs: tuple[str, ...]) -> dict[str, list[Any]]:
         if not sep or not key or not values:
             raise click.BadParameter(f"{pair!r} is not name=v1,v2,...", param_hint="-g")
         try:
-            loaded = json.loads(values)
+            loaded = json_value(values)
             grid[key] = loaded if isinstance(loaded, list) else [loaded]
-        except json.JSONDecodeError:
+        except ValueError:
             grid[key] = [_scalar(v) for v in values.split(",")]
     return grid
 
 
 def _scalar(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return json_value(text)
+    except ValueError:
         return text
 
 
@@ -60,8 +59,8 @@ def submit(script: str, grid: tuple[str, ...], params: tuple[str, ...], params_j
     random_spec = None
     if random_json:
         try:
-            random_spec = json.loads(random_json)
-        except json.JSONDecodeError as exc:
+            random_spec = json_value(random_json)
+        except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
     with get_client() as client:
         created = client.submit_sweep(
