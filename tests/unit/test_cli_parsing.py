@@ -33,6 +33,7 @@ NOWHERE = {"HQ_URL": "http://127.0.0.1:9", "HQ_TOKEN": "hq_unit-test-token"}
         (("expr=a=b",), {"expr": "a=b"}),
         (("empty=",), {"empty": ""}),
         (("n=1", "n=2"), {"n": 2}),
+        (("alpha=NaN", "beta=Infinity"), {"alpha": "NaN", "beta": "Infinity"}),
     ],
 )
 def test_params_pairs_parse_values_as_json_when_they_can(
@@ -52,6 +53,7 @@ def test_param_pairs_override_params_json() -> None:
         (("=3",), None, "'=3' is not key=value"),
         ((), "{not json", "not JSON"),
         ((), "[1, 2]", "must be a JSON object"),
+        ((), '{"alpha": NaN}', "NaN is not a JSON number"),
     ],
 )
 def test_malformed_params_are_a_usage_error_naming_the_option(
@@ -86,6 +88,7 @@ def test_malformed_inputs_are_a_usage_error(pair: str) -> None:
         (('name="a,b"',), {"name": ["a,b"]}),
         (("n=1,2", "mode=fast"), {"n": [1, 2], "mode": ["fast"]}),
         (("flag=true,false",), {"flag": [True, False]}),
+        (("alpha=1,NaN,-Infinity",), {"alpha": [1, "NaN", "-Infinity"]}),
     ],
 )
 def test_grid_axes_parse_comma_lists_and_json_lists(
