@@ -262,8 +262,9 @@ class HQClient:
             params["jobs"] = ",".join(job_ids)
         return self._json("GET", "/api/v1/results", ResultsTable, params=params)
 
-    def results_csv(self, *, script: str, status: str | None = "succeeded") -> str:
-        params: dict[str, Any] = {"script": script, "format": "csv"}
+    def results_csv(self, *, script: str, status: str | None = "succeeded",
+                    limit: int = 10_000) -> str:
+        params: dict[str, Any] = {"script": script, "format": "csv", "limit": limit}
         if status:
             params["status"] = status
         return self._request("GET", "/api/v1/results", params=params).text
