@@ -238,6 +238,10 @@ def test_sweep_submit_show_and_results_export_as_csv(
         hq(server, submitter_token, "results", "export", "--script", script, "--format", "json")
     )
     assert table["metric_columns"] == ["score"] and len(table["rows"]) == 11
+    cut = hq(server, submitter_token, "results", "export", "--script", script, "--limit", "5")
+    assert len(list(csv.DictReader(io.StringIO(ok(cut))))) == 5
+    assert "warning: the table stops at 5 rows" in cut.stderr  # never cut silently
+    assert "warning" not in result.stderr
 
 
 def test_token_create_then_script_list_with_the_new_token(server: LiveServer, script: str) -> None:
