@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -361,3 +364,25 @@ def test_an_admin_drains_an_agent_from_the_agents_page(
     expect(page.locator("#agents-message")).to_have_text(f"Draining {agent.name}.")
     with hq.client("viewer") as viewer:
         assert [a.drain_requested for a in viewer.list_agents() if a.name == agent.name] == [True]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"HQ_DASH_SECRET_KEY": "changeme"}, "HQ_DASH_SECRET_KEY must be a random string"),
+        ({"HQ_DASH_USERS": "ann:pw:king"}, "role 'king'"),
+    ],
+)
+def test_hq_dash_refuses_a_placeholder_secret_and_bad_accounts(
+    env: dict[str, str], says: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hq", "dash", "--port", "1"],
+        env={**os.environ, "HQ_HOME": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1 and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
