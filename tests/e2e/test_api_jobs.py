@@ -301,6 +301,19 @@ def test_a_job_no_live_agent_could_run_says_why_until_one_can(
     assert viewer.get_job(stuck.id).unschedulable_reason is None
 
 
+def test_a_job_needing_gpus_waits_with_a_reason_until_an_agent_with_gpus_registers(
+    server: LiveServer, publisher: HQClient, submitter: HQClient, viewer: HQClient, queue: str
+) -> None:
+    script = publish_fake(publisher, gpus=2, labels=["cuda"]).script
+    FakeAgent(server, queue=queue, labels=["cuda"])
+    job = submitter.submit_job(script=script, params={"n": 1}, queue=queue)
+    assert job.labels == ["cuda"]  # the manifest's labels are the job's
+    assert job.unschedulable_reason is not None and "2 GPU(s)" in job.unschedulable_reason
+    gpu_agent = FakeAgent(server, queue=queue, labels=["cuda"], gpus=2)
+    assert viewer.get_job(job.id).unschedulable_reason is None
+    assert gpu_agent.claim_one().job_id == job.id
+
+
 def test_an_agent_may_touch_only_the_jobs_it_holds_a_lease_on(
     server: LiveServer, submitter: HQClient, script: str, queue: str
 ) -> None:
