@@ -13,6 +13,7 @@ from dash_app.logic.status import status_cell_style
 from dash_app.logic.views import column_defs, table_columns
 
 JOBS_BLOCK_ROWS = 100
+MAX_CACHED_BLOCKS = 10  # a live refresh re-asks every cached block: keep it to 1,000 rows
 _EQUALS = {
     "filter": "agTextColumnFilter",
     "filterParams": {
@@ -67,7 +68,7 @@ def jobs_grid() -> dag.AgGrid:
         getRowId="params.data.id",
         dashGridOptions={
             "cacheBlockSize": JOBS_BLOCK_ROWS,
-            "maxBlocksInCache": max(1, 20_000 // JOBS_BLOCK_ROWS),
+            "maxBlocksInCache": MAX_CACHED_BLOCKS,
             "maxConcurrentDatasourceRequests": 1,
             "infiniteInitialRowCount": 1,
             "rowSelection": {
