@@ -1,8 +1,8 @@
 """Wake-ups for long polls: PostgreSQL LISTEN/NOTIFY across replicas, in-process events always.
 
-A service marks a topic on its session (``mark(session, topic)``); on PostgreSQL that also sends
-``pg_notify`` inside the transaction, so listeners hear it at commit. After commit the topic fires
-in-process at once. Waiters take a ``watch()`` handle *before* they query, then ``wait()`` on it,
+A service marks a topic on its session (``mark(session, topic)``); on PostgreSQL the transaction
+sends ``pg_notify`` just before it commits, so listeners hear it at commit (a server skips its own
+echo). After commit the topic fires in-process at once. Waiters take a ``watch()`` handle *before* they query, then ``wait()`` on it,
 so a notification between their query and their wait is never missed. Notifications can still be
 missed across a reconnect, so waiters always re-query on timeout, and a reconnect fires every topic.
 """
@@ -26,6 +26,7 @@ CHANNEL = "hq_events"
 TOPICS = ("queued", "done", "logs")
 RECONNECT_MAX_SECONDS = 5.0
 NOTIFIER_KEY = "hq_notifier"
+TOPICS_KEY = "hq_topics"
 
 
 class Notifier:
@@ -100,22 +101,36 @@ class Notifier:
 
 
 async def mark(session: AsyncSession, topic: str) -> None:
-    """Announce ``topic`` when this session's transaction commits."""
-    topics: set[str] = session.info.setdefault("hq_topics", set())
-    if topic in topics:
-        return
+    """Announce ``topic`` when this session's transaction commits (see the hooks below)."""
+    topics: set[str] = session.info.setdefault(TOPICS_KEY, set())
     topics.add(topic)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        notifier = session.info.get(NOTIFIER_KEY)
-        payload = f"{topic}:{notifier.origin}" if isinstance(notifier, Notifier) else topic
-        await session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                              {"channel": CHANNEL, "payload": payload})
+
+
+# A SAVEPOINT's release also dispatches before/after_commit; nothing is visible to others until
+# the outermost transaction commits, so the hooks act on that one only (a claim woken at a
+# savepoint release would query too early, find nothing, and sleep through the real commit).
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    """On PostgreSQL, send the marked topics in one NOTIFY statement inside the transaction."""
+    topics: set[str] = session.info.get(TOPICS_KEY, set())
+    bind = session.bind
+    if (not topics or session.in_nested_transaction() or bind is None
+            or bind.dialect.name != "postgresql"):
+        return
+    notifier = session.info.get(NOTIFIER_KEY)
+    suffix = f":{notifier.origin}" if isinstance(notifier, Notifier) else ""
+    ordered = sorted(topics)
+    calls = ", ".join(f"pg_notify(:channel, :p{i})" for i in range(len(ordered)))
+    params = {"channel": CHANNEL, **{f"p{i}": t + suffix for i, t in enumerate(ordered)}}
+    session.execute(text(f"SELECT {calls}"), params)
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     """Fire the topics a committed transaction marked, on the session's notifier."""
-    topics: set[str] = session.info.pop("hq_topics", set())
+    if session.in_nested_transaction():
+        return
+    topics: set[str] = session.info.pop(TOPICS_KEY, set())
     target = session.info.get(NOTIFIER_KEY)
     if isinstance(target, Notifier):
         for topic in topics:
@@ -124,7 +139,9 @@ def _after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
-    session.info.pop("hq_topics", None)
+    # A rolled-back SAVEPOINT keeps the topics: at worst a spurious wake-up, which only re-queries.
+    if not session.in_nested_transaction():
+        session.info.pop(TOPICS_KEY, None)
 
 
 def _libpq_url(database_url: str) -> str | None:
