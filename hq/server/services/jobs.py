@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -224,11 +225,12 @@ async def submit(session: AsyncSession, *, body: JobCreate, created_by: str | No
             return existing, False
     prepared = await prepare(session, script=body.script, inputs=body.inputs)
     agents = await live_agents(session, offline_seconds=offline_seconds)
+    # With a key, a savepoint: when a concurrent request with the same key commits first, our
+    # insert fails on the unique key (at the autoflush of any later statement, so the whole
+    # insert is inside) and the transaction lives on to read the winner's job.
+    savepoint = session.begin_nested() if idempotency_key is not None else nullcontext()
     try:
-        # A savepoint: when a concurrent request with the same key commits first, our insert
-        # fails on the unique key (at the autoflush of any later statement, so the whole insert
-        # is inside) and the transaction lives on to read the winner's job.
-        async with session.begin_nested():
+        async with savepoint:
             job = await create_job(session, body=body, prepared=prepared, agents=agents,
                                    created_by=created_by, default_timeout_s=default_timeout_s,
                                    idempotency_key=idempotency_key, request_hash=request_hash)
