@@ -82,13 +82,19 @@ def sha256_file(path: Path) -> str:
 class HQClient:
     """One HQ server, one bearer token."""
 
-    def __init__(self, url: str, token: str | None = None, *,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
-                                  transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
         # Presigned URLs carry their own authority: never send the bearer token with them.
         self._raw = httpx.Client(timeout=timeout, follow_redirects=True)
 
@@ -99,8 +105,12 @@ class HQClient:
     def __enter__(self) -> HQClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -140,24 +150,36 @@ class HQClient:
     def get_script(self, name: str) -> ScriptRead:
         return self._json("GET", f"/api/v1/scripts/{name}", ScriptRead)
 
-    def publish_script_version(self, *, name: str, image: str, digest: str,
-                               manifest: Manifest | dict[str, Any]) -> ScriptVersionRead:
-        body = {"image": image, "digest": digest,
-                "manifest": manifest.model_dump(mode="json") if isinstance(manifest, Manifest)
-                else manifest}
+    def publish_script_version(
+        self, *, name: str, image: str, digest: str, manifest: Manifest | dict[str, Any]
+    ) -> ScriptVersionRead:
+        body = {
+            "image": image,
+            "digest": digest,
+            "manifest": manifest.model_dump(mode="json")
+            if isinstance(manifest, Manifest)
+            else manifest,
+        }
         return self._json("POST", f"/api/v1/scripts/{name}/versions", ScriptVersionRead, json=body)
 
     # -- datasets ----------------------------------------------------------------------------
-    def upload_dataset(self, *, name: str, path: Path, filename: str | None = None
-                       ) -> DatasetVersionRead:
+    def upload_dataset(
+        self, *, name: str, path: Path, filename: str | None = None
+    ) -> DatasetVersionRead:
         with path.open("rb") as fh:
             return self.upload_dataset_stream(name=name, stream=fh, filename=filename or path.name)
 
-    def upload_dataset_stream(self, *, name: str, stream: BinaryIO, filename: str
-                              ) -> DatasetVersionRead:
+    def upload_dataset_stream(
+        self, *, name: str, stream: BinaryIO, filename: str
+    ) -> DatasetVersionRead:
         files = {"file": (filename, stream, "application/octet-stream")}
-        return self._json("POST", f"/api/v1/datasets/{name}/versions", DatasetVersionRead,
-                          files=files, timeout=None)
+        return self._json(
+            "POST",
+            f"/api/v1/datasets/{name}/versions",
+            DatasetVersionRead,
+            files=files,
+            timeout=None,
+        )
 
     def list_datasets(self) -> list[DatasetRead]:
         return self._list("/api/v1/datasets", DatasetRead)
@@ -181,28 +203,56 @@ class HQClient:
 
     def promote_artifact(self, *, job_id: str, path: str, dataset: str) -> DatasetVersionRead:
         body = {"job_id": job_id, "path": path, "dataset": dataset}
-        return self._json("POST", f"/api/v1/datasets/{dataset}/promote", DatasetVersionRead,
-                          json=body)
+        return self._json(
+            "POST", f"/api/v1/datasets/{dataset}/promote", DatasetVersionRead, json=body
+        )
 
     # -- jobs --------------------------------------------------------------------------------
-    def submit_job(self, job: JobCreate | None = None, *, idempotency_key: str | None = None,
-                   wait_s: float | None = None, **fields: Any) -> JobRead:
+    def submit_job(
+        self,
+        job: JobCreate | None = None,
+        *,
+        idempotency_key: str | None = None,
+        wait_s: float | None = None,
+        **fields: Any,
+    ) -> JobRead:
         body = self._body(job) if job is not None else self._body(build(JobCreate, fields))
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         params = {"wait": wait_s} if wait_s is not None else {}
         timeout = (wait_s + DEFAULT_TIMEOUT_SECONDS) if wait_s else DEFAULT_TIMEOUT_SECONDS
-        return self._json("POST", "/api/v1/jobs", JobRead, json=body, headers=headers,
-                          params=params, timeout=timeout)
+        return self._json(
+            "POST",
+            "/api/v1/jobs",
+            JobRead,
+            json=body,
+            headers=headers,
+            params=params,
+            timeout=timeout,
+        )
 
-    def list_jobs(self, *, status: str | list[str] | None = None, script: str | None = None,
-                  sweep: str | None = None, queue: str | None = None,
-                  created_after: str | None = None, created_before: str | None = None,
-                  sort: str = "-created_at", limit: int = 50, cursor: str | None = None
-                  ) -> Page[JobRead]:
+    def list_jobs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        script: str | None = None,
+        sweep: str | None = None,
+        queue: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        sort: str = "-created_at",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[JobRead]:
         params: dict[str, Any] = {"sort": sort, "limit": limit}
-        for key, value in (("status", status), ("script", script), ("sweep", sweep),
-                           ("queue", queue), ("created_after", created_after),
-                           ("created_before", created_before), ("cursor", cursor)):
+        for key, value in (
+            ("status", status),
+            ("script", script),
+            ("sweep", sweep),
+            ("queue", queue),
+            ("created_after", created_after),
+            ("created_before", created_before),
+            ("cursor", cursor),
+        ):
             if value is not None:
                 params[key] = ",".join(value) if isinstance(value, list) else value
         return self._json("GET", "/api/v1/jobs", Page[JobRead], params=params)
@@ -222,8 +272,12 @@ class HQClient:
     def follow_logs(self, job_id: str) -> Iterator[str]:
         """Yield log text as it arrives, until the job ends."""
         try:
-            with self._http.stream("GET", f"/api/v1/jobs/{job_id}/logs", params={"follow": 1},
-                                   timeout=httpx.Timeout(10.0, read=None)) as response:
+            with self._http.stream(
+                "GET",
+                f"/api/v1/jobs/{job_id}/logs",
+                params={"follow": 1},
+                timeout=httpx.Timeout(10.0, read=None),
+            ) as response:
                 if not response.is_success:
                     response.read()
                     raise_for_response(response)
@@ -253,8 +307,14 @@ class HQClient:
     def sweep_results(self, sweep_id: str) -> ResultsTable:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}/results", ResultsTable)
 
-    def results(self, *, script: str, status: str | None = "succeeded",
-                job_ids: list[str] | None = None, limit: int = 10_000) -> ResultsTable:
+    def results(
+        self,
+        *,
+        script: str,
+        status: str | None = "succeeded",
+        job_ids: list[str] | None = None,
+        limit: int = 10_000,
+    ) -> ResultsTable:
         params: dict[str, Any] = {"script": script, "format": "json", "limit": limit}
         if status:
             params["status"] = status
@@ -262,8 +322,9 @@ class HQClient:
             params["jobs"] = ",".join(job_ids)
         return self._json("GET", "/api/v1/results", ResultsTable, params=params)
 
-    def results_csv(self, *, script: str, status: str | None = "succeeded",
-                    limit: int = 10_000) -> str:
+    def results_csv(
+        self, *, script: str, status: str | None = "succeeded", limit: int = 10_000
+    ) -> str:
         params: dict[str, Any] = {"script": script, "format": "csv", "limit": limit}
         if status:
             params["status"] = status
@@ -281,31 +342,47 @@ class HQClient:
 
     def claim(self, agent_id: str, *, capacity: int, wait_s: float) -> ClaimResponse:
         body = self._body(ClaimRequest(capacity=capacity, wait_s=wait_s))
-        return self._json("POST", f"/api/v1/agents/{agent_id}/claim", ClaimResponse, json=body,
-                          timeout=wait_s + DEFAULT_TIMEOUT_SECONDS)
+        return self._json(
+            "POST",
+            f"/api/v1/agents/{agent_id}/claim",
+            ClaimResponse,
+            json=body,
+            timeout=wait_s + DEFAULT_TIMEOUT_SECONDS,
+        )
 
     def heartbeat(self, job_id: str, *, lease_token: str) -> HeartbeatResponse:
-        return self._json("POST", f"/api/v1/jobs/{job_id}/heartbeat", HeartbeatResponse,
-                          json={"lease_token": lease_token})
+        return self._json(
+            "POST",
+            f"/api/v1/jobs/{job_id}/heartbeat",
+            HeartbeatResponse,
+            json={"lease_token": lease_token},
+        )
 
     def send_logs(self, job_id: str, *, lease_token: str, lines: list[LogLine]) -> None:
         body = {"lease_token": lease_token, "lines": [x.model_dump(mode="json") for x in lines]}
         self._request("POST", f"/api/v1/jobs/{job_id}/logs", json=body)
 
-    def artifact_uploads(self, job_id: str, *, lease_token: str, files: list[ArtifactFile]
-                         ) -> UploadResponse:
+    def artifact_uploads(
+        self, job_id: str, *, lease_token: str, files: list[ArtifactFile]
+    ) -> UploadResponse:
         body = {"lease_token": lease_token, "files": [f.model_dump() for f in files]}
-        return self._json("POST", f"/api/v1/jobs/{job_id}/artifacts/uploads", UploadResponse,
-                          json=body)
+        return self._json(
+            "POST", f"/api/v1/jobs/{job_id}/artifacts/uploads", UploadResponse, json=body
+        )
 
     def complete(self, job_id: str, request: CompleteRequest) -> CompleteResponse:
-        return self._json("POST", f"/api/v1/jobs/{job_id}/complete", CompleteResponse,
-                          json=self._body(request))
+        return self._json(
+            "POST", f"/api/v1/jobs/{job_id}/complete", CompleteResponse, json=self._body(request)
+        )
 
     def complete_many(self, items: list[CompleteItem]) -> CompleteBatchResponse:
         """Several results in one request; check each answer's ``accepted``."""
-        return self._json("POST", "/api/v1/jobs/complete", CompleteBatchResponse,
-                          json=self._body(CompleteBatch(items=items)))
+        return self._json(
+            "POST",
+            "/api/v1/jobs/complete",
+            CompleteBatchResponse,
+            json=self._body(CompleteBatch(items=items)),
+        )
 
     # -- presigned URLs (no bearer token) ----------------------------------------------------
     def download_url(self, url: str, dest: Path) -> None:
@@ -330,8 +407,9 @@ class HQClient:
         size = path.stat().st_size
         try:
             with path.open("rb") as fh:
-                response = self._raw.put(url, content=_iter_file(fh),
-                                         headers={"Content-Length": str(size)})
+                response = self._raw.put(
+                    url, content=_iter_file(fh), headers={"Content-Length": str(size)}
+                )
         except httpx.TransportError as exc:
             raise errors.TransportError(f"upload failed: {exc}") from exc
         raise_for_response(response)

@@ -17,8 +17,13 @@ class HQError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str | None = None, *, field: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.message = message or (type(self).__doc__ or "").strip()
         self.field = field
         self.details = details or {}

@@ -29,9 +29,19 @@ def _register() -> None:
         tokens,
     )
 
-    for command in (server.server, tokens.token, jobs.job, sweeps.sweep, results.results,
-                    images.base_image, scripts.script, datasets.dataset, dash.dash, agent.agent,
-                    standalone.standalone):
+    for command in (
+        server.server,
+        tokens.token,
+        jobs.job,
+        sweeps.sweep,
+        results.results,
+        images.base_image,
+        scripts.script,
+        datasets.dataset,
+        dash.dash,
+        agent.agent,
+        standalone.standalone,
+    ):
         main.add_command(command)
 
 

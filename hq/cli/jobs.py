@@ -72,16 +72,36 @@ def job() -> None:
 @click.option("--wait", "wait_s", type=float, default=None, help="wait up to S seconds for the end")
 @json_option
 @handle_errors
-def submit(script: str, params: tuple[str, ...], params_json: str | None,
-           inputs: tuple[str, ...], priority: int, queue: str, labels: tuple[str, ...],
-           max_attempts: int, timeout_s: int | None, reuse: bool, idempotency_key: str | None,
-           wait_s: float | None, as_json: bool) -> None:
+def submit(
+    script: str,
+    params: tuple[str, ...],
+    params_json: str | None,
+    inputs: tuple[str, ...],
+    priority: int,
+    queue: str,
+    labels: tuple[str, ...],
+    max_attempts: int,
+    timeout_s: int | None,
+    reuse: bool,
+    idempotency_key: str | None,
+    wait_s: float | None,
+    as_json: bool,
+) -> None:
     """Submit SCRIPT[@VERSION] as a job."""
     with get_client() as client:
         created = client.submit_job(
-            script=script, params=parse_params(params, params_json), inputs=parse_inputs(inputs),
-            priority=priority, queue=queue, labels=list(labels), max_attempts=max_attempts,
-            timeout_s=timeout_s, reuse=reuse, idempotency_key=idempotency_key, wait_s=wait_s)
+            script=script,
+            params=parse_params(params, params_json),
+            inputs=parse_inputs(inputs),
+            priority=priority,
+            queue=queue,
+            labels=list(labels),
+            max_attempts=max_attempts,
+            timeout_s=timeout_s,
+            reuse=reuse,
+            idempotency_key=idempotency_key,
+            wait_s=wait_s,
+        )
     if as_json:
         echo_json(created)
         return
@@ -103,17 +123,43 @@ def submit(script: str, params: tuple[str, ...], params_json: str | None,
 @click.option("--cursor", default=None)
 @json_option
 @handle_errors
-def list_(status: str | None, script: str | None, sweep: str | None, queue: str | None,
-          sort: str, limit: int, cursor: str | None, as_json: bool) -> None:
+def list_(
+    status: str | None,
+    script: str | None,
+    sweep: str | None,
+    queue: str | None,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
     with get_client() as client:
-        page = client.list_jobs(status=status, script=script, sweep=sweep, queue=queue,
-                                sort=sort, limit=limit, cursor=cursor)
+        page = client.list_jobs(
+            status=status,
+            script=script,
+            sweep=sweep,
+            queue=queue,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
     if as_json:
         echo_json(page)
         return
-    echo_table([(j.id, f"{j.script}@{j.script_version}", j.status, j.attempts,
-                 j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.failure_reason or "")
-                for j in page.items], ["id", "script", "status", "attempts", "created", "reason"])
+    echo_table(
+        [
+            (
+                j.id,
+                f"{j.script}@{j.script_version}",
+                j.status,
+                j.attempts,
+                j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                j.failure_reason or "",
+            )
+            for j in page.items
+        ],
+        ["id", "script", "status", "attempts", "created", "reason"],
+    )
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}")
 
@@ -127,11 +173,17 @@ def show(job_id: str, as_json: bool) -> None:
         detail = client.get_job(job_id)
         result = client.job_result(job_id) if detail.status.finished else None
     if as_json:
-        echo_json({"job": detail.model_dump(mode="json"),
-                   "result": result.model_dump(mode="json") if result else None})
+        echo_json(
+            {
+                "job": detail.model_dump(mode="json"),
+                "result": result.model_dump(mode="json") if result else None,
+            }
+        )
         return
-    click.echo(f"job      {detail.id}\nscript   {detail.script}@{detail.script_version}\n"
-               f"status   {detail.status}  (attempt {detail.attempts}/{detail.max_attempts})")
+    click.echo(
+        f"job      {detail.id}\nscript   {detail.script}@{detail.script_version}\n"
+        f"status   {detail.status}  (attempt {detail.attempts}/{detail.max_attempts})"
+    )
     if detail.failure_reason:
         click.echo(f"reason   {detail.failure_reason}")
     if detail.unschedulable_reason:
@@ -167,6 +219,9 @@ def logs(job_id: str, follow: bool) -> None:
 def cancel(job_id: str) -> None:
     with get_client() as client:
         cancelled = client.cancel_job(job_id)
-    state = "cancel requested" if cancelled.cancel_requested and not cancelled.status.finished \
+    state = (
+        "cancel requested"
+        if cancelled.cancel_requested and not cancelled.status.finished
         else cancelled.status
+    )
     click.echo(f"{cancelled.id}  {state}")

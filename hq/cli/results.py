@@ -23,8 +23,13 @@ def results() -> None:
 @click.option("--script", required=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 @click.option("--status", default="succeeded", help="comma-separated; '' for all")
-@click.option("--limit", type=click.IntRange(1, MAX_ROWS), default=MAX_ROWS, show_default=True,
-              help="at most this many rows (oldest first)")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_ROWS),
+    default=MAX_ROWS,
+    show_default=True,
+    help="at most this many rows (oldest first)",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @handle_errors
 def export(script: str, fmt: str, status: str, limit: int, output: Path | None) -> None:
@@ -37,8 +42,11 @@ def export(script: str, fmt: str, status: str, limit: int, output: Path | None) 
             rows = len(table.rows)
             text = table.model_dump_json(indent=2) + "\n"
     if rows >= limit:  # the server stops at the limit: say so rather than cut the table silently
-        click.echo(f"warning: the table stops at {limit} rows; there may be more "
-                   "(narrow it with --status, or raise --limit)", err=True)
+        click.echo(
+            f"warning: the table stops at {limit} rows; there may be more "
+            "(narrow it with --status, or raise --limit)",
+            err=True,
+        )
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -43,18 +43,32 @@ def sweep() -> None:
 @click.option("-p", "--param", "params", multiple=True, help="fixed key=value")
 @click.option("--params-json", default=None)
 @click.option("-i", "--input", "inputs", multiple=True, help="name=dataset[@version]")
-@click.option("--random", "random_json", default=None,
-              help='random draws as JSON: {"n": 20, "seed": 1, "params": {"alpha": '
-                   '{"low": 0.01, "high": 10, "log": true}}}')
+@click.option(
+    "--random",
+    "random_json",
+    default=None,
+    help='random draws as JSON: {"n": 20, "seed": 1, "params": {"alpha": '
+    '{"low": 0.01, "high": 10, "log": true}}}',
+)
 @click.option("--repeats", type=int, default=1)
 @click.option("--priority", type=int, default=0)
 @click.option("--queue", default="default")
 @click.option("--reuse/--no-reuse", default=True)
 @json_option
 @handle_errors
-def submit(script: str, grid: tuple[str, ...], params: tuple[str, ...], params_json: str | None,
-           inputs: tuple[str, ...], random_json: str | None, repeats: int, priority: int,
-           queue: str, reuse: bool, as_json: bool) -> None:
+def submit(
+    script: str,
+    grid: tuple[str, ...],
+    params: tuple[str, ...],
+    params_json: str | None,
+    inputs: tuple[str, ...],
+    random_json: str | None,
+    repeats: int,
+    priority: int,
+    queue: str,
+    reuse: bool,
+    as_json: bool,
+) -> None:
     """Expand a grid (and/or random draws) times repeats into jobs of SCRIPT."""
     random_spec = None
     if random_json:
@@ -64,9 +78,16 @@ def submit(script: str, grid: tuple[str, ...], params: tuple[str, ...], params_j
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
     with get_client() as client:
         created = client.submit_sweep(
-            script=script, grid=parse_grid(grid), params=parse_params(params, params_json),
-            inputs=parse_inputs(inputs), random=random_spec, repeats=repeats, priority=priority,
-            queue=queue, reuse=reuse)
+            script=script,
+            grid=parse_grid(grid),
+            params=parse_params(params, params_json),
+            inputs=parse_inputs(inputs),
+            random=random_spec,
+            repeats=repeats,
+            priority=priority,
+            queue=queue,
+            reuse=reuse,
+        )
     if as_json:
         echo_json(created)
     else:
@@ -83,12 +104,18 @@ def show(sweep_id: str, show_results: bool, as_json: bool) -> None:
         info = client.get_sweep(sweep_id)
         table = client.sweep_results(sweep_id) if show_results else None
     if as_json:
-        echo_json({"sweep": info.model_dump(mode="json"),
-                   "results": table.model_dump(mode="json") if table else None})
+        echo_json(
+            {
+                "sweep": info.model_dump(mode="json"),
+                "results": table.model_dump(mode="json") if table else None,
+            }
+        )
         return
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(info.counts.items()))
-    click.echo(f"sweep {info.id}  {info.script}@{info.script_version}  {info.total} jobs  "
-               f"({counts}){'  finished' if info.finished else ''}")
+    click.echo(
+        f"sweep {info.id}  {info.script}@{info.script_version}  {info.total} jobs  "
+        f"({counts}){'  finished' if info.finished else ''}"
+    )
     if table:
         cols = ["job_id", "status", *table.param_columns, *table.metric_columns]
         echo_table([[_fmt(r.get(c)) for c in cols] for r in table.rows], cols)

@@ -37,5 +37,6 @@ def list_(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        echo_table([(t.id, t.name, t.role, t.created_at) for t in rows],
-                   ["id", "name", "role", "created"])
+        echo_table(
+            [(t.id, t.name, t.role, t.created_at) for t in rows], ["id", "name", "role", "created"]
+        )

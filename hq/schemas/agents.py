@@ -21,8 +21,9 @@ class AgentCreate(Model):
     labels: list[Label] = Field(default_factory=list, max_length=64)
     capacity: int = Field(default=1, ge=1, le=256)
     gpus: int = Field(default=0, ge=0, le=64)
-    queues: list[QueueName] = Field(default_factory=lambda: ["default"], min_length=1,
-                                    max_length=64)
+    queues: list[QueueName] = Field(
+        default_factory=lambda: ["default"], min_length=1, max_length=64
+    )
 
 
 class AgentRead(ReadModel):

@@ -14,13 +14,15 @@ MAX_PRIORITY = 1000
 
 class JobCreate(Model):
     script: str = Field(
-        description="script name, optionally '@version'; the latest version if omitted")
+        description="script name, optionally '@version'; the latest version if omitted"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     inputs: dict[str, str] = Field(
         default_factory=dict, description="input name -> 'dataset[@version]'"
     )
-    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY,
-                          description="higher runs first")
+    priority: int = Field(
+        default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY, description="higher runs first"
+    )
     queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
     labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
@@ -103,5 +105,15 @@ class LogLine(Model):
     text: str = Field(max_length=64 * 1024)
 
 
-JOB_SORT_KEYS = ("created_at", "-created_at", "priority", "-priority", "status", "-status",
-                 "finished_at", "-finished_at", "script", "-script")
+JOB_SORT_KEYS = (
+    "created_at",
+    "-created_at",
+    "priority",
+    "-priority",
+    "status",
+    "-status",
+    "finished_at",
+    "-finished_at",
+    "script",
+    "-script",
+)

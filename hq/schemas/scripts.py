@@ -14,8 +14,9 @@ DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class ScriptVersionCreate(Model):
-    image: str = Field(min_length=1, max_length=512,
-                       description="image reference, e.g. registry/name:tag")
+    image: str = Field(
+        min_length=1, max_length=512, description="image reference, e.g. registry/name:tag"
+    )
     digest: str = Field(description="the image's content digest, sha256:<64 hex>")
     manifest: Manifest
 

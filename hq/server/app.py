@@ -64,14 +64,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.state.notifier = notifier
         app.state.metrics = Metrics()
         app.state.store = make_store(
-            url=settings.resolved_storage_url, public_url=settings.resolved_public_url,
-            secret_key=settings.resolved_secret_key(), s3_access_key=settings.s3_access_key,
-            s3_secret_key=settings.s3_secret_key, s3_region=settings.s3_region,
-            max_put_bytes=settings.max_upload_bytes)
+            url=settings.resolved_storage_url,
+            public_url=settings.resolved_public_url,
+            secret_key=settings.resolved_secret_key(),
+            s3_access_key=settings.s3_access_key,
+            s3_secret_key=settings.s3_secret_key,
+            s3_region=settings.s3_region,
+            max_put_bytes=settings.max_upload_bytes,
+        )
         await _bootstrap_admin(app, settings)
         await notifier.start()
         reaper = asyncio.create_task(
-            Reaper(sessionmaker=sessionmaker, notifier=notifier, settings=settings).run())
+            Reaper(sessionmaker=sessionmaker, notifier=notifier, settings=settings).run()
+        )
         try:
             yield
         finally:
@@ -81,13 +86,29 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await notifier.stop()
             await engine.dispose()
 
-    app = FastAPI(title="HQ", version="0.1.0", lifespan=lifespan,
-                  description="Run Python analysis scripts as versioned container jobs. "
-                              "Every route but /api/v1/health needs 'Authorization: Bearer'.")
+    app = FastAPI(
+        title="HQ",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Run Python analysis scripts as versioned container jobs. "
+        "Every route but /api/v1/health needs 'Authorization: Bearer'.",
+    )
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, tokens, scripts, datasets, jobs, artifacts, leases, sweeps, results,
-                   agents, metrics_api, storage):
+    for module in (
+        health,
+        tokens,
+        scripts,
+        datasets,
+        jobs,
+        artifacts,
+        leases,
+        sweeps,
+        results,
+        agents,
+        metrics_api,
+        storage,
+    ):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app
@@ -100,8 +121,9 @@ async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:
             with contextlib.suppress(errors.NotAuthenticated):
                 await token_service.authenticate(session, value=settings.admin_token)
                 return
-            await token_service.create_token(session, name="admin", role=Role.admin,
-                                             value=settings.admin_token)
+            await token_service.create_token(
+                session, name="admin", role=Role.admin, value=settings.admin_token
+            )
             return
         if await token_service.has_admin(session):
             return
@@ -126,10 +148,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         code, message = {
             404: ("not_found", f"no route {where}; the API is described at /docs"),
             405: ("method_not_allowed", f"{where} is not allowed; see /docs for the methods"),
-        }.get(exc.status_code, ("bad_request" if exc.status_code < 500 else "internal",
-                                str(exc.detail)))
-        return JSONResponse({"code": code, "message": message}, status_code=exc.status_code,
-                            headers=exc.headers)
+        }.get(
+            exc.status_code,
+            ("bad_request" if exc.status_code < 500 else "internal", str(exc.detail)),
+        )
+        return JSONResponse(
+            {"code": code, "message": message}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -152,8 +177,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             field, message = None, f"the body is not valid JSON: {why} at character {loc[0]}"
         if len(problems) > 1:
             message += f" (and {len(problems) - 1} more problem(s))"
-        details = {"errors": [{"field": ".".join(str(p) for p in e.get("loc", ())),
-                               "message": e.get("msg")} for e in problems[:20]]}
+        details = {
+            "errors": [
+                {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")}
+                for e in problems[:20]
+            ]
+        }
         err = errors.ValidationFailed(message, field=field, details=details)
         return JSONResponse(err.to_body(), status_code=422)
 
@@ -240,6 +269,3 @@ def app_from_env() -> FastAPI:
     from hq.server.settings import get_settings
 
     return create_app(get_settings())
-
-
-

@@ -11,8 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hq.server.db.models import Job
 from hq.server.db.types import utcnow
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-                   60, 300)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+)
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 
@@ -22,15 +38,25 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.claim_latency = Histogram(
-            "hq_claim_latency_seconds", "Time from submission to the first claim of a job",
-            buckets=LATENCY_BUCKETS, registry=self.registry)
+            "hq_claim_latency_seconds",
+            "Time from submission to the first claim of a job",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.claimed = Counter("hq_jobs_claimed", "Leases handed out", registry=self.registry)
-        self.completed = Counter("hq_jobs_completed", "Results accepted", ["status"],
-                                 registry=self.registry)
-        self.duration = Histogram("hq_job_duration_seconds", "Run time of an accepted attempt",
-                                  ["status"], buckets=DURATION_BUCKETS, registry=self.registry)
-        self.jobs = Gauge("hq_jobs", "Jobs by queue and status", ["queue", "status"],
-                          registry=self.registry)
+        self.completed = Counter(
+            "hq_jobs_completed", "Results accepted", ["status"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "hq_job_duration_seconds",
+            "Run time of an accepted attempt",
+            ["status"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.jobs = Gauge(
+            "hq_jobs", "Jobs by queue and status", ["queue", "status"], registry=self.registry
+        )
         self.agents = Gauge("hq_agents", "Agents by status", ["status"], registry=self.registry)
 
     def observe_claims(self, jobs: Sequence[Job]) -> None:
@@ -46,9 +72,13 @@ class Metrics:
             self.duration.labels(status=status).observe(duration_s)
 
     async def render(self, session: AsyncSession, *, agent_counts: dict[str, int]) -> bytes:
-        rows = (await session.execute(
-            select(Job.queue, Job.status, func.count()).where(
-                Job.status.in_(("queued", "running"))).group_by(Job.queue, Job.status))).all()
+        rows = (
+            await session.execute(
+                select(Job.queue, Job.status, func.count())
+                .where(Job.status.in_(("queued", "running")))
+                .group_by(Job.queue, Job.status)
+            )
+        ).all()
         self.jobs.clear()
         for queue_name, status, count in rows:
             self.jobs.labels(queue=queue_name, status=status).set(count)

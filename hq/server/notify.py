@@ -81,8 +81,9 @@ class Notifier:
         delay = 0.1
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._pg_url,
-                                                                 autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._pg_url, autocommit=True
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     delay = 0.1
@@ -114,8 +115,12 @@ def _before_commit(session: Session) -> None:
     """On PostgreSQL, send the marked topics in one NOTIFY statement inside the transaction."""
     topics: set[str] = session.info.get(TOPICS_KEY, set())
     bind = session.bind
-    if (not topics or session.in_nested_transaction() or bind is None
-            or bind.dialect.name != "postgresql"):
+    if (
+        not topics
+        or session.in_nested_transaction()
+        or bind is None
+        or bind.dialect.name != "postgresql"
+    ):
         return
     notifier = session.info.get(NOTIFIER_KEY)
     suffix = f":{notifier.origin}" if isinstance(notifier, Notifier) else ""

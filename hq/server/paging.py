@@ -21,8 +21,9 @@ def encode_cursor(*, sort: str, value: Any, last_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, *, sort: str,
-                  value_types: tuple[type, ...] | None = None) -> tuple[Any, str]:
+def decode_cursor(
+    cursor: str, *, sort: str, value_types: tuple[type, ...] | None = None
+) -> tuple[Any, str]:
     """The (value, id) a cursor holds; ``value_types`` are the types the sort column allows, so a
     forged cursor gets a 400 instead of reaching the database."""
     try:
@@ -37,13 +38,15 @@ def decode_cursor(cursor: str, *, sort: str,
     except (ValueError, TypeError, KeyError) as exc:
         raise errors.BadRequest(BAD_CURSOR, field="cursor") from exc
     if cursor_sort != sort:
-        raise errors.BadRequest(f"this cursor belongs to sort={cursor_sort!r}, not {sort!r}",
-                                field="cursor")
+        raise errors.BadRequest(
+            f"this cursor belongs to sort={cursor_sort!r}, not {sort!r}", field="cursor"
+        )
     return value, last_id
 
 
-def after(column: Any, id_column: Any, *, value: Any,
-          last_id: str, descending: bool) -> ColumnElement[bool]:
+def after(
+    column: Any, id_column: Any, *, value: Any, last_id: str, descending: bool
+) -> ColumnElement[bool]:
     """Rows strictly after (value, last_id) in the page order."""
     if descending:
         return or_(column < value, and_(column == value, id_column < last_id))

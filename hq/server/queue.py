@@ -43,8 +43,9 @@ def _token_expr(session: AsyncSession) -> ColumnElement[str]:
     return func.lower(func.hex(func.randomblob(16)))
 
 
-async def claim_jobs(session: AsyncSession, *, agent: Agent, capacity: int,
-                     lease_ttl_seconds: float) -> list[Job]:
+async def claim_jobs(
+    session: AsyncSession, *, agent: Agent, capacity: int, lease_ttl_seconds: float
+) -> list[Job]:
     """Lease up to ``capacity`` jobs to ``agent``; flushes, the caller commits."""
     now = utcnow()
     missing_label = exists().where(JobLabel.job_id == Job.id, JobLabel.label.not_in(agent.labels))
@@ -89,8 +90,14 @@ async def claim_jobs(session: AsyncSession, *, agent: Agent, capacity: int,
     return jobs
 
 
-async def get_leased_job(session: AsyncSession, *, job_id: str, lease_token: str,
-                         agent_token_id: str | None, for_update: bool = False) -> Job:
+async def get_leased_job(
+    session: AsyncSession,
+    *,
+    job_id: str,
+    lease_token: str,
+    agent_token_id: str | None,
+    for_update: bool = False,
+) -> Job:
     """The job if ``lease_token`` is its current lease, held through the caller's agent token.
 
     ``agent_token_id`` None means an admin, who may act for any agent.
@@ -102,12 +109,23 @@ async def get_leased_job(session: AsyncSession, *, job_id: str, lease_token: str
     owner = None
     if job is not None and agent_token_id is not None:
         owner = await session.scalar(select(Agent.token_id).where(Agent.id == job.agent_id))
-    return check_lease(job, job_id=job_id, lease_token=lease_token,
-                       agent_token_id=agent_token_id, owner_token_id=owner)
+    return check_lease(
+        job,
+        job_id=job_id,
+        lease_token=lease_token,
+        agent_token_id=agent_token_id,
+        owner_token_id=owner,
+    )
 
 
-def check_lease(job: Job | None, *, job_id: str, lease_token: str, agent_token_id: str | None,
-                owner_token_id: str | None) -> Job:
+def check_lease(
+    job: Job | None,
+    *,
+    job_id: str,
+    lease_token: str,
+    agent_token_id: str | None,
+    owner_token_id: str | None,
+) -> Job:
     """The fencing rule on an already loaded job: ``lease_token`` must be its current lease,
     held by the agent token ``owner_token_id`` registered with (unless an admin acts)."""
     if job is None:
@@ -130,9 +148,16 @@ async def renew_lease(session: AsyncSession, *, job: Job, lease_ttl_seconds: flo
     return job
 
 
-async def finish(session: AsyncSession, *, job: Job, status: JobStatus, reason: str | None,
-                 exit_code: int | None = None, detail: str | None = None,
-                 flush: bool = True) -> None:
+async def finish(
+    session: AsyncSession,
+    *,
+    job: Job,
+    status: JobStatus,
+    reason: str | None,
+    exit_code: int | None = None,
+    detail: str | None = None,
+    flush: bool = True,
+) -> None:
     """Move a job to a final status, remembering the token that finished it.
 
     ``flush=False`` leaves the writes to the commit, which sends those of many jobs together.
@@ -144,8 +169,16 @@ async def finish(session: AsyncSession, *, job: Job, status: JobStatus, reason: 
     job.finished_at = now
     job.completed_token = job.lease_token
     job.lease_expires_at = None
-    session.add(JobEventRow(job_id=job.id, at=now, kind=status.value, attempt=job.attempts,
-                            agent_id=job.agent_id, detail=detail or reason))
+    session.add(
+        JobEventRow(
+            job_id=job.id,
+            at=now,
+            kind=status.value,
+            attempt=job.attempts,
+            agent_id=job.agent_id,
+            detail=detail or reason,
+        )
+    )
     await notify.mark(session, "done")
     if flush:
         await session.flush()
@@ -163,34 +196,58 @@ async def extend_running_leases(session: AsyncSession, *, grace_seconds: float) 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def reap(session: AsyncSession, *, backoff_seconds: float, backoff_max_seconds: float,
-               timeout_slack_seconds: float) -> ReapResult:
+async def reap(
+    session: AsyncSession,
+    *,
+    backoff_seconds: float,
+    backoff_max_seconds: float,
+    timeout_slack_seconds: float,
+) -> ReapResult:
     """Requeue expired leases (with backoff) or fail them as lost; backstop job timeouts."""
     now = utcnow()
-    running = (await session.scalars(
-        select(Job).where(Job.status == JobStatus.running.value).with_for_update(skip_locked=True)
-    )).all()
+    running = (
+        await session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.running.value)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
     requeued = lost = timed_out = cancelled = 0
     for job in running:
         started = job.attempt_started_at or now
         if started + timedelta(seconds=job.timeout_s + timeout_slack_seconds) < now:
-            await finish(session, job=job, status=JobStatus.timed_out,
-                         reason="timeout (enforced by HQ: the agent did not report)")
+            await finish(
+                session,
+                job=job,
+                status=JobStatus.timed_out,
+                reason="timeout (enforced by HQ: the agent did not report)",
+            )
             timed_out += 1
         elif job.lease_expires_at is not None and job.lease_expires_at < now:
             if job.cancel_requested:
                 await finish(session, job=job, status=JobStatus.cancelled, reason="cancelled")
                 cancelled += 1
             elif job.attempts >= job.max_attempts:
-                await finish(session, job=job, status=JobStatus.failed, reason=LOST_REASON,
-                             detail=f"lease expired on attempt {job.attempts} of "
-                                    f"{job.max_attempts}")
+                await finish(
+                    session,
+                    job=job,
+                    status=JobStatus.failed,
+                    reason=LOST_REASON,
+                    detail=f"lease expired on attempt {job.attempts} of {job.max_attempts}",
+                )
                 lost += 1
             else:
                 delay = min(backoff_seconds * 2 ** (job.attempts - 1), backoff_max_seconds)
-                session.add(JobEventRow(job_id=job.id, at=now, kind="requeued",
-                                        attempt=job.attempts, agent_id=job.agent_id,
-                                        detail=f"lease expired; retry in {delay:g} s"))
+                session.add(
+                    JobEventRow(
+                        job_id=job.id,
+                        at=now,
+                        kind="requeued",
+                        attempt=job.attempts,
+                        agent_id=job.agent_id,
+                        detail=f"lease expired; retry in {delay:g} s",
+                    )
+                )
                 job.status = JobStatus.queued.value
                 job.lease_token = None
                 job.lease_expires_at = None
@@ -205,8 +262,11 @@ async def due_since(session: AsyncSession, *, since: datetime) -> bool:
     """Whether a queued job became claimable (its backoff ended) after ``since``."""
     now = utcnow()
     found = await session.scalar(
-        select(Job.id).where(and_(Job.status == JobStatus.queued.value, Job.run_after > since,
-                                  Job.run_after <= now)).limit(1)
+        select(Job.id)
+        .where(
+            and_(Job.status == JobStatus.queued.value, Job.run_after > since, Job.run_after <= now)
+        )
+        .limit(1)
     )
     return found is not None
 

@@ -23,8 +23,13 @@ logger = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession],
-                 notifier: Notifier, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        notifier: Notifier,
+        settings: ServerSettings,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._notifier = notifier
         self._settings = settings
@@ -33,18 +38,24 @@ class Reaper:
 
     async def tick(self) -> queue.ReapResult:
         s = self._settings
-        outage = self._last_ok is None or (
-            time.monotonic() - self._last_ok > s.lease_ttl_seconds)
+        outage = self._last_ok is None or (time.monotonic() - self._last_ok > s.lease_ttl_seconds)
         async with self._sessionmaker() as session, session.begin():
             if outage:
                 extended = await queue.extend_running_leases(
-                    session, grace_seconds=s.outage_grace_seconds)
+                    session, grace_seconds=s.outage_grace_seconds
+                )
                 if extended:
-                    logger.warning("gave %d running lease(s) a %g s grace period after an outage",
-                                   extended, s.outage_grace_seconds)
-            result = await queue.reap(session, backoff_seconds=s.retry_backoff_seconds,
-                                      backoff_max_seconds=s.retry_backoff_max_seconds,
-                                      timeout_slack_seconds=s.timeout_slack_seconds)
+                    logger.warning(
+                        "gave %d running lease(s) a %g s grace period after an outage",
+                        extended,
+                        s.outage_grace_seconds,
+                    )
+            result = await queue.reap(
+                session,
+                backoff_seconds=s.retry_backoff_seconds,
+                backoff_max_seconds=s.retry_backoff_max_seconds,
+                timeout_slack_seconds=s.timeout_slack_seconds,
+            )
             due = await queue.due_since(session, since=self._last_tick_at)
         self._last_tick_at = utcnow()
         self._last_ok = time.monotonic()

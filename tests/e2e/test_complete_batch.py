@@ -36,23 +36,24 @@ def script(server: LiveServer) -> str:
     return publish_fake(server.client("publisher")).script
 
 
-def item(lease_job: str, token: str, status: JobStatus = JobStatus.succeeded,
-         **fields: Any) -> CompleteItem:
-    return CompleteItem(job_id=lease_job, lease_token=token, status=status, exit_code=0,
-                        **fields)
+def item(
+    lease_job: str, token: str, status: JobStatus = JobStatus.succeeded, **fields: Any
+) -> CompleteItem:
+    return CompleteItem(job_id=lease_job, lease_token=token, status=status, exit_code=0, **fields)
 
 
 def test_a_batch_completes_every_leased_job_with_its_own_status_and_metrics(
     server: LiveServer, submitter: HQClient, script: str
 ) -> None:
     queue = unique_queue()
-    jobs = [submitter.submit_job(script=script, params={"n": n}, queue=queue)
-            for n in range(1, 6)]
+    jobs = [submitter.submit_job(script=script, params={"n": n}, queue=queue) for n in range(1, 6)]
     agent = FakeAgent(server, queue=queue)
     leases = agent.client.claim(agent.agent.id, capacity=5, wait_s=5).leases
     assert len(leases) == 5
-    items = [item(lease.job_id, lease.lease_token,
-                  results=Results(metrics={"n": lease.params["n"]})) for lease in leases[:4]]
+    items = [
+        item(lease.job_id, lease.lease_token, results=Results(metrics={"n": lease.params["n"]}))
+        for lease in leases[:4]
+    ]
     items.append(item(leases[4].job_id, leases[4].lease_token, JobStatus.failed))
     answer = agent.client.complete_many(items)
     assert [r.job_id for r in answer.results] == [lease.job_id for lease in leases]
@@ -76,24 +77,35 @@ def test_a_stale_or_foreign_item_is_refused_alone_and_a_replay_gets_the_first_an
     mine = holder.client.claim(holder.agent.id, capacity=2, wait_s=5).leases
     theirs = other.client.claim(other.agent.id, capacity=1, wait_s=5).leases
     assert len(mine) == 2 and len(theirs) == 1
-    answer = holder.client.complete_many([
-        item(mine[0].job_id, mine[0].lease_token),
-        item(mine[1].job_id, "stale-token"),
-        item(theirs[0].job_id, theirs[0].lease_token),
-        item("no-such-job", "x"),
-    ])
+    answer = holder.client.complete_many(
+        [
+            item(mine[0].job_id, mine[0].lease_token),
+            item(mine[1].job_id, "stale-token"),
+            item(theirs[0].job_id, theirs[0].lease_token),
+            item("no-such-job", "x"),
+        ]
+    )
     codes = [(r.accepted, r.code) for r in answer.results]
-    assert codes == [(True, None), (False, errors.LeaseLost.code),
-                     (False, errors.Forbidden.code), (False, errors.NotFound.code)]
+    assert codes == [
+        (True, None),
+        (False, errors.LeaseLost.code),
+        (False, errors.Forbidden.code),
+        (False, errors.NotFound.code),
+    ]
     assert submitter.get_job(mine[1].job_id).status == JobStatus.running
     assert submitter.get_job(theirs[0].job_id).status == JobStatus.running
-    again = holder.client.complete_many([item(mine[0].job_id, mine[0].lease_token),
-                                         item(mine[1].job_id, mine[1].lease_token)])
+    again = holder.client.complete_many(
+        [item(mine[0].job_id, mine[0].lease_token), item(mine[1].job_id, mine[1].lease_token)]
+    )
     assert [(r.accepted, r.status) for r in again.results] == [
-        (True, JobStatus.succeeded), (True, JobStatus.succeeded)]
+        (True, JobStatus.succeeded),
+        (True, JobStatus.succeeded),
+    ]
     with pytest.raises(errors.LeaseLost):  # the single complete agrees: that lease is used up
-        holder.client.complete(mine[1].job_id, CompleteRequest(
-            lease_token="stale-token", status=JobStatus.failed, exit_code=1))
+        holder.client.complete(
+            mine[1].job_id,
+            CompleteRequest(lease_token="stale-token", status=JobStatus.failed, exit_code=1),
+        )
 
 
 def test_a_batch_refuses_a_non_final_status_and_an_empty_list(
@@ -103,8 +115,7 @@ def test_a_batch_refuses_a_non_final_status_and_an_empty_list(
     submitter.submit_job(script=script, params={"n": 1}, queue=queue)
     agent = FakeAgent(server, queue=queue)
     lease = agent.claim_one()
-    answer = agent.client.complete_many([item(lease.job_id, lease.lease_token,
-                                              JobStatus.running)])
+    answer = agent.client.complete_many([item(lease.job_id, lease.lease_token, JobStatus.running)])
     assert answer.results[0].code == errors.ValidationFailed.code
     assert submitter.get_job(lease.job_id).status == JobStatus.running
     with pytest.raises(errors.ValidationFailed):

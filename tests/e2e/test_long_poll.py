@@ -13,13 +13,17 @@ from hq.client import HQClient
 from hq.schemas.agents import AgentCreate
 from tests.fixtures.server import LiveServer
 
-NOOP_MANIFEST = {"name": "noop", "command": ["true"],
-                 "params": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+NOOP_MANIFEST = {
+    "name": "noop",
+    "command": ["true"],
+    "params": {"type": "object", "properties": {"n": {"type": "integer"}}},
+}
 
 
 def publish_noop(server: LiveServer) -> None:
     server.client("publisher").publish_script_version(
-        name="noop", image="noop:1", digest="sha256:" + "1" * 64, manifest=NOOP_MANIFEST)
+        name="noop", image="noop:1", digest="sha256:" + "1" * 64, manifest=NOOP_MANIFEST
+    )
 
 
 def test_idle_claim_wakes_within_milliseconds_of_a_submission(live_server: LiveServer) -> None:
@@ -56,9 +60,12 @@ def test_a_claim_whose_agent_went_away_hands_out_nothing(live_server: LiveServer
         agent = agent_client.register_agent(AgentCreate(name="gone", capacity=1))
     # An agent that gives up on its long poll after 0.3 s (it died, or its network did).
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{live_server.url}/api/v1/agents/{agent.id}/claim",
-                   json={"capacity": 1, "wait_s": 30},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=0.3)
+        httpx.post(
+            f"{live_server.url}/api/v1/agents/{agent.id}/claim",
+            json={"capacity": 1, "wait_s": 30},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=0.3,
+        )
     job = live_server.client("submitter").submit_job(script="noop", params={"n": 1})
     time.sleep(1.0)
     assert live_server.client("viewer").get_job(job.id).status == "queued"

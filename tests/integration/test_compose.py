@@ -24,8 +24,14 @@ SECRETS = {
 
 def run_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HQ_")}
-    return subprocess.run([str(COMPOSE_BIN), "-f", str(path), "config"], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [str(COMPOSE_BIN), "-f", str(path), "config"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_hq_stack_is_valid_with_its_secrets() -> None:

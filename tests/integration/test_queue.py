@@ -45,15 +45,17 @@ async def add_agent(maker: Maker, **overrides: object) -> Agent:
 
 async def claim(maker: Maker, agent: Agent, capacity: int = 1, ttl: float = 30) -> list[Job]:
     async with maker() as session, session.begin():
-        return await queue.claim_jobs(session, agent=agent, capacity=capacity,
-                                      lease_ttl_seconds=ttl)
+        return await queue.claim_jobs(
+            session, agent=agent, capacity=capacity, lease_ttl_seconds=ttl
+        )
 
 
 async def complete(maker: Maker, job: Job, token: str, **fields: object) -> object:
     body = CompleteRequest(lease_token=token, status=JobStatus.succeeded, exit_code=0, **fields)
     async with maker() as session, session.begin():
-        answer, _ = await leases.complete(session, job_id=job.id, body=body,
-                                          agent_token_id=None, store=None)
+        answer, _ = await leases.complete(
+            session, job_id=job.id, body=body, agent_token_id=None, store=None
+        )
     return answer
 
 
@@ -89,20 +91,24 @@ async def test_stale_lease_cannot_complete_and_new_holder_wins(sessionmaker: Mak
     [first] = await claim(sessionmaker, first_agent, ttl=0.05)
     await asyncio.sleep(0.1)
     async with sessionmaker() as session, session.begin():
-        reaped = await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
-                                  timeout_slack_seconds=30)
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30
+        )
     assert reaped.requeued == 1
     second_agent = await add_agent(sessionmaker, name="second")
     [second] = await claim(sessionmaker, second_agent)
     assert second.attempts == 2 and second.lease_token != first.lease_token
-    await complete(sessionmaker, second, second.lease_token or "",
-                   results=Results(metrics={"winner": 2.0}))
+    await complete(
+        sessionmaker, second, second.lease_token or "", results=Results(metrics={"winner": 2.0})
+    )
     with pytest.raises(errors.LeaseLost):
-        await complete(sessionmaker, first, first.lease_token or "",
-                       results=Results(metrics={"winner": 1.0}))
+        await complete(
+            sessionmaker, first, first.lease_token or "", results=Results(metrics={"winner": 1.0})
+        )
     # The same token twice gets the first answer, and nothing changes.
-    again = await complete(sessionmaker, second, second.lease_token or "",
-                           results=Results(metrics={"winner": 3.0}))
+    again = await complete(
+        sessionmaker, second, second.lease_token or "", results=Results(metrics={"winner": 3.0})
+    )
     assert getattr(again, "accepted", False) is True
     async with sessionmaker() as session:
         stored = await session.get(Job, job_id)
@@ -120,8 +126,9 @@ async def test_lease_expiry_past_max_attempts_fails_as_lost(sessionmaker: Maker)
         assert job.attempts == attempt
         await asyncio.sleep(0.03)
         async with sessionmaker() as session, session.begin():
-            await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
-                             timeout_slack_seconds=30)
+            await queue.reap(
+                session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30
+            )
     async with sessionmaker() as session:
         job = await session.get(Job, job_id)
     assert job is not None and job.status == "failed" and job.failure_reason == queue.LOST_REASON
@@ -133,8 +140,9 @@ async def test_requeue_backs_off_exponentially(sessionmaker: Maker) -> None:
     await claim(sessionmaker, agent, ttl=0.01)
     await asyncio.sleep(0.03)
     async with sessionmaker() as session, session.begin():
-        await queue.reap(session, backoff_seconds=10, backoff_max_seconds=300,
-                         timeout_slack_seconds=30)
+        await queue.reap(
+            session, backoff_seconds=10, backoff_max_seconds=300, timeout_slack_seconds=30
+        )
         job = await session.get(Job, job_id)
         assert job is not None and job.status == "queued"
         assert 9 < (job.run_after - utcnow()).total_seconds() <= 10
@@ -147,8 +155,9 @@ async def test_outage_grace_extends_running_leases(sessionmaker: Maker) -> None:
     await asyncio.sleep(0.03)
     async with sessionmaker() as session, session.begin():
         assert await queue.extend_running_leases(session, grace_seconds=60) == 1
-        reaped = await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
-                                  timeout_slack_seconds=30)
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30
+        )
     assert reaped == queue.ReapResult()
 
 
@@ -161,8 +170,9 @@ async def test_hq_backstops_a_timeout_the_agent_never_reported(sessionmaker: Mak
         assert job is not None
         job.attempt_started_at = utcnow() - timedelta(seconds=5)
     async with sessionmaker() as session, session.begin():
-        reaped = await queue.reap(session, backoff_seconds=0, backoff_max_seconds=0,
-                                  timeout_slack_seconds=1)
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=1
+        )
     assert reaped.timed_out == 1
 
 

@@ -20,13 +20,19 @@ def _token_scope(principal: Principal) -> str | None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AgentRead)
-async def register_agent(body: AgentCreate, session: SessionDep, settings: SettingsDep,
-                         principal: AgentPrincipal) -> AgentRead:
+async def register_agent(
+    body: AgentCreate, session: SessionDep, settings: SettingsDep, principal: AgentPrincipal
+) -> AgentRead:
     async with session.begin():
-        agent = await agent_service.register(session, body=body, token_id=principal.token_id,
-                                             offline_seconds=settings.agent_offline_seconds)
-        return agent_service.to_read(agent, running=0,
-                                     offline_seconds=settings.agent_offline_seconds)
+        agent = await agent_service.register(
+            session,
+            body=body,
+            token_id=principal.token_id,
+            offline_seconds=settings.agent_offline_seconds,
+        )
+        return agent_service.to_read(
+            agent, running=0, offline_seconds=settings.agent_offline_seconds
+        )
 
 
 @router.get("", response_model=list[AgentRead])
@@ -35,17 +41,24 @@ async def list_agents(session: SessionDep, settings: SettingsDep, _: Viewer) -> 
 
 
 @router.post("/{agent_id}/drain", response_model=AgentRead)
-async def drain_agent(agent_id: str, session: SessionDep, settings: SettingsDep,
-                      _: Admin) -> AgentRead:
+async def drain_agent(
+    agent_id: str, session: SessionDep, settings: SettingsDep, _: Admin
+) -> AgentRead:
     """Finish what runs, claim nothing new; the agent exits when idle."""
     async with session.begin():
-        return await agent_service.drain(session, agent_id=agent_id,
-                                         offline_seconds=settings.agent_offline_seconds)
+        return await agent_service.drain(
+            session, agent_id=agent_id, offline_seconds=settings.agent_offline_seconds
+        )
 
 
 @router.post("/{agent_id}/claim", response_model=ClaimResponse)
-async def claim(agent_id: str, body: ClaimRequest, request: Request, settings: SettingsDep,
-                principal: AgentPrincipal) -> ClaimResponse:
+async def claim(
+    agent_id: str,
+    body: ClaimRequest,
+    request: Request,
+    settings: SettingsDep,
+    principal: AgentPrincipal,
+) -> ClaimResponse:
     """Lease up to ``capacity`` jobs; with none queued, wait up to ``wait_s`` for one."""
     state = request.app.state
     deadline = time.monotonic() + body.wait_s
@@ -54,14 +67,20 @@ async def claim(agent_id: str, body: ClaimRequest, request: Request, settings: S
         if await request.is_disconnected():  # nobody would receive the lease
             return ClaimResponse(leases=[])
         async with state.sessionmaker() as session, session.begin():
-            agent = await agent_service.get_agent(session, agent_id=agent_id,
-                                                  token_id=_token_scope(principal))
-            await agent_service.touch(session, agent=agent,
-                                      fresh_seconds=settings.agent_offline_seconds / 20)
+            agent = await agent_service.get_agent(
+                session, agent_id=agent_id, token_id=_token_scope(principal)
+            )
+            await agent_service.touch(
+                session, agent=agent, fresh_seconds=settings.agent_offline_seconds / 20
+            )
             if agent.drain_requested:
                 return ClaimResponse(leases=[], drain=True)
-            jobs = await queue.claim_jobs(session, agent=agent, capacity=body.capacity,
-                                          lease_ttl_seconds=settings.lease_ttl_seconds)
+            jobs = await queue.claim_jobs(
+                session,
+                agent=agent,
+                capacity=body.capacity,
+                lease_ttl_seconds=settings.lease_ttl_seconds,
+            )
             leases = [await agent_service.to_lease(job, store=state.store) for job in jobs]
         if leases:
             state.metrics.observe_claims(jobs)

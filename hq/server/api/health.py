@@ -27,5 +27,10 @@ async def health(request: Request, response: Response) -> Health:
     ok = database == storage == "ok"
     if not ok:
         response.status_code = 503
-    return Health(status="ok" if ok else "degraded", database=database, storage=storage,
-                  version=VERSION, time=utcnow())
+    return Health(
+        status="ok" if ok else "degraded",
+        database=database,
+        storage=storage,
+        version=VERSION,
+        time=utcnow(),
+    )

@@ -27,17 +27,27 @@ LOG_PAGE_LINES = 10_000
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
 async def submit_job(
-    body: JobCreate, request: Request, response: Response, session: SessionDep,
-    settings: SettingsDep, principal: Submitter,
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Submitter,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
-    wait: Annotated[float | None, Query(ge=0, le=MAX_WAIT_SECONDS,
-                                        description="seconds to wait for the job to end")] = None,
+    wait: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait for the job to end"),
+    ] = None,
 ) -> JobRead:
     async with session.begin():
         job, created = await job_service.submit(
-            session, body=body, created_by=principal.token_id, idempotency_key=idempotency_key,
+            session,
+            body=body,
+            created_by=principal.token_id,
+            idempotency_key=idempotency_key,
             offline_seconds=settings.agent_offline_seconds,
-            default_timeout_s=settings.default_timeout_seconds)
+            default_timeout_s=settings.default_timeout_seconds,
+        )
         read = job_service.to_read(job)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -62,22 +72,36 @@ async def _wait_for_end(request: Request, *, job_id: str, timeout: float) -> Job
 
 @router.get("", response_model=Page[JobRead])
 async def list_jobs(
-    session: SessionDep, _: Viewer,
+    session: SessionDep,
+    _: Viewer,
     status_: Annotated[str | None, Query(alias="status", description="comma-separated")] = None,
-    script: str | None = None, sweep: str | None = None, queue: str | None = None,
-    created_after: datetime | None = None, created_before: datetime | None = None,
-    sort: str = "-created_at", limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    script: str | None = None,
+    sweep: str | None = None,
+    queue: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    sort: str = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> Page[JobRead]:
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             raise errors.ValidationFailed(
-                f"{name}: give a timezone, e.g. 2026-01-01T00:00:00Z", field=name)
+                f"{name}: give a timezone, e.g. 2026-01-01T00:00:00Z", field=name
+            )
     statuses = [s for s in (status_ or "").split(",") if s]
     rows, next_cursor = await job_service.list_jobs(
-        session, statuses=statuses, script=script, sweep=sweep, queue_name=queue,
-        created_after=created_after, created_before=created_before, sort=sort, limit=limit,
-        cursor=cursor)
+        session,
+        statuses=statuses,
+        script=script,
+        sweep=sweep,
+        queue_name=queue,
+        created_after=created_after,
+        created_before=created_before,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
     return Page[JobRead](items=[job_service.to_read(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -97,10 +121,14 @@ async def cancel_job(job_id: str, session: SessionDep, _: Submitter) -> JobRead:
         return job_service.to_read(await job_service.cancel(session, job_id=job_id))
 
 
-@router.get("/{job_id}/logs", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {}}}})
-async def get_logs(job_id: str, request: Request, session: SessionDep, __: Viewer,
-                   follow: bool = False) -> Response:
+@router.get(
+    "/{job_id}/logs",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def get_logs(
+    job_id: str, request: Request, session: SessionDep, __: Viewer, follow: bool = False
+) -> Response:
     """The job's log text; ``follow=1`` streams new lines until the job ends."""
     await job_service.get_job_row(session, job_id=job_id)
     if not follow:
@@ -117,9 +145,14 @@ async def get_logs(job_id: str, request: Request, session: SessionDep, __: Viewe
 
 
 async def _log_lines(session: AsyncSession, *, job_id: str, after_id: int) -> tuple[int, list[str]]:
-    rows = (await session.execute(
-        select(JobLog.id, JobLog.text).where(JobLog.job_id == job_id, JobLog.id > after_id)
-        .order_by(JobLog.id).limit(LOG_PAGE_LINES))).all()
+    rows = (
+        await session.execute(
+            select(JobLog.id, JobLog.text)
+            .where(JobLog.job_id == job_id, JobLog.id > after_id)
+            .order_by(JobLog.id)
+            .limit(LOG_PAGE_LINES)
+        )
+    ).all()
     last = rows[-1][0] if rows else after_id
     return last, [text if text.endswith("\n") else text + "\n" for _, text in rows]
 

@@ -25,13 +25,19 @@ def _scope(principal: Principal) -> str | None:
 
 
 @router.post("/complete", response_model=CompleteBatchResponse)
-async def complete_many(body: CompleteBatch, request: Request, session: SessionDep,
-                        store: StoreDep, principal: AgentPrincipal) -> CompleteBatchResponse:
+async def complete_many(
+    body: CompleteBatch,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: AgentPrincipal,
+) -> CompleteBatchResponse:
     """Report the ends of several attempts in one transaction; each item is accepted or refused
     (with the code ``complete`` would answer) on its own."""
     async with session.begin():
-        answers = await lease_service.complete_many(session, items=body.items,
-                                                    agent_token_id=_scope(principal), store=store)
+        answers = await lease_service.complete_many(
+            session, items=body.items, agent_token_id=_scope(principal), store=store
+        )
     metrics = request.app.state.metrics
     for answer, duration in answers:
         if answer.accepted and answer.status is not None:
@@ -40,30 +46,48 @@ async def complete_many(body: CompleteBatch, request: Request, session: SessionD
 
 
 @router.post("/{job_id}/heartbeat", response_model=HeartbeatResponse)
-async def heartbeat(job_id: str, body: Heartbeat, session: SessionDep, settings: SettingsDep,
-                    principal: AgentPrincipal) -> HeartbeatResponse:
+async def heartbeat(
+    job_id: str,
+    body: Heartbeat,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: AgentPrincipal,
+) -> HeartbeatResponse:
     """Extend the lease; the answer carries a cancel request."""
     async with session.begin():
         return await lease_service.heartbeat(
-            session, job_id=job_id, lease_token=body.lease_token,
-            agent_token_id=_scope(principal), lease_ttl_seconds=settings.lease_ttl_seconds)
+            session,
+            job_id=job_id,
+            lease_token=body.lease_token,
+            agent_token_id=_scope(principal),
+            lease_ttl_seconds=settings.lease_ttl_seconds,
+        )
 
 
 @router.post("/{job_id}/logs", status_code=204)
-async def append_logs(job_id: str, body: LogBatch, session: SessionDep,
-                      principal: AgentPrincipal) -> None:
+async def append_logs(
+    job_id: str, body: LogBatch, session: SessionDep, principal: AgentPrincipal
+) -> None:
     async with session.begin():
-        await lease_service.append_logs(session, job_id=job_id, batch=body,
-                                        agent_token_id=_scope(principal))
+        await lease_service.append_logs(
+            session, job_id=job_id, batch=body, agent_token_id=_scope(principal)
+        )
 
 
 @router.post("/{job_id}/complete", response_model=CompleteResponse)
-async def complete(job_id: str, body: CompleteRequest, request: Request, session: SessionDep,
-                   store: StoreDep, principal: AgentPrincipal) -> CompleteResponse:
+async def complete(
+    job_id: str,
+    body: CompleteRequest,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    principal: AgentPrincipal,
+) -> CompleteResponse:
     """Report the end of an attempt: a stale token gets 409, the same token twice the first
     answer."""
     async with session.begin():
-        answer, duration = await lease_service.complete(session, job_id=job_id, body=body,
-                                              agent_token_id=_scope(principal), store=store)
+        answer, duration = await lease_service.complete(
+            session, job_id=job_id, body=body, agent_token_id=_scope(principal), store=store
+        )
     request.app.state.metrics.observe_completion(status=answer.status, duration_s=duration)
     return answer

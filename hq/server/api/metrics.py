@@ -14,10 +14,12 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics(request: Request, session: SessionDep, settings: SettingsDep,
-                  _: AnyRole) -> Response:
-    agents = await agent_service.list_agents(session,
-                                             offline_seconds=settings.agent_offline_seconds)
+async def metrics(
+    request: Request, session: SessionDep, settings: SettingsDep, _: AnyRole
+) -> Response:
+    agents = await agent_service.list_agents(
+        session, offline_seconds=settings.agent_offline_seconds
+    )
     counts = dict(Counter(a.status for a in agents))
     body = await request.app.state.metrics.render(session, agent_counts=counts)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

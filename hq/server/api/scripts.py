@@ -21,10 +21,12 @@ async def get_script(name: str, session: SessionDep, _: Viewer) -> ScriptRead:
     return await script_service.get_script(session, name=name)
 
 
-@router.post("/{name}/versions", status_code=status.HTTP_201_CREATED,
-             response_model=ScriptVersionRead)
-async def publish_version(name: str, body: ScriptVersionCreate, session: SessionDep,
-                          response: Response, _: Publisher) -> ScriptVersionRead:
+@router.post(
+    "/{name}/versions", status_code=status.HTTP_201_CREATED, response_model=ScriptVersionRead
+)
+async def publish_version(
+    name: str, body: ScriptVersionCreate, session: SessionDep, response: Response, _: Publisher
+) -> ScriptVersionRead:
     """Register an image as a new version. Republishing the latest digest and manifest
     returns the existing version (200)."""
     async with session.begin():

@@ -13,13 +13,17 @@ router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
-async def create_sweep(body: SweepCreate, session: SessionDep, settings: SettingsDep,
-                       principal: Submitter) -> SweepRead:
+async def create_sweep(
+    body: SweepCreate, session: SessionDep, settings: SettingsDep, principal: Submitter
+) -> SweepRead:
     async with session.begin():
         return await sweep_service.create_sweep(
-            session, body=body, created_by=principal.token_id,
+            session,
+            body=body,
+            created_by=principal.token_id,
             offline_seconds=settings.agent_offline_seconds,
-            default_timeout_s=settings.default_timeout_seconds)
+            default_timeout_s=settings.default_timeout_seconds,
+        )
 
 
 @router.get("/{sweep_id}", response_model=SweepRead)

@@ -145,8 +145,7 @@ class JobLabel(Base):
     """One row per required label: the claim filters on 'no label the agent lacks'."""
 
     __tablename__ = "job_labels"
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
-                                        primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     label: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
@@ -154,8 +153,7 @@ class JobResultRow(Base):
     """The accepted result: kept apart from ``jobs`` so listings never load tables."""
 
     __tablename__ = "job_results"
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
-                                        primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer)
     tables: Mapped[dict[str, Any]] = mapped_column(JSONType)
     charts: Mapped[list[Any]] = mapped_column(JSONType)
@@ -163,8 +161,7 @@ class JobResultRow(Base):
 
 class JobInput(Base):
     __tablename__ = "job_inputs"
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"),
-                                        primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     dataset_name: Mapped[str] = mapped_column(String(63))
     version: Mapped[int] = mapped_column(Integer)

@@ -20,26 +20,41 @@ from hq.server.services import jobs as job_service
 INPUT_URL_EXPIRY_SECONDS = 900
 
 
-async def register(session: AsyncSession, *, body: AgentCreate, token_id: str,
-                   offline_seconds: float) -> Agent:
-    agent = Agent(id=str(uuid.uuid4()), name=body.name, labels=sorted(set(body.labels)),
-                  capacity=body.capacity, gpus=body.gpus, queues=body.queues, token_id=token_id,
-                  last_seen_at=utcnow())
+async def register(
+    session: AsyncSession, *, body: AgentCreate, token_id: str, offline_seconds: float
+) -> Agent:
+    agent = Agent(
+        id=str(uuid.uuid4()),
+        name=body.name,
+        labels=sorted(set(body.labels)),
+        capacity=body.capacity,
+        gpus=body.gpus,
+        queues=body.queues,
+        token_id=token_id,
+        last_seen_at=utcnow(),
+    )
     session.add(agent)
     await session.flush()
     # Jobs that waited for an agent like this one are schedulable now.
-    waiting = (await session.scalars(select(Job).where(
-        Job.status == JobStatus.queued.value, Job.unschedulable_reason.is_not(None)))).all()
+    waiting = (
+        await session.scalars(
+            select(Job).where(
+                Job.status == JobStatus.queued.value, Job.unschedulable_reason.is_not(None)
+            )
+        )
+    ).all()
     agents = await job_service.live_agents(session, offline_seconds=offline_seconds)
     for job in waiting:
         job.unschedulable_reason = job_service.unschedulable_reason(
-            agents=agents, labels=job.labels, gpus=job.gpus, queue_name=job.queue)
+            agents=agents, labels=job.labels, gpus=job.gpus, queue_name=job.queue
+        )
     await session.flush()
     return agent
 
 
-async def get_agent(session: AsyncSession, *, agent_id: str, token_id: str | None,
-                    for_update: bool = False) -> Agent:
+async def get_agent(
+    session: AsyncSession, *, agent_id: str, token_id: str | None, for_update: bool = False
+) -> Agent:
     """The agent; ``token_id`` (None for admins) must be the token that registered it."""
     stmt = select(Agent).where(Agent.id == agent_id)
     agent = await session.scalar(stmt.with_for_update() if for_update else stmt)
@@ -66,28 +81,49 @@ def _status(agent: Agent, *, offline_seconds: float) -> str:
 
 
 async def list_agents(session: AsyncSession, *, offline_seconds: float) -> list[AgentRead]:
-    running = dict((await session.execute(
-        select(Job.agent_id, func.count()).where(Job.status == JobStatus.running.value)
-        .group_by(Job.agent_id))).tuples().all())
+    running = dict(
+        (
+            await session.execute(
+                select(Job.agent_id, func.count())
+                .where(Job.status == JobStatus.running.value)
+                .group_by(Job.agent_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
     rows = (await session.scalars(select(Agent).order_by(Agent.created_at))).all()
-    return [to_read(a, running=running.get(a.id, 0), offline_seconds=offline_seconds)
-            for a in rows]
+    return [to_read(a, running=running.get(a.id, 0), offline_seconds=offline_seconds) for a in rows]
 
 
 def to_read(agent: Agent, *, running: int, offline_seconds: float) -> AgentRead:
-    return AgentRead(id=agent.id, name=agent.name, labels=agent.labels, capacity=agent.capacity,
-                     gpus=agent.gpus, queues=agent.queues,
-                     status=_status(agent, offline_seconds=offline_seconds), running=running,
-                     drain_requested=agent.drain_requested, last_seen_at=agent.last_seen_at,
-                     created_at=agent.created_at)
+    return AgentRead(
+        id=agent.id,
+        name=agent.name,
+        labels=agent.labels,
+        capacity=agent.capacity,
+        gpus=agent.gpus,
+        queues=agent.queues,
+        status=_status(agent, offline_seconds=offline_seconds),
+        running=running,
+        drain_requested=agent.drain_requested,
+        last_seen_at=agent.last_seen_at,
+        created_at=agent.created_at,
+    )
 
 
 async def drain(session: AsyncSession, *, agent_id: str, offline_seconds: float) -> AgentRead:
     agent = await get_agent(session, agent_id=agent_id, token_id=None, for_update=True)
     agent.drain_requested = True
     await session.flush()
-    running = await session.scalar(select(func.count()).where(
-        Job.agent_id == agent.id, Job.status == JobStatus.running.value)) or 0
+    running = (
+        await session.scalar(
+            select(func.count()).where(
+                Job.agent_id == agent.id, Job.status == JobStatus.running.value
+            )
+        )
+        or 0
+    )
     return to_read(agent, running=running, offline_seconds=offline_seconds)
 
 
@@ -96,14 +132,27 @@ async def to_lease(job: Job, *, store: Any) -> Lease:
     from hq.server.storage import dataset_key
 
     downloads = [
-        InputDownload(name=name, filename=ref["filename"], sha256=ref["sha256"],
-                      size=ref["size"],
-                      url=await store.presign_get(dataset_key(ref["sha256"]),
-                                                  expires_s=INPUT_URL_EXPIRY_SECONDS))
+        InputDownload(
+            name=name,
+            filename=ref["filename"],
+            sha256=ref["sha256"],
+            size=ref["size"],
+            url=await store.presign_get(
+                dataset_key(ref["sha256"]), expires_s=INPUT_URL_EXPIRY_SECONDS
+            ),
+        )
         for name, ref in job.inputs.items()
     ]
     assert job.lease_token is not None and job.lease_expires_at is not None
-    return Lease(job_id=job.id, lease_token=job.lease_token, attempt=job.attempts,
-                 lease_expires_at=job.lease_expires_at, image=job.image, digest=job.digest,
-                 manifest=Manifest.model_validate(job.manifest), params=job.params,
-                 inputs=downloads, timeout_s=job.timeout_s)
+    return Lease(
+        job_id=job.id,
+        lease_token=job.lease_token,
+        attempt=job.attempts,
+        lease_expires_at=job.lease_expires_at,
+        image=job.image,
+        digest=job.digest,
+        manifest=Manifest.model_validate(job.manifest),
+        params=job.params,
+        inputs=downloads,
+        timeout_s=job.timeout_s,
+    )

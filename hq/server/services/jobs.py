@@ -52,11 +52,13 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cache_key(*, digest: str, params: dict[str, Any], input_shas: dict[str, str],
-              repeat: int) -> str:
+def cache_key(
+    *, digest: str, params: dict[str, Any], input_shas: dict[str, str], repeat: int
+) -> str:
     """The memoisation key: image digest, canonical params, input sha256s (and the repeat)."""
-    return sha256_text(canonical({"digest": digest, "params": params, "inputs": input_shas,
-                                  "repeat": repeat}))
+    return sha256_text(
+        canonical({"digest": digest, "params": params, "inputs": input_shas, "repeat": repeat})
+    )
 
 
 def with_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +74,11 @@ def _non_finite(value: Any, path: list[str]) -> tuple[list[str], float] | None:
     JSON, PostgreSQL's JSONB and scripts do not)."""
     if isinstance(value, float) and not math.isfinite(value):
         return path, value
-    items = value.items() if isinstance(value, dict) else (
-        enumerate(value) if isinstance(value, list) else ())
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else (enumerate(value) if isinstance(value, list) else ())
+    )
     for key, item in items:
         found = _non_finite(item, [*path, str(key)])
         if found is not None:
@@ -81,14 +86,16 @@ def _non_finite(value: Any, path: list[str]) -> tuple[list[str], float] | None:
     return None
 
 
-def validate_params(manifest: Manifest, params: dict[str, Any], *, where: str = "params"
-                    ) -> dict[str, Any]:
+def validate_params(
+    manifest: Manifest, params: dict[str, Any], *, where: str = "params"
+) -> dict[str, Any]:
     """Params with defaults filled in, or a 422 naming the field and what it must be."""
     bad = _non_finite(params, [where])
     if bad is not None:
         name = ".".join(bad[0])
-        raise errors.ValidationFailed(f"{name}: {bad[1]} is not a finite number; JSON numbers "
-                                      "must be finite", field=name)
+        raise errors.ValidationFailed(
+            f"{name}: {bad[1]} is not a finite number; JSON numbers must be finite", field=name
+        )
     full = with_defaults(manifest.params, params)
     validator = jsonschema.Draft202012Validator(manifest.params)
     problems = sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path))
@@ -120,12 +127,15 @@ async def prepare(session: AsyncSession, *, script: str, inputs: dict[str, str])
             known = ", ".join(manifest.inputs) or "none"
             raise errors.ValidationFailed(
                 f"inputs.{name}: script {version.script_name} has no input {name!r} "
-                f"(its inputs: {known})", field=f"inputs.{name}")
+                f"(its inputs: {known})",
+                field=f"inputs.{name}",
+            )
     for name, spec in manifest.inputs.items():
         if spec.required and name not in inputs:
             raise errors.ValidationFailed(
                 f"inputs.{name} is required: give a dataset as 'name' or 'name@version'",
-                field=f"inputs.{name}")
+                field=f"inputs.{name}",
+            )
     refs: dict[str, InputRef] = {}
     if inputs:
         for name, ref in inputs.items():
@@ -133,19 +143,30 @@ async def prepare(session: AsyncSession, *, script: str, inputs: dict[str, str])
                 row = await dataset_service.resolve_input(session, ref=ref)
             except (errors.ValidationFailed, errors.NotFound) as exc:  # say which input
                 raise type(exc)(f"inputs.{name}: {exc.message}", field=f"inputs.{name}") from exc
-            refs[name] = InputRef(dataset=row.dataset_name, version=row.version, sha256=row.sha256,
-                                  size=row.size, filename=row.filename)
+            refs[name] = InputRef(
+                dataset=row.dataset_name,
+                version=row.version,
+                sha256=row.sha256,
+                size=row.size,
+                filename=row.filename,
+            )
     return Prepared(version=version, manifest=manifest, inputs=refs)
 
 
 async def live_agents(session: AsyncSession, *, offline_seconds: float) -> list[Agent]:
     since = utcnow() - timedelta(seconds=offline_seconds)
-    return list((await session.scalars(
-        select(Agent).where(Agent.last_seen_at >= since, Agent.drain_requested.is_(False)))).all())
+    return list(
+        (
+            await session.scalars(
+                select(Agent).where(Agent.last_seen_at >= since, Agent.drain_requested.is_(False))
+            )
+        ).all()
+    )
 
 
-def unschedulable_reason(*, agents: list[Agent], labels: list[str], gpus: int, queue_name: str
-                         ) -> str | None:
+def unschedulable_reason(
+    *, agents: list[Agent], labels: list[str], gpus: int, queue_name: str
+) -> str | None:
     if not agents:
         return "no live agent is registered: the job waits until one starts"
     need = set(labels)
@@ -160,28 +181,58 @@ def unschedulable_reason(*, agents: list[Agent], labels: list[str], gpus: int, q
     return f"no live agent serves {' with '.join(parts)}"
 
 
-async def create_job(session: AsyncSession, *, body: JobCreate, prepared: Prepared,
-                     agents: list[Agent], params: dict[str, Any] | None = None,
-                     sweep_id: str | None = None, repeat: int = 0,
-                     created_by: str | None = None, default_timeout_s: int = 3600,
-                     idempotency_key: str | None = None, request_hash: str | None = None) -> Job:
+async def create_job(
+    session: AsyncSession,
+    *,
+    body: JobCreate,
+    prepared: Prepared,
+    agents: list[Agent],
+    params: dict[str, Any] | None = None,
+    sweep_id: str | None = None,
+    repeat: int = 0,
+    created_by: str | None = None,
+    default_timeout_s: int = 3600,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Job:
     """Insert one validated job (queued, or succeeded at once when memoised)."""
     manifest, version = prepared.manifest, prepared.version
     full_params = validate_params(manifest, body.params if params is None else params)
-    key = cache_key(digest=version.digest, params=full_params,
-                    input_shas={n: r.sha256 for n, r in prepared.inputs.items()}, repeat=repeat)
+    key = cache_key(
+        digest=version.digest,
+        params=full_params,
+        input_shas={n: r.sha256 for n, r in prepared.inputs.items()},
+        repeat=repeat,
+    )
     labels = sorted(set(manifest.labels) | set(body.labels))
     now = utcnow()
     job = Job(
-        id=queue.new_job_id(), script_name=version.script_name, script_version=version.version,
-        image=version.image, digest=version.digest, manifest=version.manifest, params=full_params,
+        id=queue.new_job_id(),
+        script_name=version.script_name,
+        script_version=version.version,
+        image=version.image,
+        digest=version.digest,
+        manifest=version.manifest,
+        params=full_params,
         inputs={n: r.model_dump() for n, r in prepared.inputs.items()},
-        status=JobStatus.queued.value, priority=body.priority, queue=body.queue, labels=labels,
-        gpus=manifest.resources.gpus, attempts=0, max_attempts=body.max_attempts,
+        status=JobStatus.queued.value,
+        priority=body.priority,
+        queue=body.queue,
+        labels=labels,
+        gpus=manifest.resources.gpus,
+        attempts=0,
+        max_attempts=body.max_attempts,
         timeout_s=body.timeout_s or manifest.resources.timeout_s or default_timeout_s,
-        reuse=body.reuse, cache_key=key, sweep_id=sweep_id, repeat=repeat,
-        idempotency_key=idempotency_key, request_hash=request_hash, metrics={},
-        created_by=created_by, created_at=now, run_after=now,
+        reuse=body.reuse,
+        cache_key=key,
+        sweep_id=sweep_id,
+        repeat=repeat,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        metrics={},
+        created_by=created_by,
+        created_at=now,
+        run_after=now,
     )
     origin = await _memoised(session, key=key) if body.reuse else None
     if origin is not None:
@@ -192,15 +243,24 @@ async def create_job(session: AsyncSession, *, body: JobCreate, prepared: Prepar
         job.started_at = job.finished_at = now
     else:
         job.unschedulable_reason = unschedulable_reason(
-            agents=agents, labels=labels, gpus=job.gpus, queue_name=body.queue)
+            agents=agents, labels=labels, gpus=job.gpus, queue_name=body.queue
+        )
     session.add(job)
     session.add_all(JobLabel(job_id=job.id, label=label) for label in labels)
-    session.add_all(JobInput(job_id=job.id, name=n, dataset_name=r.dataset, version=r.version,
-                             sha256=r.sha256) for n, r in prepared.inputs.items())
+    session.add_all(
+        JobInput(job_id=job.id, name=n, dataset_name=r.dataset, version=r.version, sha256=r.sha256)
+        for n, r in prepared.inputs.items()
+    )
     session.add(JobEventRow(job_id=job.id, at=now, kind="queued"))
     if origin is not None:
-        session.add(JobEventRow(job_id=job.id, at=now, kind="succeeded",
-                                detail=f"reused the result of job {job.reused_from}"))
+        session.add(
+            JobEventRow(
+                job_id=job.id,
+                at=now,
+                kind="succeeded",
+                detail=f"reused the result of job {job.reused_from}",
+            )
+        )
         await notify.mark(session, "done")
     else:
         await notify.mark(session, "queued")
@@ -209,14 +269,24 @@ async def create_job(session: AsyncSession, *, body: JobCreate, prepared: Prepar
 
 async def _memoised(session: AsyncSession, *, key: str) -> Job | None:
     return await session.scalar(
-        select(Job).where(Job.cache_key == key, Job.status == JobStatus.succeeded.value,
-                          Job.reused_from.is_(None))
-        .order_by(Job.finished_at.desc()).limit(1))
+        select(Job)
+        .where(
+            Job.cache_key == key, Job.status == JobStatus.succeeded.value, Job.reused_from.is_(None)
+        )
+        .order_by(Job.finished_at.desc())
+        .limit(1)
+    )
 
 
-async def submit(session: AsyncSession, *, body: JobCreate, created_by: str | None,
-                 idempotency_key: str | None, offline_seconds: float, default_timeout_s: int
-                 ) -> tuple[Job, bool]:
+async def submit(
+    session: AsyncSession,
+    *,
+    body: JobCreate,
+    created_by: str | None,
+    idempotency_key: str | None,
+    offline_seconds: float,
+    default_timeout_s: int,
+) -> tuple[Job, bool]:
     """Submit one job; with an Idempotency-Key, the first job comes back instead of a second."""
     request_hash = sha256_text(canonical(body.model_dump(mode="json")))
     if idempotency_key is not None:
@@ -231,17 +301,25 @@ async def submit(session: AsyncSession, *, body: JobCreate, created_by: str | No
     savepoint = session.begin_nested() if idempotency_key is not None else nullcontext()
     try:
         async with savepoint:
-            job = await create_job(session, body=body, prepared=prepared, agents=agents,
-                                   created_by=created_by, default_timeout_s=default_timeout_s,
-                                   idempotency_key=idempotency_key, request_hash=request_hash)
+            job = await create_job(
+                session,
+                body=body,
+                prepared=prepared,
+                agents=agents,
+                created_by=created_by,
+                default_timeout_s=default_timeout_s,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+            )
             await session.flush()
     except IntegrityError as exc:
         if idempotency_key is None:
             raise
         winner = await _same_key(session, key=idempotency_key, request_hash=request_hash)
         if winner is None:
-            raise errors.Conflict("a request with this Idempotency-Key is in flight; retry",
-                                  field="Idempotency-Key") from exc
+            raise errors.Conflict(
+                "a request with this Idempotency-Key is in flight; retry", field="Idempotency-Key"
+            ) from exc
         return winner, False
     return job, True
 
@@ -252,22 +330,41 @@ async def _same_key(session: AsyncSession, *, key: str, request_hash: str) -> Jo
     if existing is not None and existing.request_hash != request_hash:
         raise errors.IdempotencyMismatch(
             "this Idempotency-Key was used for a different request; use a new key",
-            field="Idempotency-Key")
+            field="Idempotency-Key",
+        )
     return existing
 
 
 def to_read(job: Job) -> JobRead:
     return JobRead(
-        id=job.id, script=job.script_name, script_version=job.script_version, image=job.image,
-        digest=job.digest, params=job.params,
+        id=job.id,
+        script=job.script_name,
+        script_version=job.script_version,
+        image=job.image,
+        digest=job.digest,
+        params=job.params,
         inputs={n: InputRef.model_validate(v) for n, v in job.inputs.items()},
-        status=JobStatus(job.status), priority=job.priority, queue=job.queue, labels=job.labels,
-        attempts=job.attempts, max_attempts=job.max_attempts, timeout_s=job.timeout_s,
-        reuse=job.reuse, cache_key=job.cache_key, reused_from=job.reused_from,
-        sweep_id=job.sweep_id, agent_id=job.agent_id, exit_code=job.exit_code,
-        failure_reason=job.failure_reason, unschedulable_reason=job.unschedulable_reason,
-        cancel_requested=job.cancel_requested, metrics=job.metrics or {},
-        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at)
+        status=JobStatus(job.status),
+        priority=job.priority,
+        queue=job.queue,
+        labels=job.labels,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        timeout_s=job.timeout_s,
+        reuse=job.reuse,
+        cache_key=job.cache_key,
+        reused_from=job.reused_from,
+        sweep_id=job.sweep_id,
+        agent_id=job.agent_id,
+        exit_code=job.exit_code,
+        failure_reason=job.failure_reason,
+        unschedulable_reason=job.unschedulable_reason,
+        cancel_requested=job.cancel_requested,
+        metrics=job.metrics or {},
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
 
 
 async def get_job_row(session: AsyncSession, *, job_id: str) -> Job:
@@ -279,20 +376,33 @@ async def get_job_row(session: AsyncSession, *, job_id: str) -> Job:
 
 async def get_detail(session: AsyncSession, *, job_id: str) -> JobDetail:
     job = await get_job_row(session, job_id=job_id)
-    events = (await session.scalars(
-        select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id))).all()
-    return JobDetail(**to_read(job).model_dump(),
-                     events=[JobEvent(at=e.at, kind=e.kind, attempt=e.attempt,
-                                      agent_id=e.agent_id, detail=e.detail) for e in events])
+    events = (
+        await session.scalars(
+            select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+        )
+    ).all()
+    return JobDetail(
+        **to_read(job).model_dump(),
+        events=[
+            JobEvent(at=e.at, kind=e.kind, attempt=e.attempt, agent_id=e.agent_id, detail=e.detail)
+            for e in events
+        ],
+    )
 
 
 async def get_result(session: AsyncSession, *, job_id: str) -> JobResult:
     job = await get_job_row(session, job_id=job_id)
     row = await session.get(JobResultRow, job.reused_from or job.id)
-    return JobResult(job_id=job.id, status=JobStatus(job.status), metrics=job.metrics or {},
-                     tables=row.tables if row else {}, charts=row.charts if row else [],
-                     exit_code=job.exit_code, failure_reason=job.failure_reason,
-                     reused_from=job.reused_from)
+    return JobResult(
+        job_id=job.id,
+        status=JobStatus(job.status),
+        metrics=job.metrics or {},
+        tables=row.tables if row else {},
+        charts=row.charts if row else [],
+        exit_code=job.exit_code,
+        failure_reason=job.failure_reason,
+        reused_from=job.reused_from,
+    )
 
 
 async def cancel(session: AsyncSession, *, job_id: str) -> Job:
@@ -306,32 +416,55 @@ async def cancel(session: AsyncSession, *, job_id: str) -> Job:
         await queue.finish(session, job=job, status=JobStatus.cancelled, reason="cancelled")
     elif not job.cancel_requested:
         job.cancel_requested = True
-        session.add(JobEventRow(job_id=job.id, kind="cancel_requested", attempt=job.attempts,
-                                agent_id=job.agent_id))
+        session.add(
+            JobEventRow(
+                job_id=job.id, kind="cancel_requested", attempt=job.attempts, agent_id=job.agent_id
+            )
+        )
         await session.flush()
     return job
 
 
-SORT_COLUMNS = {"created_at": Job.created_at, "priority": Job.priority, "status": Job.status,
-                "script": Job.script_name, "finished_at": Job.finished_at}
+SORT_COLUMNS = {
+    "created_at": Job.created_at,
+    "priority": Job.priority,
+    "status": Job.status,
+    "script": Job.script_name,
+    "finished_at": Job.finished_at,
+}
 CURSOR_TYPES: dict[str, tuple[type, ...]] = {
-    "created_at": (datetime,), "priority": (int,), "status": (str,), "script": (str,),
-    "finished_at": (datetime, type(None))}
+    "created_at": (datetime,),
+    "priority": (int,),
+    "status": (str,),
+    "script": (str,),
+    "finished_at": (datetime, type(None)),
+}
 
 
-async def list_jobs(session: AsyncSession, *, statuses: list[str], script: str | None,
-                    sweep: str | None, queue_name: str | None, created_after: datetime | None,
-                    created_before: datetime | None, sort: str, limit: int, cursor: str | None
-                    ) -> tuple[list[Job], str | None]:
+async def list_jobs(
+    session: AsyncSession,
+    *,
+    statuses: list[str],
+    script: str | None,
+    sweep: str | None,
+    queue_name: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Job], str | None]:
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key not in SORT_COLUMNS:
         raise errors.ValidationFailed(
-            f"unknown sort key {sort!r}; use one of: {', '.join(JOB_SORT_KEYS)}", field="sort")
+            f"unknown sort key {sort!r}; use one of: {', '.join(JOB_SORT_KEYS)}", field="sort"
+        )
     for status in statuses:
         if status not in JobStatus.__members__:
             raise errors.ValidationFailed(
-                f"unknown status {status!r}; use: {', '.join(JobStatus)}", field="status")
+                f"unknown status {status!r}; use: {', '.join(JobStatus)}", field="status"
+            )
     column = SORT_COLUMNS[key]
     if key == "finished_at":  # unfinished jobs sort as if they finish at the end of time
         column = func.coalesce(Job.finished_at, FAR_FUTURE)  # type: ignore[assignment]
@@ -352,8 +485,9 @@ async def list_jobs(session: AsyncSession, *, statuses: list[str], script: str |
         value, last_id = paging.decode_cursor(cursor, sort=sort, value_types=CURSOR_TYPES[key])
         if key == "finished_at" and value is None:
             value = FAR_FUTURE
-        stmt = stmt.where(paging.after(column, Job.id, value=value, last_id=last_id,
-                                       descending=descending))
+        stmt = stmt.where(
+            paging.after(column, Job.id, value=value, last_id=last_id, descending=descending)
+        )
     order = (column.desc(), Job.id.desc()) if descending else (column.asc(), Job.id.asc())
     rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
     next_cursor = None

@@ -18,17 +18,30 @@ MAX_RESULT_ROWS = 100_000
 FIXED_COLUMNS = ("job_id", "status", "script_version", "sweep_id", "repeat", "finished_at")
 
 
-async def results_table(session: AsyncSession, *, script: str | None = None,
-                        sweep_id: str | None = None, job_ids: list[str] | None = None,
-                        statuses: list[str] | None = None, limit: int = MAX_RESULT_ROWS
-                        ) -> ResultsTable:
+async def results_table(
+    session: AsyncSession,
+    *,
+    script: str | None = None,
+    sweep_id: str | None = None,
+    job_ids: list[str] | None = None,
+    statuses: list[str] | None = None,
+    limit: int = MAX_RESULT_ROWS,
+) -> ResultsTable:
     if not (script or sweep_id or job_ids):
         raise errors.ValidationFailed("name a script, a sweep or jobs", field="script")
     for status in statuses or []:
         if status not in JobStatus.__members__:
             raise errors.ValidationFailed(f"unknown status {status!r}", field="status")
-    stmt = select(Job.id, Job.status, Job.script_version, Job.sweep_id, Job.repeat,
-                  Job.finished_at, Job.params, Job.metrics)
+    stmt = select(
+        Job.id,
+        Job.status,
+        Job.script_version,
+        Job.sweep_id,
+        Job.repeat,
+        Job.finished_at,
+        Job.params,
+        Job.metrics,
+    )
     if script:
         stmt = stmt.where(Job.script_name == script)
     if sweep_id:
@@ -42,8 +55,14 @@ async def results_table(session: AsyncSession, *, script: str | None = None,
     metrics: dict[str, None] = {}
     out: list[dict[str, Any]] = []
     for job_id, status, version, sweep, repeat, finished_at, p, m in rows:
-        row: dict[str, Any] = {"job_id": job_id, "status": status, "script_version": version,
-                               "sweep_id": sweep, "repeat": repeat, "finished_at": finished_at}
+        row: dict[str, Any] = {
+            "job_id": job_id,
+            "status": status,
+            "script_version": version,
+            "sweep_id": sweep,
+            "repeat": repeat,
+            "finished_at": finished_at,
+        }
         for name, value in (p or {}).items():
             params.setdefault(name)
             row[name] = value
@@ -53,8 +72,12 @@ async def results_table(session: AsyncSession, *, script: str | None = None,
         out.append(row)
     param_columns = sorted(params)
     metric_columns = sorted(n if n not in params else f"metric.{n}" for n in metrics)
-    return ResultsTable(columns=[*FIXED_COLUMNS, *param_columns, *metric_columns],
-                        param_columns=param_columns, metric_columns=metric_columns, rows=out)
+    return ResultsTable(
+        columns=[*FIXED_COLUMNS, *param_columns, *metric_columns],
+        param_columns=param_columns,
+        metric_columns=metric_columns,
+        rows=out,
+    )
 
 
 def to_csv(table: ResultsTable) -> str:

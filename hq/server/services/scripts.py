@@ -12,12 +12,19 @@ from hq.server.db.models import Script, ScriptVersion
 
 
 def _version_read(row: ScriptVersion) -> ScriptVersionRead:
-    return ScriptVersionRead(script=row.script_name, version=row.version, image=row.image,
-                             digest=row.digest, manifest=row.manifest, created_at=row.created_at)
+    return ScriptVersionRead(
+        script=row.script_name,
+        version=row.version,
+        image=row.image,
+        digest=row.digest,
+        manifest=row.manifest,
+        created_at=row.created_at,
+    )
 
 
-async def publish_version(session: AsyncSession, *, name: str, body: ScriptVersionCreate
-                          ) -> tuple[ScriptVersionRead, bool]:
+async def publish_version(
+    session: AsyncSession, *, name: str, body: ScriptVersionCreate
+) -> tuple[ScriptVersionRead, bool]:
     """A new version, or the latest one when it is the same image digest and manifest.
 
     Returns the version and whether it was created.
@@ -27,7 +34,8 @@ async def publish_version(session: AsyncSession, *, name: str, body: ScriptVersi
     if body.manifest.name != name:
         raise errors.ValidationFailed(
             f"manifest.name is {body.manifest.name!r} but the URL names {name!r}; make them equal",
-            field="manifest.name")
+            field="manifest.name",
+        )
     script = await session.get(Script, name, with_for_update=True)
     manifest = body.manifest.model_dump(mode="json")
     if script is None:
@@ -37,41 +45,69 @@ async def publish_version(session: AsyncSession, *, name: str, body: ScriptVersi
     else:
         script.description = body.manifest.description
         latest = await session.scalar(
-            select(ScriptVersion).where(ScriptVersion.script_name == name)
-            .order_by(ScriptVersion.version.desc()).limit(1))
-        if latest is not None and latest.digest == body.digest and latest.manifest == manifest \
-                and latest.image == body.image:
+            select(ScriptVersion)
+            .where(ScriptVersion.script_name == name)
+            .order_by(ScriptVersion.version.desc())
+            .limit(1)
+        )
+        if (
+            latest is not None
+            and latest.digest == body.digest
+            and latest.manifest == manifest
+            and latest.image == body.image
+        ):
             return _version_read(latest), False
-    number = (await session.scalar(
-        select(func.max(ScriptVersion.version)).where(ScriptVersion.script_name == name)) or 0) + 1
-    row = ScriptVersion(script_name=name, version=number, image=body.image, digest=body.digest,
-                        manifest=manifest)
+    number = (
+        await session.scalar(
+            select(func.max(ScriptVersion.version)).where(ScriptVersion.script_name == name)
+        )
+        or 0
+    ) + 1
+    row = ScriptVersion(
+        script_name=name, version=number, image=body.image, digest=body.digest, manifest=manifest
+    )
     session.add(row)
     await session.flush()
     return _version_read(row), True
 
 
 async def list_scripts(session: AsyncSession) -> list[ScriptRead]:
-    latest = (select(ScriptVersion.script_name, func.max(ScriptVersion.version).label("v"))
-              .group_by(ScriptVersion.script_name).subquery())
+    latest = (
+        select(ScriptVersion.script_name, func.max(ScriptVersion.version).label("v"))
+        .group_by(ScriptVersion.script_name)
+        .subquery()
+    )
     rows = await session.execute(
-        select(Script, latest.c.v).outerjoin(latest, latest.c.script_name == Script.name)
-        .order_by(Script.name))
-    return [ScriptRead(name=s.name, description=s.description, created_at=s.created_at,
-                       latest_version=v) for s, v in rows]
+        select(Script, latest.c.v)
+        .outerjoin(latest, latest.c.script_name == Script.name)
+        .order_by(Script.name)
+    )
+    return [
+        ScriptRead(
+            name=s.name, description=s.description, created_at=s.created_at, latest_version=v
+        )
+        for s, v in rows
+    ]
 
 
 async def get_script(session: AsyncSession, *, name: str) -> ScriptRead:
     script = await session.get(Script, name)
     if script is None:
         raise errors.NotFound(f"script {name!r} not found; see GET /api/v1/scripts")
-    versions = (await session.scalars(
-        select(ScriptVersion).where(ScriptVersion.script_name == name)
-        .order_by(ScriptVersion.version.desc()))).all()
-    return ScriptRead(name=script.name, description=script.description,
-                      created_at=script.created_at,
-                      latest_version=versions[0].version if versions else None,
-                      versions=[_version_read(v) for v in versions])
+    versions = (
+        await session.scalars(
+            select(ScriptVersion)
+            .where(ScriptVersion.script_name == name)
+            .order_by(ScriptVersion.version.desc())
+        )
+    ).all()
+    return ScriptRead(
+        name=script.name,
+        description=script.description,
+        created_at=script.created_at,
+        latest_version=versions[0].version if versions else None,
+        versions=[_version_read(v) for v in versions],
+    )
 
 
 async def resolve(session: AsyncSession, *, ref: str) -> ScriptVersion:
@@ -81,8 +117,8 @@ async def resolve(session: AsyncSession, *, ref: str) -> ScriptVersion:
     if version_text:
         if not version_text.isdigit() or not 1 <= int(version_text) < 2**31:
             raise errors.ValidationFailed(
-                f"script {ref!r}: the version after '@' must be a number from 1",
-                field="script")
+                f"script {ref!r}: the version after '@' must be a number from 1", field="script"
+            )
         stmt = stmt.where(ScriptVersion.version == int(version_text))
     row = await session.scalar(stmt.order_by(ScriptVersion.version.desc()).limit(1))
     if row is None:

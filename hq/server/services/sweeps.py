@@ -45,41 +45,73 @@ def expand(body: SweepCreate) -> list[dict[str, Any]]:
     overlap = set(body.grid) & set(body.random.params if body.random else {})
     if overlap:
         raise errors.ValidationFailed(
-            f"params {sorted(overlap)} are both in grid and random; choose one", field="random")
+            f"params {sorted(overlap)} are both in grid and random; choose one", field="random"
+        )
     # Count before expanding: a few short axes can multiply past what memory holds.
-    total = math.prod(len(v) for v in body.grid.values()) * (
-        body.random.n if body.random else 1) * body.repeats
+    total = (
+        math.prod(len(v) for v in body.grid.values())
+        * (body.random.n if body.random else 1)
+        * body.repeats
+    )
     if total > MAX_SWEEP_JOBS:
         raise errors.ValidationFailed(
-            f"this sweep expands to {total} jobs; at most {MAX_SWEEP_JOBS}", field="grid")
-    grid = [dict(zip(names, values, strict=True))
-            for values in itertools.product(*(body.grid[n] for n in names))] or [{}]
+            f"this sweep expands to {total} jobs; at most {MAX_SWEEP_JOBS}", field="grid"
+        )
+    grid = [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(body.grid[n] for n in names))
+    ] or [{}]
     draws = _draw(body.random) if body.random else [{}]
     return [{**body.params, **g, **d} for g in grid for d in draws]
 
 
-async def create_sweep(session: AsyncSession, *, body: SweepCreate, created_by: str | None,
-                       offline_seconds: float, default_timeout_s: int) -> SweepRead:
+async def create_sweep(
+    session: AsyncSession,
+    *,
+    body: SweepCreate,
+    created_by: str | None,
+    offline_seconds: float,
+    default_timeout_s: int,
+) -> SweepRead:
     points = expand(body)
     prepared = await job_service.prepare(session, script=body.script, inputs=body.inputs)
     agents = await job_service.live_agents(session, offline_seconds=offline_seconds)
-    sweep = Sweep(id=str(uuid.uuid4()), script_name=prepared.version.script_name,
-                  script_version=prepared.version.version, spec=body.model_dump(mode="json"),
-                  total=len(points) * body.repeats)
+    sweep = Sweep(
+        id=str(uuid.uuid4()),
+        script_name=prepared.version.script_name,
+        script_version=prepared.version.version,
+        spec=body.model_dump(mode="json"),
+        total=len(points) * body.repeats,
+    )
     session.add(sweep)
-    template = JobCreate(script=body.script, inputs=body.inputs, priority=body.priority,
-                         queue=body.queue, labels=body.labels, max_attempts=body.max_attempts,
-                         timeout_s=body.timeout_s, reuse=body.reuse)
+    template = JobCreate(
+        script=body.script,
+        inputs=body.inputs,
+        priority=body.priority,
+        queue=body.queue,
+        labels=body.labels,
+        max_attempts=body.max_attempts,
+        timeout_s=body.timeout_s,
+        reuse=body.reuse,
+    )
     for i, point in enumerate(points):
         for repeat in range(body.repeats):
             try:
                 await job_service.create_job(
-                    session, body=template, prepared=prepared, agents=agents, params=point,
-                    sweep_id=sweep.id, repeat=repeat, created_by=created_by,
-                    default_timeout_s=default_timeout_s)
+                    session,
+                    body=template,
+                    prepared=prepared,
+                    agents=agents,
+                    params=point,
+                    sweep_id=sweep.id,
+                    repeat=repeat,
+                    created_by=created_by,
+                    default_timeout_s=default_timeout_s,
+                )
             except errors.ValidationFailed as exc:
-                raise errors.ValidationFailed(f"sweep point {i} {point}: {exc.message}",
-                                              field=exc.field) from exc
+                raise errors.ValidationFailed(
+                    f"sweep point {i} {point}: {exc.message}", field=exc.field
+                ) from exc
     await session.flush()
     return await get_sweep(session, sweep_id=sweep.id)
 
@@ -88,10 +120,25 @@ async def get_sweep(session: AsyncSession, *, sweep_id: str) -> SweepRead:
     sweep = await session.get(Sweep, sweep_id)
     if sweep is None:
         raise errors.NotFound(f"sweep {sweep_id} not found")
-    counts = dict((await session.execute(
-        select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status)
-    )).tuples().all())
+    counts = dict(
+        (
+            await session.execute(
+                select(Job.status, func.count())
+                .where(Job.sweep_id == sweep_id)
+                .group_by(Job.status)
+            )
+        )
+        .tuples()
+        .all()
+    )
     done = sum(n for s, n in counts.items() if JobStatus(s) in FINISHED_STATUSES)
-    return SweepRead(id=sweep.id, script=sweep.script_name, script_version=sweep.script_version,
-                     total=sweep.total, counts=counts, spec=sweep.spec,
-                     created_at=sweep.created_at, finished=done == sweep.total)
+    return SweepRead(
+        id=sweep.id,
+        script=sweep.script_name,
+        script_version=sweep.script_version,
+        total=sweep.total,
+        counts=counts,
+        spec=sweep.spec,
+        created_at=sweep.created_at,
+        finished=done == sweep.total,
+    )

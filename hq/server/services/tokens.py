@@ -26,14 +26,14 @@ def new_token_value() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_token(session: AsyncSession, *, name: str, role: Role,
-                       value: str | None = None) -> TokenCreated:
+async def create_token(
+    session: AsyncSession, *, name: str, role: Role, value: str | None = None
+) -> TokenCreated:
     value = value or new_token_value()
     row = Token(id=uuid.uuid4().hex, name=name, role=role.value, hash=hash_token(value))
     session.add(row)
     await session.flush()
-    return TokenCreated(id=row.id, name=row.name, role=role, created_at=row.created_at,
-                        token=value)
+    return TokenCreated(id=row.id, name=row.name, role=role, created_at=row.created_at, token=value)
 
 
 async def authenticate(session: AsyncSession, *, value: str) -> Token:
