@@ -2,9 +2,10 @@
 
 A service marks a topic on its session (``mark(session, topic)``); on PostgreSQL the transaction
 sends ``pg_notify`` just before it commits, so listeners hear it at commit (a server skips its own
-echo). After commit the topic fires in-process at once. Waiters take a ``watch()`` handle *before* they query, then ``wait()`` on it,
-so a notification between their query and their wait is never missed. Notifications can still be
-missed across a reconnect, so waiters always re-query on timeout, and a reconnect fires every topic.
+echo). After commit the topic fires in-process at once. Waiters take a ``watch()`` handle
+*before* they query, then ``wait()`` on it, so a notification between their query and their wait
+is never missed. Notifications can still be missed across a reconnect, so waiters always re-query
+on timeout, and a reconnect fires every topic.
 """
 
 from __future__ import annotations
