@@ -25,7 +25,7 @@ from dash_app.logic.accounts import Account, check_password, safe_next
 from dash_app.settings import DashSettings
 from hq import errors
 from hq.client import HQClient
-from hq.schemas.jobs import JobCreate
+from hq.schemas.common import Role
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
 PUBLIC_PREFIXES = ("/assets/",)  # static CSS only; no data lives there
 XHR_PREFIXES = ("/_dash-", "/_reload-hash")
 EXTENSION = "hq_dash"
-PROBE_SCRIPT = "-"  # never a valid script name, so a probe submission can store nothing
 MAX_CLIENTS = 256
 
 LOGIN_HTML = """<!doctype html>
@@ -129,32 +128,21 @@ def hq_client() -> Iterator[HQClient]:
 def token_role(url: str, token: str) -> str:
     """Check a pasted token against the API and find its role. Raises NotAuthenticated."""
     with HQClient(url, token) as client:
-        try:
-            client.list_jobs(limit=1)
-        except (errors.NotAuthenticated, errors.Forbidden) as exc:
-            raise errors.NotAuthenticated("HQ does not accept this token") from exc
         return whoami_role(client)
 
 
 def whoami_role(client: HQClient) -> str:
-    """The role of the client's token, found without changing anything.
+    """The app's role for the client's token: admin, submitter, or viewer (publishers read).
 
-    HQ's API has no "who am I" call: a token that may list tokens is an admin's; one that HQ
-    lets past the submitter check (to refuse an impossible script name) is a submitter's;
-    any other reads only.
+    Agent tokens cannot log in: they may only run jobs.
     """
     try:
-        client.list_tokens()
-        return "admin"
-    except (errors.Forbidden, errors.NotAuthenticated):
-        pass
-    try:
-        client.submit_job(JobCreate(script=PROBE_SCRIPT))
-    except errors.Forbidden:
-        return "viewer"
-    except errors.HQError:
-        return "submitter"
-    return "submitter"
+        me = client.whoami()
+    except (errors.NotAuthenticated, errors.Forbidden) as exc:
+        raise errors.NotAuthenticated("HQ does not accept this token") from exc
+    if me.role == Role.agent:
+        raise errors.NotAuthenticated("an agent token cannot log in; use a viewer or submitter")
+    return me.role.value if me.role in (Role.admin, Role.submitter) else Role.viewer.value
 
 
 def _login_page(error: str | None = None, status: int = 200) -> Response:

@@ -140,6 +140,10 @@ class HQClient:
         body = self._body(TokenCreate(name=name, role=Role(role)))
         return self._json("POST", "/api/v1/tokens", TokenCreated, json=body)
 
+    def whoami(self) -> TokenRead:
+        """The name and role of this client's own token."""
+        return self._json("GET", "/api/v1/tokens/me", TokenRead)
+
     def list_tokens(self) -> list[TokenRead]:
         return self._list("/api/v1/tokens", TokenRead)
 

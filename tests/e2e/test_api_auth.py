@@ -30,6 +30,7 @@ ANY = frozenset(ROLES)
 ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/tokens"): ADMIN,
     ("POST", "/api/v1/tokens"): ADMIN,
+    ("GET", "/api/v1/tokens/me"): ANY,
     ("GET", "/api/v1/scripts"): READ,
     ("GET", "/api/v1/scripts/{name}"): READ,
     ("POST", "/api/v1/scripts/{name}/versions"): PUBLISH,

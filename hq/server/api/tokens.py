@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from hq.schemas.tokens import TokenCreate, TokenCreated, TokenRead
-from hq.server.deps import Admin, SessionDep
+from hq.server.deps import Admin, AnyRole, SessionDep
 from hq.server.services import tokens as token_service
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -20,3 +20,9 @@ async def create_token(body: TokenCreate, session: SessionDep, _: Admin) -> Toke
 @router.get("", response_model=list[TokenRead])
 async def list_tokens(session: SessionDep, _: Admin) -> list[TokenRead]:
     return await token_service.list_tokens(session)
+
+
+@router.get("/me", response_model=TokenRead)
+async def whoami(session: SessionDep, principal: AnyRole) -> TokenRead:
+    """The caller's own token: its name and role (never the secret)."""
+    return await token_service.get_token(session, token_id=principal.token_id)

@@ -51,3 +51,10 @@ async def list_tokens(session: AsyncSession) -> list[TokenRead]:
 async def has_admin(session: AsyncSession) -> bool:
     found = await session.scalar(select(Token.id).where(Token.role == Role.admin).limit(1))
     return found is not None
+
+
+async def get_token(session: AsyncSession, *, token_id: str) -> TokenRead:
+    row = await session.get(Token, token_id)
+    if row is None:
+        raise errors.NotFound(f"token {token_id} not found")
+    return TokenRead.model_validate(row)
