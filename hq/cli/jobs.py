@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.schemas.common import JobStatus
+from hq.schemas.jobs import JobRead
 
 
 def json_value(text: str) -> Any:
@@ -69,7 +71,13 @@ def job() -> None:
 @click.option("--timeout", "timeout_s", type=int, default=None, help="seconds")
 @click.option("--reuse/--no-reuse", default=False, help="reuse a succeeded identical job")
 @click.option("--idempotency-key", default=None)
-@click.option("--wait", "wait_s", type=float, default=None, help="wait up to S seconds for the end")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    help="wait up to S seconds for the end; exit 0 succeeded, 1 failed, 3 still running",
+)
 @json_option
 @handle_errors
 def submit(
@@ -104,13 +112,30 @@ def submit(
         )
     if as_json:
         echo_json(created)
-        return
+    else:
+        _echo_submitted(created)
+    if wait_s is not None:
+        _exit_for_outcome(created)
+
+
+def _echo_submitted(created: JobRead) -> None:
     click.echo(f"{created.id}  {created.status}")
     if created.unschedulable_reason:
         click.echo(f"warning: {created.unschedulable_reason}", err=True)
     if created.status.finished and created.metrics:
         for name, value in sorted(created.metrics.items()):
             click.echo(f"  {name} = {value:g}")
+
+
+def _exit_for_outcome(job: JobRead) -> None:
+    """With --wait, the exit code says how it ended: 0 succeeded, 1 did not, 3 still running."""
+    if job.status == JobStatus.succeeded:
+        return
+    if not job.status.finished:
+        click.echo(f"error: job {job.id} is still {job.status} after the wait", err=True)
+        raise SystemExit(3)
+    click.echo(f"error: job {job.id} {job.status}: {job.failure_reason or ''}".rstrip(), err=True)
+    raise SystemExit(1)
 
 
 @job.command("list")

@@ -156,6 +156,27 @@ def test_job_submit_wait_prints_the_result_and_cancel_of_a_running_job_is_a_requ
     assert agent.client.heartbeat(running, lease_token=lease.lease_token).cancel_requested
 
 
+def test_job_submit_wait_exit_code_says_how_the_job_ended(
+    server: LiveServer, submitter_token: str, script: str, queue: str
+) -> None:
+    """CI scripts use --wait: a failed job exits 1, one still running after the wait exits 3."""
+    agent = FakeAgent(server, queue=queue)
+    thread = threading.Thread(
+        target=lambda: agent.complete(agent.claim_one(wait_s=20), status=JobStatus.failed,
+                                      exit_code=2)
+    )  # fmt: skip
+    thread.start()
+    failed = hq(server, submitter_token, "job", "submit", script, "-p", "n=7", "--queue", queue,
+                "--wait", "30")  # fmt: skip
+    thread.join(10)
+    assert failed.returncode == 1, failed.stderr
+    assert "failed" in failed.stderr and "exit code 2" in failed.stderr
+    pending = hq(server, submitter_token, "job", "submit", script, "-p", "n=8",
+                 "--queue", unique_queue(), "--wait", "0.5")  # fmt: skip
+    assert pending.returncode == 3, pending.stderr
+    assert "still queued" in pending.stderr
+
+
 def test_job_logs_follow_streams_until_the_job_ends(
     server: LiveServer, submitter_token: str, script: str, queue: str
 ) -> None:

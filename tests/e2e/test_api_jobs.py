@@ -237,11 +237,18 @@ def test_the_same_idempotency_key_and_body_return_the_first_job(
     ]
     assert [a.status_code for a in answers] == [201, 200, 200]
     assert len({a.json()["id"] for a in answers}) == 1
-    again = submitter.submit_job(script=script, params={"n": 4}, queue=queue, idempotency_key=key)
-    assert again.id == answers[0].json()["id"]
-    with pytest.raises(errors.IdempotencyMismatch):
-        submitter.submit_job(script=script, params={"n": 5}, queue=queue, idempotency_key=key)
+    with HQClient(server.url, token) as same_token:
+        again = same_token.submit_job(
+            script=script, params={"n": 4}, queue=queue, idempotency_key=key
+        )
+        assert again.id == answers[0].json()["id"]
+        with pytest.raises(errors.IdempotencyMismatch):
+            same_token.submit_job(script=script, params={"n": 5}, queue=queue, idempotency_key=key)
     assert len(viewer.list_jobs(script=script).items) == 1
+    # Keys belong to the token that sent them: another client's identical key is its own.
+    other = submitter.submit_job(script=script, params={"n": 4}, queue=queue, idempotency_key=key)
+    assert other.id != answers[0].json()["id"]
+    assert len(viewer.list_jobs(script=script).items) == 2
 
 
 def test_reuse_returns_a_succeeded_identical_job_at_once_with_its_result(

@@ -290,6 +290,8 @@ async def submit(
     """Submit one job; with an Idempotency-Key, the first job comes back instead of a second."""
     request_hash = sha256_text(canonical(body.model_dump(mode="json")))
     if idempotency_key is not None:
+        # Keys are scoped to the token that sent them: one client's key never returns another's job.
+        idempotency_key = sha256_text(f"{created_by or ''}\0{idempotency_key}")
         existing = await _same_key(session, key=idempotency_key, request_hash=request_hash)
         if existing is not None:
             return existing, False
