@@ -272,10 +272,11 @@ def run_latency_agent(url: str, token: str) -> None:
         agent = client.register_agent(AgentCreate(name=f"lat-{os.getpid()}", capacity=1))
         print("ready", flush=True)
         while True:
+            asked = time.time()
             leases = client.claim(agent.id, capacity=1, wait_s=20).leases
             now = time.time()
             for lease in leases:
-                print(json.dumps({"job": lease.job_id, "t": now}), flush=True)
+                print(json.dumps({"job": lease.job_id, "t": now, "asked": asked}), flush=True)
                 client.complete(lease.job_id, CompleteRequest(
                     lease_token=lease.lease_token, status=JobStatus.succeeded, exit_code=0))
 
