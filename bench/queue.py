@@ -61,13 +61,25 @@ _children: list[Child] = []
 class Child:
     """A subprocess in its own session; stdout lines go to a queue, stderr to a log file."""
 
-    def __init__(self, cmd: list[str], *, log: Path, env: dict[str, str] | None = None,
-                 out: queue.Queue[str | None] | None = None) -> None:
+    def __init__(
+        self,
+        cmd: list[str],
+        *,
+        log: Path,
+        env: dict[str, str] | None = None,
+        out: queue.Queue[str | None] | None = None,
+    ) -> None:
         self.log = log
         with log.open("ab") as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=err, text=True, start_new_session=True,
-                                         env={**os.environ, **(env or {})})
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
         self.lines: queue.Queue[str | None] = out if out is not None else queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         _children.append(self)
@@ -103,11 +115,20 @@ class Child:
                 self.proc.wait()
 
 
-def role(name: str, *args: str, log: Path, env: dict[str, str] | None = None,
-         out: queue.Queue[str | None] | None = None) -> Child:
+def role(
+    name: str,
+    *args: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    out: queue.Queue[str | None] | None = None,
+) -> Child:
     """This script again, in one of its child roles."""
-    return Child([sys.executable, os.path.abspath(__file__), "--role", name, *args], log=log,
-                 env=env, out=out)
+    return Child(
+        [sys.executable, os.path.abspath(__file__), "--role", name, *args],
+        log=log,
+        env=env,
+        out=out,
+    )
 
 
 def stop_all() -> None:
@@ -153,8 +174,14 @@ def start_hq(home: Path, database_url: str) -> tuple[Child, str]:
     import httpx
 
     port = free_port()
-    env = {"HQ_HOME": str(home), "HQ_DATABASE_URL": database_url, "HQ_PORT": str(port),
-           "HQ_HOST": "127.0.0.1", "HQ_ADMIN_TOKEN": ADMIN_TOKEN, "HQ_LOG_LEVEL": "warning"}
+    env = {
+        "HQ_HOME": str(home),
+        "HQ_DATABASE_URL": database_url,
+        "HQ_PORT": str(port),
+        "HQ_HOST": "127.0.0.1",
+        "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HQ_LOG_LEVEL": "warning",
+    }
     server = Child(SERVER_CMD, log=home / "server.log", env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -169,10 +196,14 @@ def start_hq(home: Path, database_url: str) -> tuple[Child, str]:
 
 
 def publish_noop(admin: Any) -> None:
-    manifest = {"name": SCRIPT, "command": ["true"],
-                "params": {"type": "object", "properties": {"i": {"type": "integer"}}}}
-    admin.publish_script_version(name=SCRIPT, image=f"127.0.0.1:5000/{SCRIPT}", digest=DIGEST,
-                                 manifest=manifest)
+    manifest = {
+        "name": SCRIPT,
+        "command": ["true"],
+        "params": {"type": "object", "properties": {"i": {"type": "integer"}}},
+    }
+    admin.publish_script_version(
+        name=SCRIPT, image=f"127.0.0.1:5000/{SCRIPT}", digest=DIGEST, manifest=manifest
+    )
 
 
 def hq_throughput(*, database_url: str, home: Path, jobs: int, capacity: int) -> dict[str, Any]:
@@ -183,8 +214,10 @@ def hq_throughput(*, database_url: str, home: Path, jobs: int, capacity: int) ->
         with HQClient(url, ADMIN_TOKEN, timeout=STEP_TIMEOUT_S) as admin:
             publish_noop(admin)
             token = admin.create_token(name="bench-agent", role="agent").token
-            agents = [role("hq-agent", url, token, str(capacity), log=home / f"agent{i}.log")
-                      for i in range(AGENTS)]
+            agents = [
+                role("hq-agent", url, token, str(capacity), log=home / f"agent{i}.log")
+                for i in range(AGENTS)
+            ]
             for agent in agents:
                 agent.expect()
             started = time.monotonic()
@@ -212,8 +245,10 @@ def hq_latency(*, database_url: str, home: Path, samples: int) -> dict[str, Any]
         with HQClient(url, ADMIN_TOKEN, timeout=STEP_TIMEOUT_S) as admin:
             publish_noop(admin)
             token = admin.create_token(name="bench-agent", role="agent").token
-            agents = [role("hq-latency-agent", url, token, log=home / f"lagent{i}.log",
-                           out=claims) for i in range(AGENTS)]
+            agents = [
+                role("hq-latency-agent", url, token, log=home / f"lagent{i}.log", out=claims)
+                for i in range(AGENTS)
+            ]
             for _ in agents:
                 if claims.get(timeout=STEP_TIMEOUT_S) != "ready":
                     raise RuntimeError("a latency agent failed to start; see its log")
@@ -234,8 +269,12 @@ def hq_latency(*, database_url: str, home: Path, samples: int) -> dict[str, Any]
                 after_return.append((seen["t"] - t_return) * 1000)
                 after_start.append((seen["t"] - t_start) * 1000)
                 time.sleep(LATENCY_GAP_S)
-        return {"p50": percentile(after_return, 50), "p99": percentile(after_return, 99),
-                "p50_start": percentile(after_start, 50), "p99_start": percentile(after_start, 99)}
+        return {
+            "p50": percentile(after_return, 50),
+            "p99": percentile(after_return, 99),
+            "p50_start": percentile(after_start, 50),
+            "p99_start": percentile(after_start, 99),
+        }
     finally:
         stop_all()
 
@@ -254,9 +293,17 @@ def run_hq_agent(url: str, token: str, capacity: int) -> None:
             return
         done, last = 0, time.time()
         while leases := client.claim(agent.id, capacity=capacity, wait_s=0).leases:
-            answer = client.complete_many([
-                CompleteItem(job_id=lease.job_id, lease_token=lease.lease_token,
-                             status=JobStatus.succeeded, exit_code=0) for lease in leases])
+            answer = client.complete_many(
+                [
+                    CompleteItem(
+                        job_id=lease.job_id,
+                        lease_token=lease.lease_token,
+                        status=JobStatus.succeeded,
+                        exit_code=0,
+                    )
+                    for lease in leases
+                ]
+            )
             done += sum(r.accepted for r in answer.results)
             last = time.time()
         print(json.dumps({"done": done, "last": last}), flush=True)
@@ -277,8 +324,12 @@ def run_latency_agent(url: str, token: str) -> None:
             now = time.time()
             for lease in leases:
                 print(json.dumps({"job": lease.job_id, "t": now, "asked": asked}), flush=True)
-                client.complete(lease.job_id, CompleteRequest(
-                    lease_token=lease.lease_token, status=JobStatus.succeeded, exit_code=0))
+                client.complete(
+                    lease.job_id,
+                    CompleteRequest(
+                        lease_token=lease.lease_token, status=JobStatus.succeeded, exit_code=0
+                    ),
+                )
 
 
 # -- procrastinate -----------------------------------------------------------------------------
@@ -312,8 +363,15 @@ def procrastinate_throughput(*, jobs: int, concurrency: int, home: Path) -> dict
         started = time.monotonic()
         asyncio.run(enqueue())
         enqueue_s = time.monotonic() - started
-        workers = [role("procrastinate-worker", conninfo, str(concurrency),
-                        log=home / f"procrastinate{i}.log") for i in range(AGENTS)]
+        workers = [
+            role(
+                "procrastinate-worker",
+                conninfo,
+                str(concurrency),
+                log=home / f"procrastinate{i}.log",
+            )
+            for i in range(AGENTS)
+        ]
         for worker in workers:
             worker.expect()
         go = time.time()
@@ -341,8 +399,9 @@ def run_procrastinate_worker(conninfo: str, concurrency: int) -> None:
         async with app.open_async():
             print("ready", flush=True)
             if await asyncio.to_thread(sys.stdin.readline) == "go\n":
-                await app.run_worker_async(concurrency=concurrency, wait=False,
-                                           install_signal_handlers=False)
+                await app.run_worker_async(
+                    concurrency=concurrency, wait=False, install_signal_handlers=False
+                )
 
     asyncio.run(work())
 
@@ -353,9 +412,13 @@ def celery_app() -> Any:
     import celery  # type: ignore[import-untyped]
 
     app = celery.Celery("bench", broker=REDIS_URL, backend=REDIS_URL)
-    app.conf.update(task_default_queue="bench", broker_connection_retry_on_startup=True,
-                    result_expires=3600, worker_hijack_root_logger=False,
-                    worker_prefetch_multiplier=4)
+    app.conf.update(
+        task_default_queue="bench",
+        broker_connection_retry_on_startup=True,
+        result_expires=3600,
+        worker_hijack_root_logger=False,
+        worker_prefetch_multiplier=4,
+    )
 
     @app.task(name="bench.noop")  # type: ignore[untyped-decorator]
     def noop() -> None:
@@ -371,8 +434,9 @@ def celery_throughput(*, jobs: int, home: Path) -> dict[str, Any]:
     r.flushdb()
     try:
         app = celery_app()
-        workers = [role("celery-worker", f"w{i}", log=home / f"celery{i}.log")
-                   for i in range(AGENTS)]
+        workers = [
+            role("celery-worker", f"w{i}", log=home / f"celery{i}.log") for i in range(AGENTS)
+        ]
         started = time.monotonic()
         ids = [app.tasks["bench.noop"].apply_async().id for _ in range(jobs)]
         enqueue_s = time.monotonic() - started
@@ -416,14 +480,32 @@ def run_celery_worker(name: str) -> None:
         r.blpop([f"bench:go:{name}"], timeout=int(STEP_TIMEOUT_S))
 
     worker_ready.connect(hold, weak=False)
-    app.worker_main(["worker", "-P", "solo", "-c", "1", "-n", f"{name}@bench", "-l", "WARNING",
-                     "--without-mingle", "--without-gossip", "--without-heartbeat"])
+    app.worker_main(
+        [
+            "worker",
+            "-P",
+            "solo",
+            "-c",
+            "1",
+            "-n",
+            f"{name}@bench",
+            "-l",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ]
+    )
 
 
 # -- main ------------------------------------------------------------------------------------
 SYSTEMS = ("hq-pg", "procrastinate", "celery", "hq-sqlite")
-LABELS = {"hq-pg": "HQ (PostgreSQL)", "hq-sqlite": "HQ (SQLite)",
-          "procrastinate": "procrastinate 3.10 (PostgreSQL)", "celery": "Celery 5.7 (Redis)"}
+LABELS = {
+    "hq-pg": "HQ (PostgreSQL)",
+    "hq-sqlite": "HQ (SQLite)",
+    "procrastinate": "procrastinate 3.10 (PostgreSQL)",
+    "celery": "Celery 5.7 (Redis)",
+}
 
 
 def hq_run(db: str, home: Path, run: Callable[[str, Path], dict[str, Any]]) -> dict[str, Any]:
@@ -443,10 +525,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--latency-jobs", type=int, default=200)
-    parser.add_argument("--capacity", type=int, default=16,
-                        help="HQ claim size per agent (and procrastinate's concurrency)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="throughput rounds, interleaved; the best of each system counts")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=16,
+        help="HQ claim size per agent (and procrastinate's concurrency)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="throughput rounds, interleaved; the best of each system counts",
+    )
     parser.add_argument("--only", default=",".join(SYSTEMS), help="comma-separated systems")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--role", help=argparse.SUPPRESS)
@@ -471,34 +561,63 @@ def main() -> int:
                 for name in only:
                     here = home / f"{name}-{n}"
                     if name.startswith("hq-"):
-                        runs[name].append(hq_run(name[3:], here, lambda url, h: hq_throughput(
-                            database_url=url, home=h, jobs=args.jobs, capacity=args.capacity)))
+                        runs[name].append(
+                            hq_run(
+                                name[3:],
+                                here,
+                                lambda url, h: hq_throughput(
+                                    database_url=url, home=h, jobs=args.jobs, capacity=args.capacity
+                                ),
+                            )
+                        )
                     elif name == "procrastinate":
                         here.mkdir()
-                        runs[name].append(procrastinate_throughput(
-                            jobs=args.jobs, concurrency=args.capacity, home=here))
+                        runs[name].append(
+                            procrastinate_throughput(
+                                jobs=args.jobs, concurrency=args.capacity, home=here
+                            )
+                        )
                     else:
                         here.mkdir()
                         runs[name].append(celery_throughput(jobs=args.jobs, home=here))
             for name in only if not args.no_latency else ():
                 if name.startswith("hq-"):
-                    latency[name] = hq_run(name[3:], home / f"{name}-latency",
-                                           lambda url, h: hq_latency(database_url=url, home=h,
-                                                                     samples=args.latency_jobs))
+                    latency[name] = hq_run(
+                        name[3:],
+                        home / f"{name}-latency",
+                        lambda url, h: hq_latency(
+                            database_url=url, home=h, samples=args.latency_jobs
+                        ),
+                    )
         finally:
             stop_all()
-    report(runs, latency, args=args, elapsed=time.monotonic() - began,
-           load=(load_before, os.getloadavg()[0]))
+    report(
+        runs,
+        latency,
+        args=args,
+        elapsed=time.monotonic() - began,
+        load=(load_before, os.getloadavg()[0]),
+    )
     return 0
 
 
-def report(runs: dict[str, list[dict[str, Any]]], latency: dict[str, dict[str, Any]], *,
-           args: argparse.Namespace, elapsed: float, load: tuple[float, float]) -> None:
+def report(
+    runs: dict[str, list[dict[str, Any]]],
+    latency: dict[str, dict[str, Any]],
+    *,
+    args: argparse.Namespace,
+    elapsed: float,
+    load: tuple[float, float],
+) -> None:
     rows = {name: max(found, key=lambda r: r["jobs_s"]) for name, found in runs.items() if found}
-    print(f"\nQueue throughput: {args.jobs} no-op jobs enqueued, then drained by {AGENTS} "
-          f"agents/workers released together; best of {args.rounds} interleaved round(s).")
-    print(f"HQ: claim capacity {args.capacity}, each claimed batch completed in one call. "
-          f"procrastinate: concurrency {args.capacity}. Celery: -P solo, prefetch 4.")
+    print(
+        f"\nQueue throughput: {args.jobs} no-op jobs enqueued, then drained by {AGENTS} "
+        f"agents/workers released together; best of {args.rounds} interleaved round(s)."
+    )
+    print(
+        f"HQ: claim capacity {args.capacity}, each claimed batch completed in one call. "
+        f"procrastinate: concurrency {args.capacity}. Celery: -P solo, prefetch 4."
+    )
     hq = rows.get("hq-pg")
     print(f"{'system':34} {'jobs/s':>8} {'drain s':>8} {'HQ(PG)/x':>9}  all rounds (jobs/s)")
     for name, row in rows.items():
@@ -506,17 +625,22 @@ def report(runs: dict[str, list[dict[str, Any]]], latency: dict[str, dict[str, A
         every = ", ".join(f"{r['jobs_s']:.0f}" for r in runs[name])
         print(f"{LABELS[name]:34} {row['jobs_s']:8.0f} {row['drain_s']:8.2f} {ratio:>9}  {every}")
     if latency:
-        print(f"\nSubmit-to-claim latency: {args.latency_jobs} jobs submitted one at a time, "
-              f"{AGENTS} idle agents long-polling (capacity 1).")
+        print(
+            f"\nSubmit-to-claim latency: {args.latency_jobs} jobs submitted one at a time, "
+            f"{AGENTS} idle agents long-polling (capacity 1)."
+        )
         print("ms from the submit call's return to the claim's return (and from the call's start)")
         print(f"{'system':34} {'p50':>8} {'p99':>8} {'p50 start':>10} {'p99 start':>10}")
         for name, lat in latency.items():
-            print(f"{LABELS[name]:34} {lat['p50']:8.2f} {lat['p99']:8.2f} "
-                  f"{lat['p50_start']:10.2f} {lat['p99_start']:10.2f}")
+            print(
+                f"{LABELS[name]:34} {lat['p50']:8.2f} {lat['p99']:8.2f} "
+                f"{lat['p50_start']:10.2f} {lat['p99_start']:10.2f}"
+            )
     checks = []
     if hq and "procrastinate" in rows:
-        checks.append(("throughput >= procrastinate",
-                       hq["jobs_s"] >= rows["procrastinate"]["jobs_s"]))
+        checks.append(
+            ("throughput >= procrastinate", hq["jobs_s"] >= rows["procrastinate"]["jobs_s"])
+        )
     if hq and "celery" in rows:
         checks.append(("(aim) throughput >= Celery", hq["jobs_s"] >= rows["celery"]["jobs_s"]))
     if "hq-pg" in latency:
@@ -525,8 +649,10 @@ def report(runs: dict[str, list[dict[str, Any]]], latency: dict[str, dict[str, A
     print()
     for label, ok in checks:
         print(f"target {label}: {'met' if ok else 'MISSED'}")
-    print(f"({elapsed:.0f} s on {os.cpu_count()} CPUs; load average {load[0]:.1f} before, "
-          f"{load[1]:.1f} after: other work on this machine skews every row)")
+    print(
+        f"({elapsed:.0f} s on {os.cpu_count()} CPUs; load average {load[0]:.1f} before, "
+        f"{load[1]:.1f} after: other work on this machine skews every row)"
+    )
 
 
 if __name__ == "__main__":
