@@ -53,6 +53,7 @@ def agent(
     from agent.docker_runner import DockerRunner
     from agent.loop import Agent
     from agent.settings import AgentSettings, get_settings
+    from hq import errors
     from hq.client import HQClient
 
     logging.basicConfig(
@@ -89,6 +90,9 @@ def agent(
     worker.install_signal_handlers()
     try:
         code = worker.run()
+    except errors.HQError as exc:  # e.g. a revoked token: say so, not a traceback
+        message = f"HQ at {settings.url} refused the agent: {exc.message}"
+        raise click.ClickException(message) from exc
     finally:
         client.close()
         runner.close()
