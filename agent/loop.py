@@ -42,8 +42,20 @@ SIGNAL_POLL_SECONDS = 0.2
 
 
 class Agent:
-    def __init__(self, *, settings: AgentSettings, client: HQClient, runner: DockerRunner) -> None:
+    def __init__(
+        self,
+        *,
+        settings: AgentSettings,
+        client: HQClient,
+        runner: DockerRunner,
+        claim_client: HQClient | None = None,
+        abort_claims: Callable[[], None] | None = None,
+    ) -> None:
+        """``claim_client`` (default ``client``) long-polls; ``abort_claims`` cuts its poll in
+        flight when the agent drains (see ``agent.abortable``)."""
         self.settings = settings
+        self._claim_client = claim_client or client
+        self._abort_claims = abort_claims
         self.ctx = AgentContext(
             settings=settings,
             client=client,
@@ -89,6 +101,8 @@ class Agent:
             # Tell HQ too, so that a long-poll claim in flight is answered with nothing.
             threading.Thread(target=self._drain_at_hq, name="drain", daemon=True).start()
         self.draining.set()
+        if self._abort_claims is not None:  # a long poll in flight must not claim anything
+            self._abort_claims()
         with self._changed:
             self._changed.notify_all()
 
@@ -154,7 +168,7 @@ class Agent:
                     self._changed.wait(timeout=1.0)
                 continue
             try:
-                answer = self.ctx.client.claim(
+                answer = self._claim_client.claim(
                     self.agent_id, capacity=free, wait_s=self.settings.claim_wait_s
                 )
             except errors.NotFound:  # HQ forgot this agent (e.g. a wiped database)
@@ -162,6 +176,8 @@ class Agent:
                 self._register()
                 continue
             except errors.HQError as exc:
+                if self.draining.is_set():  # the drain cut this long poll on purpose
+                    break
                 log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
                 self.draining.wait(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)

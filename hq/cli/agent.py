@@ -50,6 +50,7 @@ def agent(
     """
     from pydantic import ValidationError
 
+    from agent.abortable import AbortableTransport
     from agent.docker_runner import DockerRunner
     from agent.loop import Agent
     from agent.settings import AgentSettings, get_settings
@@ -86,7 +87,15 @@ def agent(
     except Exception as exc:
         raise click.ClickException(f"cannot reach the Docker engine: {exc}") from exc
     client = HQClient(settings.url, settings.token)
-    worker = Agent(settings=settings, client=client, runner=runner)
+    transport = AbortableTransport()
+    claim_client = HQClient(settings.url, settings.token, transport=transport)
+    worker = Agent(
+        settings=settings,
+        client=client,
+        runner=runner,
+        claim_client=claim_client,
+        abort_claims=transport.abort,
+    )
     worker.install_signal_handlers()
     try:
         code = worker.run()
@@ -95,5 +104,6 @@ def agent(
         raise click.ClickException(message) from exc
     finally:
         client.close()
+        claim_client.close()
         runner.close()
     sys.exit(code)

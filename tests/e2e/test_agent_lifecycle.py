@@ -144,11 +144,13 @@ def test_sigterm_drains_finishes_the_running_job_claims_nothing_and_exits_0(
 ) -> None:
     server = server_factory(db=db)
     publish_inline(server, base_image, name="worker", code=WORKER, args=["20"])
-    agent = hq_agents(server, capacity=1)
+    agent = hq_agents(server, capacity=2)  # a free slot: a long poll is in flight at SIGTERM
     client = server.client("submitter")
     running = client.submit_job(script="worker")
     eventually(lambda: running_for(docker_client, running.id), timeout_s=30, what="the job")
+    time.sleep(0.5)
     agent.terminate()
+    time.sleep(0.5)
     later = client.submit_job(script="worker")
     assert agent.wait(timeout=60) == 0
     assert client.get_job(running.id).status == "succeeded"
