@@ -3,8 +3,8 @@
 One thread per running job (a slot) and one claimer thread that long-polls ``claim`` for as many
 jobs as there are free slots. A drain (SIGTERM, or HQ's answer to a claim after
 ``POST /agents/{id}/drain``) stops claiming; the agent exits once its running jobs are reported.
-A long poll still in flight at that point is abandoned: HQ checks the connection before it hands
-out work, and the process exit closes it.
+A long poll in flight at that point is cut (its socket shut down, see ``agent.abortable``): HQ
+checks the connection before it hands out work, so nothing new is claimed.
 """
 
 from __future__ import annotations
@@ -97,20 +97,11 @@ class Agent:
         self._check_signals()
 
     def drain(self) -> None:
-        if not self.draining.is_set() and self.agent_id:
-            # Tell HQ too, so that a long-poll claim in flight is answered with nothing.
-            threading.Thread(target=self._drain_at_hq, name="drain", daemon=True).start()
         self.draining.set()
         if self._abort_claims is not None:  # a long poll in flight must not claim anything
             self._abort_claims()
         with self._changed:
             self._changed.notify_all()
-
-    def _drain_at_hq(self) -> None:
-        try:
-            self.ctx.client.drain_agent(self.agent_id)
-        except errors.HQError as exc:
-            log.info("could not tell HQ about the drain: %s", exc)
 
     def run(self) -> int:
         """Run until drained; the process exit code."""
