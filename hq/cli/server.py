@@ -6,6 +6,8 @@ import logging
 
 import click
 
+SHUTDOWN_GRACE_SECONDS = 3
+
 
 @click.command()
 @click.option("--host", default=None, help="bind address (HQ_HOST, default 127.0.0.1)")
@@ -28,4 +30,7 @@ def server(host: str | None, port: int | None) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # Long polls and log follows would hold a shutdown for their whole wait; agents and
+        # followers reconnect, so a few seconds' grace is enough.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -9,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from hq import errors
 from hq.client import HQClient
 from hq.schemas.agents import AgentCreate
 from tests.fixtures.server import LiveServer
@@ -69,3 +71,20 @@ def test_a_claim_whose_agent_went_away_hands_out_nothing(live_server: LiveServer
     job = live_server.client("submitter").submit_job(script="noop", params={"n": 1})
     time.sleep(1.0)
     assert live_server.client("viewer").get_job(job.id).status == "queued"
+
+
+def test_server_stops_promptly_with_a_long_poll_in_flight(sqlite_server: LiveServer) -> None:
+    agent_client = sqlite_server.client("agent")
+    agent = agent_client.register_agent(AgentCreate(name="parked", capacity=1))
+
+    def park() -> None:
+        with contextlib.suppress(errors.HQError):  # the server goes away under it
+            agent_client.claim(agent.id, capacity=1, wait_s=60)
+
+    waiter = threading.Thread(target=park)
+    waiter.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    sqlite_server.stop()
+    assert time.monotonic() - started < 8
+    waiter.join(timeout=10)
