@@ -6,10 +6,11 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hq import errors
@@ -20,12 +21,13 @@ R = TypeVar("R")
 
 
 class CliSettings(BaseSettings):
-    """Where the CLI finds HQ: ``HQ_URL`` and ``HQ_TOKEN``."""
+    """Where the CLI finds HQ: ``HQ_URL`` and ``HQ_TOKEN`` (and ``HQ_HOME`` for standalone)."""
 
     model_config = SettingsConfigDict(env_prefix="HQ_", extra="ignore")
 
     url: str = "http://127.0.0.1:8080"
     token: str | None = None
+    home: Path = Field(default_factory=lambda: Path.home() / ".hq")
 
 
 @lru_cache(maxsize=1)

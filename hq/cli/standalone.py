@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import click
 
+from hq.cli.common import get_settings
+
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 
@@ -171,7 +173,7 @@ def standalone(
     """Run HQ on this machine: the API, one local agent and the Dash app (Ctrl-C stops them)."""
     from hq.client import HQClient
 
-    home = Path(os.environ.get("HQ_HOME") or Path.home() / ".hq").expanduser()
+    home = get_settings().home.expanduser()
     log_dir = home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://{host}:{port}"
