@@ -9,7 +9,6 @@ two slots) on one host from fetching the same file twice.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import re
@@ -17,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from hq.client import CHUNK_BYTES
+from hq.client import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +27,6 @@ Downloader = Callable[[str, Path], None]
 
 class InputUnavailable(Exception):
     """An input could not be fetched or did not match its sha256."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class InputCache:
@@ -71,7 +62,7 @@ class InputCache:
                 got_size = tmp.stat().st_size
                 if got_size != size:
                     raise InputUnavailable(f"expected {size} bytes, got {got_size}")
-                got = file_sha256(tmp)
+                got = sha256_file(tmp)
                 if got != sha256:
                     raise InputUnavailable(f"sha256 mismatch: expected {sha256}, got {got}")
                 tmp.chmod(0o444)

@@ -11,7 +11,6 @@ Collecting outputs never follows a symlink: only regular files, found with ``lst
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hq.client import sha256_stream
 from hq.schemas.agents import ArtifactFile, Lease
 from hq.schemas.common import JobStatus
 from hq.schemas.manifest import PLACEHOLDER_RE
@@ -30,7 +30,6 @@ from hq.schemas.results import MAX_RESULTS_BYTES, Results
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1024 * 1024
 RESULTS_FILE = "results.json"
 INPUTS_ROOT = "/hq/inputs"
 OUTPUTS_DIR = "/hq/outputs"
@@ -245,11 +244,8 @@ def _hash_nofollow(path: Path) -> str | None:
     fd = _open_nofollow(path)
     if fd is None:
         return None
-    digest = hashlib.sha256()
     with os.fdopen(fd, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(fh)
 
 
 def _read_nofollow(path: Path, limit: int) -> bytes | None:

@@ -71,12 +71,17 @@ def build(model: type[M], fields: dict[str, Any]) -> M:
         raise errors.ValidationFailed(message, field=field) from exc
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(fh: BinaryIO) -> str:
+    """The sha256 hex digest of what is left in ``fh``, read in chunks."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
+    for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as fh:
+        return sha256_stream(fh)
 
 
 class HQClient:
