@@ -32,8 +32,10 @@ images: base-image
 	@for dir in scripts/*/; do $(HQ) script build $$dir --base $(BASE_IMAGE) || exit 1; done
 
 # -- the two commands --------------------------------------------------------------------------
+PORT ?= 8080
+DASH_PORT ?= 8050
 run: images
-	$(HQ) standalone --publish-examples
+	$(HQ) standalone --publish-examples --port $(PORT) --dash-port $(DASH_PORT)
 
 test: infra $(VENV)/.installed-dev lint typecheck
 	$(BIN)/pytest -p no:dash -ra --durations=15 tests

@@ -88,8 +88,10 @@ def layout(job_id: str | None = None, **_query: Any) -> html.Div:
 
 
 def _summary(job: dict[str, Any]) -> list[Any]:
+    sweep = job.get("sweep_id")
     return [
         kv(job_summary(job)),
+        dcc.Link("Compare this sweep", href=f"/compare?sweep={sweep}") if sweep else None,
         html.H3("Params", style={"marginTop": "12px"}),
         html.Pre(json.dumps(job.get("params", {}), indent=2, sort_keys=True), className="manifest"),
         html.H3("Inputs"),

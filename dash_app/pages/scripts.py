@@ -28,9 +28,8 @@ def layout(**_query: Any) -> html.Div:
         {
             "name": s.name,
             "description": s.description,
-            "latest_version": s.latest_version,
-            "versions": len(s.versions),
-            "created_at": s.created_at.isoformat(),
+            "latest version": s.latest_version,
+            "created (UTC)": s.created_at.strftime("%Y-%m-%d %H:%M"),
         }
         for s in scripts
     ]

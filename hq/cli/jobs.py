@@ -11,6 +11,8 @@ from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import JobRead
 
+LOG_TAIL_LINES = 10
+
 
 def json_value(text: str) -> Any:
     """``text`` as JSON; NaN and Infinity are refused (ValueError): JSON has no such numbers,
@@ -135,6 +137,12 @@ def _exit_for_outcome(job: JobRead) -> None:
         click.echo(f"error: job {job.id} is still {job.status} after the wait", err=True)
         raise SystemExit(3)
     click.echo(f"error: job {job.id} {job.status}: {job.failure_reason or ''}".rstrip(), err=True)
+    with get_client() as client:
+        tail = client.job_logs(job.id).splitlines()[-LOG_TAIL_LINES:]
+    if tail:
+        click.echo(f"last {len(tail)} log line(s):", err=True)
+        for line in tail:
+            click.echo(f"  {line}", err=True)
     raise SystemExit(1)
 
 
@@ -205,9 +213,14 @@ def show(job_id: str, as_json: bool) -> None:
             }
         )
         return
+    how = (
+        f"reused the result of job {detail.reused_from}"
+        if detail.reused_from
+        else f"attempt {detail.attempts}/{detail.max_attempts}"
+    )
     click.echo(
         f"job      {detail.id}\nscript   {detail.script}@{detail.script_version}\n"
-        f"status   {detail.status}  (attempt {detail.attempts}/{detail.max_attempts})"
+        f"status   {detail.status}  ({how})"
     )
     if detail.failure_reason:
         click.echo(f"reason   {detail.failure_reason}")

@@ -105,7 +105,8 @@ def _check_port_free(host: str, port: int, option: str) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise click.ClickException(
-                f"{host}:{port} is not free ({exc.strerror}): pass another {option}"
+                f"{host}:{port} is not free ({exc.strerror}): pass another {option} "
+                "(with make run: make run PORT=N DASH_PORT=M)"
             ) from exc
 
 
@@ -212,7 +213,12 @@ def standalone(
         )
         if not no_dash:
             children.append(
-                Child("dash", ["dash", "--port", str(dash_port)], env=env, log_dir=log_dir)
+                Child(
+                    "dash",
+                    ["dash", "--host", host, "--port", str(dash_port)],
+                    env=env,
+                    log_dir=log_dir,
+                )
             )
         click.echo(f"\nHQ API:    {url}  (OpenAPI at {url}/docs)")
         if not no_dash:
@@ -224,9 +230,9 @@ def standalone(
             time.sleep(0.2)
         dead = [c for c in children if not c.alive()]
         for child in dead:
-            click.echo(
-                f"hq {child.name} exited ({child.process.returncode}):\n{child.tail()}", err=True
-            )
+            code = child.process.returncode
+            tail = f":\n{child.tail()}" if code else ""  # a clean exit needs no log excerpt
+            click.echo(f"hq {child.name} exited ({code}){tail}", err=True)
     finally:
         for name in ("agent", "dash", "server"):  # the agent reports its jobs before HQ stops
             for child in children:

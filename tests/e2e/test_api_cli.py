@@ -161,16 +161,20 @@ def test_job_submit_wait_exit_code_says_how_the_job_ended(
 ) -> None:
     """CI scripts use --wait: a failed job exits 1, one still running after the wait exits 3."""
     agent = FakeAgent(server, queue=queue)
-    thread = threading.Thread(
-        target=lambda: agent.complete(agent.claim_one(wait_s=20), status=JobStatus.failed,
-                                      exit_code=2)
-    )  # fmt: skip
+
+    def fail() -> None:
+        lease = agent.claim_one(wait_s=20)
+        agent.log(lease, "KeyError: 'nope' is not a column")
+        agent.complete(lease, status=JobStatus.failed, exit_code=2)
+
+    thread = threading.Thread(target=fail)
     thread.start()
     failed = hq(server, submitter_token, "job", "submit", script, "-p", "n=7", "--queue", queue,
                 "--wait", "30")  # fmt: skip
     thread.join(10)
     assert failed.returncode == 1, failed.stderr
     assert "failed" in failed.stderr and "exit code 2" in failed.stderr
+    assert "KeyError: 'nope' is not a column" in failed.stderr  # the cause, from the logs
     pending = hq(server, submitter_token, "job", "submit", script, "-p", "n=8",
                  "--queue", unique_queue(), "--wait", "0.5")  # fmt: skip
     assert pending.returncode == 3, pending.stderr
