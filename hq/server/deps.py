@@ -14,6 +14,7 @@ from hq import errors
 from hq.schemas.common import Role
 from hq.server.services import tokens as token_service
 from hq.server.settings import ServerSettings
+from hq.server.storage import ObjectStore
 
 bearer = HTTPBearer(auto_error=False, description="an HQ token: 'Authorization: Bearer hq_...'")
 
@@ -76,8 +77,9 @@ Admin = Annotated[Principal, Depends(allow())]
 AgentPrincipal = Annotated[Principal, Depends(allow(Role.agent))]
 
 
-async def get_store(request: Request) -> Any:
-    return request.app.state.store
+async def get_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.store
+    return store
 
 
-StoreDep = Annotated[Any, Depends(get_store)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]

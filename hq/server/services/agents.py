@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +15,7 @@ from hq.schemas.manifest import Manifest
 from hq.server.db.models import Agent, Job
 from hq.server.db.types import utcnow
 from hq.server.services import jobs as job_service
+from hq.server.storage import ObjectStore, dataset_key
 
 INPUT_URL_EXPIRY_SECONDS = 900
 
@@ -127,10 +127,8 @@ async def drain(session: AsyncSession, *, agent_id: str, offline_seconds: float)
     return to_read(agent, running=running, offline_seconds=offline_seconds)
 
 
-async def to_lease(job: Job, *, store: Any) -> Lease:
+async def to_lease(job: Job, *, store: ObjectStore) -> Lease:
     """A claimed job as the agent needs it, inputs as short-lived presigned URLs."""
-    from hq.server.storage import dataset_key
-
     downloads = [
         InputDownload(
             name=name,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +18,7 @@ from hq.schemas.common import JobStatus
 from hq.server import notify, queue
 from hq.server.db.models import Agent, Job, JobLog, JobResultRow
 from hq.server.services import artifacts as artifact_service
+from hq.server.storage import ObjectStore
 
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled}
@@ -83,7 +82,7 @@ async def complete(
     job_id: str,
     body: CompleteRequest,
     agent_token_id: str | None,
-    store: Any,
+    store: ObjectStore,
 ) -> tuple[CompleteResponse, float | None]:
     """Accept exactly one result per job: a stale token gets 409, the same token twice the
     first answer. Returns the answer and the attempt's run time (None for a replay)."""
@@ -101,7 +100,11 @@ async def complete(
 
 
 async def complete_many(
-    session: AsyncSession, *, items: list[CompleteItem], agent_token_id: str | None, store: Any
+    session: AsyncSession,
+    *,
+    items: list[CompleteItem],
+    agent_token_id: str | None,
+    store: ObjectStore,
 ) -> list[tuple[CompleteItemResponse, float | None]]:
     """``complete`` for each item, in one transaction: the jobs are locked in one statement
     (in id order, so concurrent batches cannot deadlock), their owners read in another.
@@ -164,7 +167,7 @@ async def complete_many(
 
 
 async def _accept(
-    session: AsyncSession, *, job: Job, body: CompleteRequest, store: Any
+    session: AsyncSession, *, job: Job, body: CompleteRequest, store: ObjectStore
 ) -> tuple[CompleteResponse, float | None]:
     """Record a result whose lease was checked: artifacts, results, the final status."""
     if body.status == JobStatus.succeeded and body.results is not None:
