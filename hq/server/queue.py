@@ -49,6 +49,7 @@ async def claim_jobs(
     """Lease up to ``capacity`` jobs to ``agent``; flushes, the caller commits."""
     now = utcnow()
     missing_label = exists().where(JobLabel.job_id == Job.id, JobLabel.label.not_in(agent.labels))
+    draining = exists().where(Agent.id == agent.id, Agent.drain_requested.is_(True))
     picked = (
         select(Job.id)
         .where(
@@ -57,6 +58,7 @@ async def claim_jobs(
             Job.run_after <= now,
             Job.gpus <= agent.gpus,
             ~missing_label,
+            ~draining,  # a drain requested while the claim waited: hand out nothing
         )
         .order_by(Job.priority.desc(), Job.created_at, Job.id)
         .limit(capacity)

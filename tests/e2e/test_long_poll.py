@@ -88,3 +88,23 @@ def test_server_stops_promptly_with_a_long_poll_in_flight(sqlite_server: LiveSer
     sqlite_server.stop()
     assert time.monotonic() - started < 8
     waiter.join(timeout=10)
+
+
+def test_a_drain_requested_while_a_claim_waits_hands_out_nothing(live_server: LiveServer) -> None:
+    publish_noop(live_server)
+    agent_client = live_server.client("agent")
+    agent = agent_client.register_agent(AgentCreate(name="draining", capacity=1))
+    got: dict[str, int] = {}
+
+    def park() -> None:
+        got["leases"] = len(agent_client.claim(agent.id, capacity=1, wait_s=3).leases)
+
+    waiter = threading.Thread(target=park)
+    waiter.start()
+    time.sleep(0.3)
+    live_server.client("admin").drain_agent(agent.id)
+    job = live_server.client("submitter").submit_job(script="noop", params={"n": 2})
+    waiter.join(timeout=10)
+    assert got == {"leases": 0}
+    assert live_server.client("viewer").get_job(job.id).status == "queued"
+    assert agent_client.claim(agent.id, capacity=1, wait_s=0).drain is True

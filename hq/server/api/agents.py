@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, status
 from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse
 from hq.schemas.common import Role
 from hq.server import queue
+from hq.server.db.models import Agent
 from hq.server.deps import Admin, AgentPrincipal, Principal, SessionDep, SettingsDep, Viewer
 from hq.server.services import agents as agent_service
 
@@ -62,19 +63,21 @@ async def claim(
     """Lease up to ``capacity`` jobs; with none queued, wait up to ``wait_s`` for one."""
     state = request.app.state
     deadline = time.monotonic() + body.wait_s
+    agent: Agent | None = None
     while True:
         ev = state.notifier.watch("queued")  # before the query: no wake-up is missed
         if await request.is_disconnected():  # nobody would receive the lease
             return ClaimResponse(leases=[])
         async with state.sessionmaker() as session, session.begin():
-            agent = await agent_service.get_agent(
-                session, agent_id=agent_id, token_id=_token_scope(principal)
-            )
-            await agent_service.touch(
-                session, agent=agent, fresh_seconds=settings.agent_offline_seconds / 20
-            )
-            if agent.drain_requested:
-                return ClaimResponse(leases=[], drain=True)
+            if agent is None:  # the first pass; a wake-up goes straight to the claim
+                agent = await agent_service.get_agent(
+                    session, agent_id=agent_id, token_id=_token_scope(principal)
+                )
+                await agent_service.touch(
+                    session, agent=agent, fresh_seconds=settings.agent_offline_seconds / 20
+                )
+                if agent.drain_requested:
+                    return ClaimResponse(leases=[], drain=True)
             jobs = await queue.claim_jobs(
                 session,
                 agent=agent,
