@@ -15,7 +15,7 @@ from hq.schemas.agents import CompleteRequest
 from hq.schemas.common import JobStatus
 from hq.schemas.results import Results
 from hq.server import queue
-from hq.server.db.models import Agent, Job, JobResultRow
+from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.db.types import utcnow
 from hq.server.services import leases
@@ -77,6 +77,25 @@ async def test_claim_filters_queue_labels_and_gpus(sessionmaker: Maker) -> None:
     assert [j.id for j in await claim(sessionmaker, cpu_agent, capacity=10)] == [plain]
     gpu_agent = await add_agent(sessionmaker, labels=["gpu"], gpus=1, queues=["default", "nightly"])
     assert {j.id for j in await claim(sessionmaker, gpu_agent, capacity=10)} == {gpu, other_queue}
+
+
+async def test_claim_writes_the_lease_and_one_started_event_and_nothing_else(
+    sessionmaker: Maker,
+) -> None:
+    """The claim statement binds the agent's labels and GPUs; they must not leak into the job."""
+    [job_id] = await add_jobs(sessionmaker, 1, labels=["gpu"], gpus=1)
+    agent = await add_agent(sessionmaker, labels=["gpu", "mem-32g"], gpus=2, capacity=4)
+    [job] = await claim(sessionmaker, agent, capacity=4)
+    async with sessionmaker() as session:
+        stored = await session.get_one(Job, job_id)
+        events = (
+            await session.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id))
+        ).all()
+    for seen in (job, stored):
+        assert (seen.labels, seen.gpus, seen.queue) == (["gpu"], 1, "default")
+        assert (seen.status, seen.attempts, seen.agent_id) == ("running", 1, agent.id)
+        assert seen.lease_token == job.lease_token and seen.lease_expires_at is not None
+    assert [(e.kind, e.attempt, e.agent_id) for e in events] == [("started", 1, agent.id)]
 
 
 async def test_backoff_hides_a_job_until_run_after(sessionmaker: Maker) -> None:
