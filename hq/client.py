@@ -152,6 +152,10 @@ class HQClient:
     def list_tokens(self) -> list[TokenRead]:
         return self._list("/api/v1/tokens", TokenRead)
 
+    def revoke_token(self, token_id: str) -> TokenRead:
+        """Revoke a token at once; revoking it again is a no-op."""
+        return self._json("POST", f"/api/v1/tokens/{token_id}/revoke", TokenRead)
+
     # -- scripts -----------------------------------------------------------------------------
     def list_scripts(self) -> list[ScriptRead]:
         return self._list("/api/v1/scripts", ScriptRead)

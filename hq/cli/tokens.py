@@ -1,4 +1,4 @@
-"""`hq token create|list`."""
+"""`hq token create|list|revoke`."""
 
 from __future__ import annotations
 
@@ -38,5 +38,16 @@ def list_(as_json: bool) -> None:
         echo_json(rows)
     else:
         echo_table(
-            [(t.id, t.name, t.role, t.created_at) for t in rows], ["id", "name", "role", "created"]
+            [(t.id, t.name, t.role, t.created_at, t.revoked_at or "") for t in rows],
+            ["id", "name", "role", "created", "revoked"],
         )
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@handle_errors
+def revoke(token_id: str) -> None:
+    """Revoke a token by its id (see `hq token list`); it gets 401 from now on."""
+    with get_client() as client:
+        revoked = client.revoke_token(token_id)
+    click.echo(f"revoked token {revoked.id} ({revoked.name}, {revoked.role})")

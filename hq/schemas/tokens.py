@@ -19,6 +19,7 @@ class TokenRead(ReadModel):
     name: str
     role: Role
     created_at: datetime
+    revoked_at: datetime | None = None
 
 
 class TokenCreated(TokenRead):

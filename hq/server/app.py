@@ -33,6 +33,7 @@ from hq.server.api import (
     tokens,
 )
 from hq.server.api import metrics as metrics_api
+from hq.server.auth import PrincipalCache
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
@@ -63,6 +64,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.state.sessionmaker = sessionmaker
         app.state.notifier = notifier
         app.state.metrics = Metrics()
+        app.state.principals = PrincipalCache()
         app.state.store = make_store(
             url=settings.resolved_storage_url,
             public_url=settings.resolved_public_url,
@@ -74,15 +76,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         )
         await _bootstrap_admin(app, settings)
         await notifier.start()
-        reaper = asyncio.create_task(
-            Reaper(sessionmaker=sessionmaker, notifier=notifier, settings=settings).run()
-        )
+        tasks = [
+            asyncio.create_task(
+                Reaper(sessionmaker=sessionmaker, notifier=notifier, settings=settings).run()
+            ),
+            app.state.principals.start(notifier),
+        ]
         try:
             yield
         finally:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await notifier.stop()
             await engine.dispose()
 
@@ -118,12 +124,14 @@ async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:
     """On first start: create the admin token, print it once, write $HQ_HOME/admin.token."""
     async with app.state.sessionmaker() as session, session.begin():
         if settings.admin_token:
-            with contextlib.suppress(errors.NotAuthenticated):
-                await token_service.authenticate(session, value=settings.admin_token)
-                return
-            await token_service.create_token(
-                session, name="admin", role=Role.admin, value=settings.admin_token
-            )
+            token_hash = token_service.hash_token(settings.admin_token)
+            known = await token_service.find_by_hash(session, token_hash=token_hash)
+            if known is None:
+                await token_service.create_token(
+                    session, name="admin", role=Role.admin, value=settings.admin_token
+                )
+            elif known.revoked_at is not None:  # revoked stays revoked, whatever the env says
+                logger.warning("HQ_ADMIN_TOKEN names a revoked token; it will get 401")
             return
         if await token_service.has_admin(session):
             return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -12,18 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
 from hq.schemas.common import Role
+from hq.server.auth import Principal, PrincipalCache
 from hq.server.services import tokens as token_service
 from hq.server.settings import ServerSettings
 from hq.server.storage import ObjectStore
 
 bearer = HTTPBearer(auto_error=False, description="an HQ token: 'Authorization: Bearer hq_...'")
-
-
-@dataclass(frozen=True)
-class Principal:
-    token_id: str
-    name: str
-    role: Role
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -49,9 +42,16 @@ async def get_principal(
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise errors.NotAuthenticated()
-    async with request.app.state.sessionmaker() as session:
-        row = await token_service.authenticate(session, value=credentials.credentials)
-    return Principal(token_id=row.id, name=row.name, role=Role(row.role))
+    cache: PrincipalCache = request.app.state.principals
+    token_hash = token_service.hash_token(credentials.credentials)
+    principal = cache.get(token_hash)
+    if principal is None:
+        generation = cache.generation
+        async with request.app.state.sessionmaker() as session:
+            row = await token_service.authenticate(session, token_hash=token_hash)
+        principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
+        cache.put(token_hash, principal, generation=generation)
+    return principal
 
 
 def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger(__name__)
 
 CHANNEL = "hq_events"
-TOPICS = ("queued", "done", "logs")
+TOPICS = ("queued", "done", "logs", "tokens")
 RECONNECT_MAX_SECONDS = 5.0
 NOTIFIER_KEY = "hq_notifier"
 TOPICS_KEY = "hq_topics"

@@ -31,6 +31,7 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/tokens"): ADMIN,
     ("POST", "/api/v1/tokens"): ADMIN,
     ("GET", "/api/v1/tokens/me"): ANY,
+    ("POST", "/api/v1/tokens/{token_id}/revoke"): ADMIN,
     ("GET", "/api/v1/scripts"): READ,
     ("GET", "/api/v1/scripts/{name}"): READ,
     ("POST", "/api/v1/scripts/{name}/versions"): PUBLISH,
@@ -74,6 +75,7 @@ PATH_VALUES = {
     "sweep_id": "00000000-0000-4000-8000-000000000003",
     "version": "1",
     "path": "out/none.txt",
+    "token_id": "no-such-token",
 }
 ROUTES = sorted(ROLE_TABLE)
 

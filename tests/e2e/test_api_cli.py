@@ -278,6 +278,14 @@ def test_token_create_then_script_list_with_the_new_token(server: LiveServer, sc
     refused = hq(server, token, "token", "create", "--name", "x", "--role", "admin")
     assert refused.returncode == 1
     assert "role 'viewer' may not do this" in refused.stderr
+    [ci] = [t for t in as_json(hq(server, server.admin_token, "token", "list", "--json"))
+            if t["name"] == "ci" and t["revoked_at"] is None]  # fmt: skip
+    revoked = ok(hq(server, server.admin_token, "token", "revoke", ci["id"]))
+    assert revoked.strip() == f"revoked token {ci['id']} (ci, viewer)"
+    gone = hq(server, token, "script", "list")
+    assert gone.returncode == 1 and "invalid or revoked token" in gone.stderr
+    table = ok(hq(server, server.admin_token, "token", "list"))
+    assert "revoked" in table.splitlines()[0]
 
 
 def test_cli_errors_say_what_to_fix_and_exit_1(

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request, status
 from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse
 from hq.schemas.common import Role
 from hq.server import queue
+from hq.server.auth import Principal
 from hq.server.db.models import Agent
-from hq.server.deps import Admin, AgentPrincipal, Principal, SessionDep, SettingsDep, Viewer
+from hq.server.deps import Admin, AgentPrincipal, SessionDep, SettingsDep, Viewer
 from hq.server.services import agents as agent_service
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])

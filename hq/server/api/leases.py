@@ -14,7 +14,8 @@ from hq.schemas.agents import (
     LogBatch,
 )
 from hq.schemas.common import Role
-from hq.server.deps import AgentPrincipal, Principal, SessionDep, SettingsDep, StoreDep
+from hq.server.auth import Principal
+from hq.server.deps import AgentPrincipal, SessionDep, SettingsDep, StoreDep
 from hq.server.services import leases as lease_service
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["agent"])

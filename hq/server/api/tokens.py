@@ -1,4 +1,4 @@
-"""Tokens (admin only): create one for a role, shown once; list them."""
+"""Tokens (admin only): create one for a role, shown once; list them; revoke one."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ async def list_tokens(session: SessionDep, _: Admin) -> list[TokenRead]:
 async def whoami(session: SessionDep, principal: AnyRole) -> TokenRead:
     """The caller's own token: its name and role (never the secret)."""
     return await token_service.get_token(session, token_id=principal.token_id)
+
+
+@router.post("/{token_id}/revoke", response_model=TokenRead)
+async def revoke_token(token_id: str, session: SessionDep, _: Admin) -> TokenRead:
+    """Revoke a token: every request with it gets 401 from now on. Revoking twice is a no-op."""
+    async with session.begin():
+        return await token_service.revoke_token(session, token_id=token_id)
