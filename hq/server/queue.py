@@ -42,6 +42,7 @@ from hq.server.db.models import Agent, Job, JobEventRow, JobLabel
 from hq.server.db.types import UTCDateTime, utcnow
 
 LOST_REASON = "lost"
+REAP_BATCH = 1000  # due jobs locked and settled per tick; the rest wait for the next
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,20 @@ async def extend_running_leases(session: AsyncSession, *, grace_seconds: float) 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _overdue(
+    *,
+    now: datetime,
+    attempt_started_at: datetime | None,
+    timeout_s: int,
+    lease_expires_at: datetime | None,
+    slack_seconds: float,
+) -> tuple[bool, bool]:
+    """(past its timeout plus slack, lease expired) for a running job."""
+    started = attempt_started_at or now
+    timed_out = started + timedelta(seconds=timeout_s + slack_seconds) < now
+    return timed_out, lease_expires_at is not None and lease_expires_at < now
+
+
 async def reap(
     session: AsyncSession,
     *,
@@ -254,19 +269,50 @@ async def reap(
     backoff_max_seconds: float,
     timeout_slack_seconds: float,
 ) -> ReapResult:
-    """Requeue expired leases (with backoff) or fail them as lost; backstop job timeouts."""
+    """Requeue expired leases (with backoff) or fail them as lost; backstop job timeouts.
+
+    A scan of four columns, with no lock, finds the due jobs; only those are then locked (SKIP
+    LOCKED: a job whose agent is completing it right now is left to that agent) and checked
+    again. Healthy running jobs are never locked, so their heartbeats never wait on a tick."""
     now = utcnow()
+    candidates = await session.execute(
+        select(Job.id, Job.attempt_started_at, Job.timeout_s, Job.lease_expires_at).where(
+            Job.status == JobStatus.running.value
+        )
+    )
+    due = [
+        job_id
+        for job_id, started, timeout_s, expires in candidates
+        if any(
+            _overdue(
+                now=now,
+                attempt_started_at=started,
+                timeout_s=timeout_s,
+                lease_expires_at=expires,
+                slack_seconds=timeout_slack_seconds,
+            )
+        )
+    ][:REAP_BATCH]
+    if not due:
+        return ReapResult()
     running = (
         await session.scalars(
             select(Job)
-            .where(Job.status == JobStatus.running.value)
+            .where(Job.id.in_(due), Job.status == JobStatus.running.value)
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
     ).all()
     requeued = lost = timed_out = cancelled = 0
     for job in running:
-        started = job.attempt_started_at or now
-        if started + timedelta(seconds=job.timeout_s + timeout_slack_seconds) < now:
+        timed_out_now, lease_expired = _overdue(
+            now=now,
+            attempt_started_at=job.attempt_started_at,
+            timeout_s=job.timeout_s,
+            lease_expires_at=job.lease_expires_at,
+            slack_seconds=timeout_slack_seconds,
+        )
+        if timed_out_now:
             await finish(
                 session,
                 job=job,
@@ -274,7 +320,7 @@ async def reap(
                 reason="timeout (enforced by HQ: the agent did not report)",
             )
             timed_out += 1
-        elif job.lease_expires_at is not None and job.lease_expires_at < now:
+        elif lease_expired:
             if job.cancel_requested:
                 await finish(session, job=job, status=JobStatus.cancelled, reason="cancelled")
                 cancelled += 1

@@ -195,6 +195,40 @@ async def test_hq_backstops_a_timeout_the_agent_never_reported(sessionmaker: Mak
     assert reaped.timed_out == 1
 
 
+async def test_reaper_locks_only_the_jobs_it_acts_on(pg_url: str) -> None:
+    """A tick must not hold healthy running jobs: their heartbeats and completes would queue
+    behind it. A second real connection locks a healthy job with NOWAIT while the tick is open."""
+    from hq.server import migrations
+
+    await asyncio.to_thread(migrations.upgrade, pg_url)
+    engine = create_engine(pg_url)
+    maker = create_sessionmaker(engine)
+    try:
+        [expired_id] = await add_jobs(maker, 1, max_attempts=3)
+        agent = await add_agent(maker)
+        await claim(maker, agent, ttl=0.01)
+        healthy_ids = await add_jobs(maker, 3)
+        await claim(maker, agent, capacity=3, ttl=600)
+        await asyncio.sleep(0.03)
+        async with maker() as reaper, reaper.begin():
+            reaped = await queue.reap(
+                reaper, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30
+            )
+            assert reaped == queue.ReapResult(requeued=1)
+            async with maker() as other, other.begin():
+                locked = (
+                    await other.scalars(
+                        select(Job.id).where(Job.id.in_(healthy_ids)).with_for_update(nowait=True)
+                    )
+                ).all()
+            assert sorted(locked) == sorted(healthy_ids)
+        async with maker() as session:
+            job = await session.get(Job, expired_id)
+        assert job is not None and job.status == "queued"
+    finally:
+        await engine.dispose()
+
+
 @pytest.mark.slow
 async def test_eight_concurrent_claimers_take_every_job_exactly_once(pg_url: str) -> None:
     from hq.server import migrations
