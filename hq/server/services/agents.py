@@ -88,9 +88,7 @@ async def list_agents(session: AsyncSession, *, offline_seconds: float) -> list[
                 .where(Job.status == JobStatus.running.value)
                 .group_by(Job.agent_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     rows = (await session.scalars(select(Agent).order_by(Agent.created_at))).all()
     return [to_read(a, running=running.get(a.id, 0), offline_seconds=offline_seconds) for a in rows]

@@ -122,9 +122,11 @@ async def complete_many(
     owners: dict[str, str | None] = {}
     if agent_token_id is not None and agent_ids:
         owners = dict(
-            (await session.execute(select(Agent.id, Agent.token_id).where(Agent.id.in_(agent_ids))))
-            .tuples()
-            .all()
+            (
+                await session.execute(
+                    select(Agent.id, Agent.token_id).where(Agent.id.in_(agent_ids))
+                )
+            ).all()
         )
     out: list[tuple[CompleteItemResponse, float | None]] = []
     for item in items:

@@ -127,9 +127,7 @@ async def get_sweep(session: AsyncSession, *, sweep_id: str) -> SweepRead:
                 .where(Job.sweep_id == sweep_id)
                 .group_by(Job.status)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     done = sum(n for s, n in counts.items() if JobStatus(s) in FINISHED_STATUSES)
     return SweepRead(
