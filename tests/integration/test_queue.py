@@ -53,9 +53,7 @@ async def claim(maker: Maker, agent: Agent, capacity: int = 1, ttl: float = 30) 
 async def complete(maker: Maker, job: Job, token: str, **fields: object) -> object:
     body = CompleteRequest(lease_token=token, status=JobStatus.succeeded, exit_code=0, **fields)
     async with maker() as session, session.begin():
-        answer, _ = await leases.complete(
-            session, job_id=job.id, body=body, agent_token_id=None, store=None
-        )
+        answer, _ = await leases.complete(session, job_id=job.id, body=body, agent_token_id=None)
     return answer
 
 

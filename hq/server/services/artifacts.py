@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from sqlalchemy import delete, select
@@ -86,16 +87,24 @@ async def create_upload_urls(
     return UploadResponse(uploads=uploads)
 
 
-async def verify_and_record_artifacts(
-    session: AsyncSession,
-    *,
-    store: ObjectStore,
-    job_id: str,
-    attempt: int,
-    files: Sequence[ArtifactFile],
-) -> list[Artifact]:
-    """Check that each listed artifact was uploaded with the declared size and sha256, then
-    record them. Raises ValidationFailed naming the artifact and what differs."""
+@dataclass(frozen=True)
+class VerifiedArtifacts:
+    """Artifacts of one attempt found in storage with their declared size and sha256.
+
+    Made only by ``verify_artifacts``, which reads the store with no transaction open (hashing
+    a large file takes seconds, and a transaction would hold locks all that time); the
+    transaction that accepts the result records them with ``record_artifacts``."""
+
+    job_id: str
+    attempt: int
+    files: tuple[ArtifactFile, ...]
+
+
+async def verify_artifacts(
+    *, store: ObjectStore, job_id: str, attempt: int, files: Sequence[ArtifactFile]
+) -> VerifiedArtifacts:
+    """Check that each listed artifact was uploaded with the declared size and sha256.
+    Raises ValidationFailed naming the artifact and what differs."""
     _check_files(files)
     for f in files:
         key = artifact_key(job_id, attempt, f.path)
@@ -131,6 +140,12 @@ async def verify_and_record_artifacts(
                     "declared": f.sha256,
                 },
             )
+    return VerifiedArtifacts(job_id=job_id, attempt=attempt, files=tuple(files))
+
+
+async def record_artifacts(session: AsyncSession, *, verified: VerifiedArtifacts) -> list[Artifact]:
+    """Record the verified artifacts of an attempt (replacing any recorded before)."""
+    job_id, attempt = verified.job_id, verified.attempt
     await session.execute(
         delete(Artifact).where(Artifact.job_id == job_id, Artifact.attempt == attempt)
     )
@@ -143,7 +158,7 @@ async def verify_and_record_artifacts(
             sha256=f.sha256,
             key=artifact_key(job_id, attempt, f.path),
         )
-        for f in files
+        for f in verified.files
     ]
     session.add_all(rows)
     await session.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +20,7 @@ from hq.schemas.common import JobStatus
 from hq.server import notify, queue
 from hq.server.db.models import Agent, Job, JobLog, JobResultRow
 from hq.server.services import artifacts as artifact_service
-from hq.server.storage import ObjectStore
+from hq.server.services.artifacts import VerifiedArtifacts
 
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled}
@@ -76,48 +78,16 @@ def _replay(job: Job, body: CompleteRequest) -> CompleteResponse | None:
     return None
 
 
-async def complete(
-    session: AsyncSession,
-    *,
-    job_id: str,
-    body: CompleteRequest,
-    agent_token_id: str | None,
-    store: ObjectStore,
-) -> tuple[CompleteResponse, float | None]:
-    """Accept exactly one result per job: a stale token gets 409, the same token twice the
-    first answer. Returns the answer and the attempt's run time (None for a replay)."""
-    _check_status(body)
-    job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None:
-        raise errors.NotFound(f"job {job_id} not found")
-    replay = _replay(job, body)
-    if replay is not None:
-        return replay, None
-    job = await queue.get_leased_job(
-        session, job_id=job_id, lease_token=body.lease_token, agent_token_id=agent_token_id
-    )
-    return await _accept(session, job=job, body=body, store=store)
-
-
-async def complete_many(
-    session: AsyncSession,
-    *,
-    items: list[CompleteItem],
-    agent_token_id: str | None,
-    store: ObjectStore,
-) -> list[tuple[CompleteItemResponse, float | None]]:
-    """``complete`` for each item, in one transaction: the jobs are locked in one statement
-    (in id order, so concurrent batches cannot deadlock), their owners read in another.
-    An item that ``complete`` would refuse gets its error code and message; the rest go on."""
-    ids = sorted({item.job_id for item in items})
-    jobs = {
-        job.id: job
-        for job in (
-            await session.scalars(
-                select(Job).where(Job.id.in_(ids)).order_by(Job.id).with_for_update()
-            )
-        ).all()
-    }
+async def _load(
+    session: AsyncSession, *, ids: set[str], agent_token_id: str | None, lock: bool
+) -> tuple[dict[str, Job], dict[str, str | None]]:
+    """The jobs by id, and the agent token each one's agent registered with (looked up only
+    when an agent, not an admin, asks). Locked rows are taken in id order, so concurrent
+    batches cannot deadlock."""
+    stmt = select(Job).where(Job.id.in_(sorted(ids))).order_by(Job.id)
+    if lock:
+        stmt = stmt.with_for_update()
+    jobs = {job.id: job for job in (await session.scalars(stmt)).all()}
     agent_ids = {job.agent_id for job in jobs.values() if job.agent_id is not None}
     owners: dict[str, str | None] = {}
     if agent_token_id is not None and agent_ids:
@@ -128,59 +98,151 @@ async def complete_many(
                 )
             ).all()
         )
-    out: list[tuple[CompleteItemResponse, float | None]] = []
-    for item in items:
+    return jobs, owners
+
+
+def _leased(
+    jobs: dict[str, Job],
+    owners: dict[str, str | None],
+    *,
+    job_id: str,
+    body: CompleteRequest,
+    agent_token_id: str | None,
+) -> Job:
+    job = jobs.get(job_id)
+    return queue.check_lease(
+        job,
+        job_id=job_id,
+        lease_token=body.lease_token,
+        agent_token_id=agent_token_id,
+        owner_token_id=owners.get(job.agent_id or "") if job else None,
+    )
+
+
+Precheck = VerifiedArtifacts | errors.HQError | None
+Report = tuple[str, CompleteRequest]  # (job id, what complete says of it)
+
+
+async def attempts_to_verify(
+    session: AsyncSession, *, reports: Sequence[Report], agent_token_id: str | None
+) -> list[int | errors.HQError | None]:
+    """For each item that lists artifacts, the attempt whose upload keys hold them (or what
+    ``complete`` would refuse it with); None where there is nothing to check (no artifacts, or
+    a replay). Read before the storage is read, so nobody but the lease holder makes HQ hash."""
+    ids = {job_id for job_id, body in reports if body.artifacts}
+    if not ids:
+        return [None] * len(reports)
+    jobs, owners = await _load(session, ids=ids, agent_token_id=agent_token_id, lock=False)
+    out: list[int | errors.HQError | None] = []
+    for job_id, body in reports:
+        job = jobs.get(job_id)
+        if not body.artifacts or (job is not None and _replay(job, body)):
+            out.append(None)
+            continue
         try:
-            _check_status(item)
-            job = jobs.get(item.job_id)
-            replay = _replay(job, item) if job is not None else None
+            _check_status(body)
+            leased = _leased(jobs, owners, job_id=job_id, body=body, agent_token_id=agent_token_id)
+            out.append(leased.attempts)
+        except errors.HQError as exc:
+            out.append(exc)
+    return out
+
+
+async def complete(
+    session: AsyncSession,
+    *,
+    job_id: str,
+    body: CompleteRequest,
+    agent_token_id: str | None,
+    verified: VerifiedArtifacts | None = None,
+) -> tuple[CompleteResponse, float | None]:
+    """Accept exactly one result per job: a stale token gets 409, the same token twice the
+    first answer. Returns the answer and the attempt's run time (None for a replay).
+    ``verified`` holds the listed artifacts, checked in storage before this transaction."""
+    [(answer, duration)] = await _complete(
+        session,
+        reports=[(job_id, body)],
+        agent_token_id=agent_token_id,
+        prechecks=[verified],
+        raise_errors=True,
+    )
+    return CompleteResponse(job_id=job_id, status=answer.status, accepted=True), duration
+
+
+async def complete_many(
+    session: AsyncSession,
+    *,
+    items: list[CompleteItem],
+    agent_token_id: str | None,
+    prechecks: Sequence[Precheck],
+) -> list[tuple[CompleteItemResponse, float | None]]:
+    """``complete`` for each item, in one transaction (``prechecks`` aligned with ``items``).
+    An item that ``complete`` would refuse gets its error code and message; the rest go on."""
+    return await _complete(
+        session,
+        reports=[(item.job_id, item) for item in items],
+        agent_token_id=agent_token_id,
+        prechecks=prechecks,
+        raise_errors=False,
+    )
+
+
+async def _complete(
+    session: AsyncSession,
+    *,
+    reports: Sequence[Report],
+    agent_token_id: str | None,
+    prechecks: Sequence[Precheck],
+    raise_errors: bool,
+) -> list[tuple[CompleteItemResponse, float | None]]:
+    jobs, owners = await _load(
+        session, ids={job_id for job_id, _ in reports}, agent_token_id=agent_token_id, lock=True
+    )
+    out: list[tuple[CompleteItemResponse, float | None]] = []
+    for (job_id, body), precheck in zip(reports, prechecks, strict=True):
+        try:
+            _check_status(body)
+            job = jobs.get(job_id)
+            replay = _replay(job, body) if job is not None else None
             if replay is not None:
                 answer, duration = replay, None
             else:
-                job = queue.check_lease(
-                    job,
-                    job_id=item.job_id,
-                    lease_token=item.lease_token,
-                    agent_token_id=agent_token_id,
-                    owner_token_id=owners.get(job.agent_id or "") if job else None,
-                )
-                if item.artifacts:  # the one step that can fail after writing: undo it alone
-                    async with session.begin_nested():
-                        answer, duration = await _accept(session, job=job, body=item, store=store)
-                else:
-                    answer, duration = await _accept(session, job=job, body=item, store=store)
+                if isinstance(precheck, errors.HQError):
+                    raise precheck
+                job = _leased(jobs, owners, job_id=job_id, body=body, agent_token_id=agent_token_id)
+                answer, duration = await _accept(session, job=job, body=body, verified=precheck)
         except errors.HQError as exc:
-            out.append(
-                (
-                    CompleteItemResponse(
-                        job_id=item.job_id, accepted=False, code=exc.code, message=exc.message
-                    ),
-                    None,
-                )
+            if raise_errors:
+                raise
+            refused = CompleteItemResponse(
+                job_id=job_id, accepted=False, code=exc.code, message=exc.message
             )
+            out.append((refused, None))
             continue
-        out.append(
-            (
-                CompleteItemResponse(job_id=item.job_id, accepted=True, status=answer.status),
-                duration,
-            )
-        )
+        accepted = CompleteItemResponse(job_id=job_id, accepted=True, status=answer.status)
+        out.append((accepted, duration))
     return out
 
 
 async def _accept(
-    session: AsyncSession, *, job: Job, body: CompleteRequest, store: ObjectStore
+    session: AsyncSession, *, job: Job, body: CompleteRequest, verified: VerifiedArtifacts | None
 ) -> tuple[CompleteResponse, float | None]:
-    """Record a result whose lease was checked: artifacts, results, the final status."""
+    """Record a result whose lease was checked: artifacts, results, the final status. Nothing
+    here refuses after writing, so a refused item leaves nothing behind."""
     if body.status == JobStatus.succeeded and body.results is not None:
         try:
             body.results.check_tables_referenced()
         except ValueError as exc:
             raise errors.ValidationFailed(f"results: {exc}", field="results") from exc
     if body.artifacts:
-        await artifact_service.verify_and_record_artifacts(
-            session, store=store, job_id=job.id, attempt=job.attempts, files=body.artifacts
-        )
+        # The lease was checked in this transaction, and a lease token names one attempt.
+        if verified is None or (verified.job_id, verified.attempt, verified.files) != (
+            job.id,
+            job.attempts,
+            tuple(body.artifacts),
+        ):
+            raise RuntimeError(f"artifacts of job {job.id} were not verified for this attempt")
+        await artifact_service.record_artifacts(session, verified=verified)
     results = body.results
     if results is not None:
         job.metrics = results.metrics
