@@ -8,6 +8,7 @@ another agent). An agent that dies anywhere in between finds both on its next st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -124,57 +125,61 @@ class JobRun:
         except ImageUnavailable as exc:
             self.logs.note(f"image unavailable: {exc}")
             return Final(JobStatus.failed, None, f"image unavailable: {exc}")
-        mounts = []
-        for item in lease.inputs:
-            try:
-                path = ctx.cache.ensure(
-                    sha256=item.sha256,
-                    size=item.size,
-                    url=item.url,
-                    download=ctx.client.download_url,
-                )
-            except (InputUnavailable, errors.HQError, OSError) as exc:
-                self.logs.note(f"input {item.name} unavailable: {exc}")
-                return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
-            mounts.append(Mount(path, input_target(item.name, item.filename), read_only=True))
-        mounts.append(Mount(self.ws.params_file, PARAMS_FILE, read_only=True))
-        mounts.append(Mount(self.ws.outputs, OUTPUTS_DIR, read_only=False))
-        if self.heart.lost:
-            return None
-        if self.heart.cancel_requested:
-            return Final(JobStatus.cancelled, None, "cancelled")
-        resources = lease.manifest.resources
-        spec = ContainerSpec(
-            image_id=image_id,
-            command=substitute(lease),
-            mounts=mounts,
-            labels={
-                **ctx.settings.container_labels,
-                JOB_LABEL: lease.job_id,
-                ATTEMPT_LABEL: str(lease.attempt),
-                LEASE_LABEL: lease.lease_token,
-                AGENT_LABEL: ctx.settings.agent_name,
-            },
-            memory_bytes=resources.memory_bytes,
-            cpus=resources.cpus,
-            pids=resources.pids,
-            gpus=resources.gpus,
-            uid=ctx.settings.job_uid,
-            gid=ctx.settings.job_gid,
-            environment={
-                "HQ_JOB_ID": lease.job_id,
-                "HQ_ATTEMPT": str(lease.attempt),
-                "HQ_OUTPUTS": OUTPUTS_DIR,
-                "HQ_PARAMS": PARAMS_FILE,
-                "TMPDIR": "/tmp",
-                "MPLCONFIGDIR": "/tmp/matplotlib",
-                "XDG_CACHE_HOME": "/tmp/.cache",
-            },
-            tmpfs_bytes=min(resources.memory_bytes, 1024**3),
-        )
-        self.container_id = ctx.runner.create(spec)
-        stream = ctx.runner.attach(self.container_id)
-        ctx.runner.start(self.container_id)
+        # Inputs stay pinned in the cache until the started container's bind mounts hold them.
+        with contextlib.ExitStack() as pins:
+            mounts = []
+            for item in lease.inputs:
+                try:
+                    cached = ctx.cache.ensure(
+                        sha256=item.sha256,
+                        size=item.size,
+                        url=item.url,
+                        download=ctx.client.download_url,
+                    )
+                except (InputUnavailable, errors.HQError, OSError) as exc:
+                    self.logs.note(f"input {item.name} unavailable: {exc}")
+                    return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
+                pins.enter_context(cached)
+                target = input_target(item.name, item.filename)
+                mounts.append(Mount(cached.path, target, read_only=True))
+            mounts.append(Mount(self.ws.params_file, PARAMS_FILE, read_only=True))
+            mounts.append(Mount(self.ws.outputs, OUTPUTS_DIR, read_only=False))
+            if self.heart.lost:
+                return None
+            if self.heart.cancel_requested:
+                return Final(JobStatus.cancelled, None, "cancelled")
+            resources = lease.manifest.resources
+            spec = ContainerSpec(
+                image_id=image_id,
+                command=substitute(lease),
+                mounts=mounts,
+                labels={
+                    **ctx.settings.container_labels,
+                    JOB_LABEL: lease.job_id,
+                    ATTEMPT_LABEL: str(lease.attempt),
+                    LEASE_LABEL: lease.lease_token,
+                    AGENT_LABEL: ctx.settings.agent_name,
+                },
+                memory_bytes=resources.memory_bytes,
+                cpus=resources.cpus,
+                pids=resources.pids,
+                gpus=resources.gpus,
+                uid=ctx.settings.job_uid,
+                gid=ctx.settings.job_gid,
+                environment={
+                    "HQ_JOB_ID": lease.job_id,
+                    "HQ_ATTEMPT": str(lease.attempt),
+                    "HQ_OUTPUTS": OUTPUTS_DIR,
+                    "HQ_PARAMS": PARAMS_FILE,
+                    "TMPDIR": "/tmp",
+                    "MPLCONFIGDIR": "/tmp/matplotlib",
+                    "XDG_CACHE_HOME": "/tmp/.cache",
+                },
+                tmpfs_bytes=min(resources.memory_bytes, 1024**3),
+            )
+            self.container_id = ctx.runner.create(spec)
+            stream = ctx.runner.attach(self.container_id)
+            ctx.runner.start(self.container_id)
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
         reader.start()
         return self._watch(time.time() + lease.timeout_s, reader)

@@ -60,7 +60,7 @@ class Agent:
             settings=settings,
             client=client,
             runner=runner,
-            cache=InputCache(settings.cache_dir),
+            cache=InputCache(settings.cache_dir, max_bytes=settings.agent_cache_max_bytes),
             stopping=threading.Event(),
         )
         self.agent_id = ""

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.cache import DEFAULT_MAX_BYTES
 from hq.schemas.agents import MAX_CLAIM_WAIT_SECONDS
 
 
@@ -38,6 +39,8 @@ class AgentSettings(BaseSettings):
     # The uid:gid every script runs as (the base image's ``hq`` user).
     job_uid: int = Field(default=1000, ge=1)
     job_gid: int = Field(default=1000, ge=1)
+    # The input cache's bound; past it, the least recently used inputs not in use go.
+    agent_cache_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0)
     max_artifact_bytes: int = Field(default=5 * 1024**3, ge=1)
     max_artifacts: int = Field(default=10_000, ge=1, le=10_000)
     # Extra labels on every job container, set by the operator (tests use hq.test=1), as

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.cache import InputCache, InputUnavailable
+from agent.cache import CachedInput, InputCache, InputUnavailable
 from agent.workspace import Workspace, substitute
 from hq.schemas.agents import InputDownload, Lease
 from hq.schemas.manifest import Manifest
@@ -34,11 +34,24 @@ def serve(data: bytes, calls: list[str]) -> Any:
     return download
 
 
+def fetch(cache: InputCache, data: bytes, calls: list[str] | None = None) -> CachedInput:
+    """The cache entry for ``data``, pinned until released."""
+    sha = hashlib.sha256(data).hexdigest()
+    return cache.ensure(sha256=sha, size=len(data), url=sha, download=serve(data, calls or []))
+
+
+def cached(cache: InputCache) -> set[bytes]:
+    return {p.read_bytes() for p in cache.root.iterdir() if not p.name.startswith(".")}
+
+
 def test_an_input_is_fetched_once_and_shared(tmp_path: Path) -> None:
     cache = InputCache(tmp_path / "cache")
     calls: list[str] = []
-    first = cache.ensure(sha256=SHA, size=len(DATA), url="u1", download=serve(DATA, calls))
-    second = cache.ensure(sha256=SHA, size=len(DATA), url="u2", download=serve(DATA, calls))
+    with (
+        cache.ensure(sha256=SHA, size=len(DATA), url="u1", download=serve(DATA, calls)) as one,
+        cache.ensure(sha256=SHA, size=len(DATA), url="u2", download=serve(DATA, calls)) as two,
+    ):
+        first, second = one.path, two.path
     assert first == second == tmp_path / "cache" / SHA
     assert first.read_bytes() == DATA
     assert calls == ["u1"]
@@ -54,6 +67,32 @@ def test_bytes_that_do_not_match_the_sha256_never_enter_the_cache(tmp_path: Path
     with pytest.raises(InputUnavailable, match="expected 12 bytes"):
         cache.ensure(sha256=SHA, size=len(DATA), url="u", download=serve(DATA + b"!", []))
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_past_its_size_limit_the_cache_evicts_the_least_recently_used(tmp_path: Path) -> None:
+    a, b, c = b"a" * 1000, b"b" * 1000, b"c" * 1000
+    cache = InputCache(tmp_path / "cache", max_bytes=2500)
+    for data in (a, b, a):  # a is used again after b: b is now the least recently used
+        fetch(cache, data).release()
+    fetch(cache, c).release()
+    assert cached(cache) == {a, c}
+    calls: list[str] = []
+    fetch(cache, a, calls).release()
+    assert calls == []  # a was kept, not fetched again
+
+
+def test_an_input_in_use_on_the_host_is_never_evicted(tmp_path: Path) -> None:
+    """A pin is a shared flock: another agent process on the host (here, another cache object
+    over the same folder) cannot evict what a job of this one still needs."""
+    a, b = b"a" * 1000, b"b" * 1000
+    mine = InputCache(tmp_path / "cache", max_bytes=1500)
+    other = InputCache(tmp_path / "cache", max_bytes=1500)
+    with fetch(mine, a) as pinned:
+        fetch(other, b).release()
+        assert cached(mine) == {a, b}  # over the limit, but a is in use
+        assert pinned.path.read_bytes() == a
+    fetch(other, b).release()  # b is used again: a, now free and older, goes
+    assert cached(mine) == {b}
 
 
 def test_a_cache_name_must_be_a_sha256(tmp_path: Path) -> None:
