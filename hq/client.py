@@ -327,18 +327,38 @@ class HQClient:
         status: str | None = "succeeded",
         job_ids: list[str] | None = None,
         limit: int = 10_000,
+        cursor: str | None = None,
     ) -> ResultsTable:
+        """One page of the flat table, oldest job first; ``next_cursor`` is set while more
+        rows remain (``iter_results`` follows it)."""
         params: dict[str, Any] = {"script": script, "format": "json", "limit": limit}
         if status:
             params["status"] = status
         if job_ids:
             params["jobs"] = ",".join(job_ids)
+        if cursor:
+            params["cursor"] = cursor
         return self._json("GET", "/api/v1/results", ResultsTable, params=params)
 
+    def iter_results(
+        self, *, script: str, status: str | None = "succeeded", page_rows: int = 10_000
+    ) -> Iterator[ResultsTable]:
+        """Every page of the flat table, in order."""
+        cursor: str | None = None
+        while True:
+            page = self.results(script=script, status=status, limit=page_rows, cursor=cursor)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def results_csv(
-        self, *, script: str, status: str | None = "succeeded", limit: int = 10_000
+        self, *, script: str, status: str | None = "succeeded", limit: int | None = None
     ) -> str:
-        params: dict[str, Any] = {"script": script, "format": "csv", "limit": limit}
+        """The whole flat table as CSV (or its oldest ``limit`` rows)."""
+        params: dict[str, Any] = {"script": script, "format": "csv"}
+        if limit is not None:
+            params["limit"] = limit
         if status:
             params["status"] = status
         return self._request("GET", "/api/v1/results", params=params).text

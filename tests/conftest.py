@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.docker",
     "tests.fixtures.browser",
     "tests.fixtures.agent",
+    "tests.fixtures.inprocess",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +17,11 @@ import httpx
 import pytest
 
 from hq.server import queue
-from hq.server.app import create_app
-from hq.server.settings import ServerSettings
 from hq.server.storage import artifact_key
 from hq.server.storage.local import LocalStore
 from tests.fixtures.factories import build_agent, build_job
+from tests.fixtures.inprocess import InProcess
 
-ADMIN_TOKEN = "hq_test-admin-token-0123456789abcdef"
 PATIENCE_SECONDS = 5.0
 
 
@@ -52,28 +49,18 @@ class Leased:
 
 
 @pytest.fixture
-async def leased(db_url: str, tmp_path: Path) -> AsyncIterator[Leased]:
+async def leased(inprocess: InProcess, tmp_path: Path) -> Leased:
     """A job leased to an agent, behind an in-process HQ whose store hashes at a gate."""
-    settings = ServerSettings(home=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        store = GatedStore(root=tmp_path / "gated")
-        app.state.store = store
-        async with app.state.sessionmaker() as session, session.begin():
-            agent = build_agent()
-            job, _ = build_job()
-            session.add_all([agent, job])
-        async with app.state.sessionmaker() as session, session.begin():
-            [claimed] = await queue.claim_jobs(
-                session, agent=agent, capacity=1, lease_ttl_seconds=60
-            )
-        assert claimed.lease_token is not None
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://hq", headers=headers
-        ) as http:
-            yield Leased(http, store, claimed.id, claimed.lease_token, claimed.attempts)
+    store = GatedStore(root=tmp_path / "gated")
+    inprocess.app.state.store = store
+    async with inprocess.sessionmaker() as session, session.begin():
+        agent = build_agent()
+        job, _ = build_job()
+        session.add_all([agent, job])
+    async with inprocess.sessionmaker() as session, session.begin():
+        [claimed] = await queue.claim_jobs(session, agent=agent, capacity=1, lease_ttl_seconds=60)
+    assert claimed.lease_token is not None
+    return Leased(inprocess.http, store, claimed.id, claimed.lease_token, claimed.attempts)
 
 
 async def test_hashing_an_artifact_holds_no_lock_a_heartbeat_needs(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from hq.schemas.sweeps import ResultsTable, SweepCreate, SweepRead
+from hq.schemas.sweeps import MAX_SWEEP_JOBS, ResultsTable, SweepCreate, SweepRead
 from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
 from hq.server.services import results as result_service
 from hq.server.services import sweeps as sweep_service
+from hq.server.services.results import ResultsQuery
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 
@@ -34,4 +35,6 @@ async def get_sweep(sweep_id: str, session: SessionDep, _: Viewer) -> SweepRead:
 @router.get("/{sweep_id}/results", response_model=ResultsTable)
 async def sweep_results(sweep_id: str, session: SessionDep, _: Viewer) -> ResultsTable:
     await sweep_service.get_sweep(session, sweep_id=sweep_id)
-    return await result_service.results_table(session, sweep_id=sweep_id)
+    return await result_service.results_page(  # a sweep fits one page
+        session, query=ResultsQuery(sweep_id=sweep_id), limit=MAX_SWEEP_JOBS
+    )
