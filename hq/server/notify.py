@@ -4,8 +4,9 @@ A service marks a topic on its session (``mark(session, topic)``); on PostgreSQL
 sends ``pg_notify`` just before it commits, so listeners hear it at commit (a server skips its own
 echo). After commit the topic fires in-process at once. Waiters take a ``watch()`` handle
 *before* they query, then ``wait()`` on it, so a notification between their query and their wait
-is never missed. Notifications can still be missed across a reconnect, so waiters always re-query
-on timeout, and a reconnect fires every topic.
+is never missed. Idle claims wait in the ``ClaimLine`` instead, woken one per queued job.
+Notifications can still be missed across a reconnect, so waiters always re-query on timeout,
+and a reconnect fires every topic (waking every idle claim).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 
 import psycopg
 from sqlalchemy import event, text
@@ -24,14 +26,70 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger(__name__)
 
 CHANNEL = "hq_events"
-TOPICS = ("queued", "done", "logs", "tokens")
+QUEUED = "queued"  # wakes idle claims in the ClaimLine, one per queued job
+TOPICS = (QUEUED, "done", "logs", "tokens")
 RECONNECT_MAX_SECONDS = 5.0
 NOTIFIER_KEY = "hq_notifier"
 TOPICS_KEY = "hq_topics"
 
 
+class ClaimWaiter:
+    """One idle claim in the line; ``horizon`` is set when a wake-up reaches it: the newest
+    waiter that wake-up was meant for (its bound when passed on)."""
+
+    __slots__ = ("event", "horizon", "seq")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.event = asyncio.Event()
+        self.horizon: int | None = None
+
+    @property
+    def woken(self) -> bool:
+        return self.horizon is not None
+
+
+class ClaimLine:
+    """Idle long-poll claims, oldest first. A commit that queued n jobs wakes at most n of them
+    (not all: every woken claim runs the claim statement, so waking all of many idle agents
+    for one job is a thundering herd). A woken claim that takes nothing (the job needs a label
+    it lacks, another agent took it, its agent went away) passes the wake-up to the next
+    older waiter; the horizon stops that chain once every waiter of the time had a try."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[int, ClaimWaiter] = {}  # insertion order is age
+        self._seq = 0
+
+    def join(self) -> ClaimWaiter:
+        self._seq += 1
+        waiter = self._waiters[self._seq] = ClaimWaiter(self._seq)
+        return waiter
+
+    def leave(self, waiter: ClaimWaiter) -> None:
+        self._waiters.pop(waiter.seq, None)
+
+    def wake(self, n: int | None, *, horizon: int | None = None) -> None:
+        """Wake the ``n`` oldest waiters (None: all) that joined by ``horizon`` (default: now)."""
+        bound = self._seq if horizon is None else horizon
+        for seq in list(self._waiters):
+            if seq > bound or (n is not None and n <= 0):
+                return
+            waiter = self._waiters.pop(seq)
+            waiter.horizon = bound
+            waiter.event.set()
+            if n is not None:
+                n -= 1
+
+    def pass_on(self, waiter: ClaimWaiter) -> None:
+        """Give ``waiter``'s unused wake-up to the next older waiter (once)."""
+        if waiter.horizon is not None:
+            horizon, waiter.horizon = waiter.horizon, None
+            self.wake(1, horizon=horizon)
+
+
 class Notifier:
     def __init__(self, *, database_url: str | None) -> None:
+        self.claims = ClaimLine()
         self._events: dict[str, asyncio.Event] = {}
         self._pg_url = _libpq_url(database_url) if database_url else None
         self._task: asyncio.Task[None] | None = None
@@ -57,7 +115,11 @@ class Notifier:
             return False
         return True
 
-    def fire(self, topic: str) -> None:
+    def fire(self, topic: str, count: int | None = None) -> None:
+        """Wake the watchers of ``topic``; for "queued", ``count`` claims (None: all)."""
+        if topic == QUEUED:
+            self.claims.wake(count)
+            return
         ev = self._events.pop(topic, None)
         if ev is not None:
             ev.set()
@@ -91,9 +153,9 @@ class Notifier:
                     for topic in TOPICS:  # anything sent while we were away: re-query
                         self.fire(topic)
                     async for note in conn.notifies():
-                        topic, _, origin = note.payload.partition(":")
+                        topic, origin, count = [*note.payload.split(":"), "", ""][:3]
                         if origin != self.origin:
-                            self.fire(topic)
+                            self.fire(topic, int(count) if count.isdigit() else None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database went away: reconnect with backoff
@@ -103,9 +165,10 @@ class Notifier:
 
 
 async def mark(session: AsyncSession, topic: str) -> None:
-    """Announce ``topic`` when this session's transaction commits (see the hooks below)."""
-    topics: set[str] = session.info.setdefault(TOPICS_KEY, set())
-    topics.add(topic)
+    """Announce ``topic`` when this session's transaction commits (see the hooks below); each
+    mark of "queued" is one more job, and wakes one more idle claim."""
+    topics: Counter[str] = session.info.setdefault(TOPICS_KEY, Counter())
+    topics[topic] += 1
 
 
 # A SAVEPOINT's release also dispatches before/after_commit; nothing is visible to others until
@@ -114,7 +177,7 @@ async def mark(session: AsyncSession, topic: str) -> None:
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     """On PostgreSQL, send the marked topics in one NOTIFY statement inside the transaction."""
-    topics: set[str] = session.info.get(TOPICS_KEY, set())
+    topics: Counter[str] = session.info.get(TOPICS_KEY, Counter())
     bind = session.bind
     if (
         not topics
@@ -124,10 +187,11 @@ def _before_commit(session: Session) -> None:
     ):
         return
     notifier = session.info.get(NOTIFIER_KEY)
-    suffix = f":{notifier.origin}" if isinstance(notifier, Notifier) else ""
-    ordered = sorted(topics)
-    calls = ", ".join(f"pg_notify(:channel, :p{i})" for i in range(len(ordered)))
-    params = {"channel": CHANNEL, **{f"p{i}": t + suffix for i, t in enumerate(ordered)}}
+    origin = notifier.origin if isinstance(notifier, Notifier) else ""
+    # "topic:origin", and for "queued" ":count" (how many idle claims to wake)
+    payloads = [f"{t}:{origin}" + (f":{topics[t]}" if t == QUEUED else "") for t in sorted(topics)]
+    calls = ", ".join(f"pg_notify(:channel, :p{i})" for i in range(len(payloads)))
+    params = {"channel": CHANNEL, **{f"p{i}": p for i, p in enumerate(payloads)}}
     session.execute(text(f"SELECT {calls}"), params)
 
 
@@ -136,11 +200,11 @@ def _after_commit(session: Session) -> None:
     """Fire the topics a committed transaction marked, on the session's notifier."""
     if session.in_nested_transaction():
         return
-    topics: set[str] = session.info.pop(TOPICS_KEY, set())
+    topics: Counter[str] = session.info.pop(TOPICS_KEY, Counter())
     target = session.info.get(NOTIFIER_KEY)
     if isinstance(target, Notifier):
-        for topic in topics:
-            target.fire(topic)
+        for topic, count in topics.items():
+            target.fire(topic, count)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -356,12 +356,18 @@ async def reap(
 
 
 async def due_since(session: AsyncSession, *, since: datetime) -> bool:
-    """Whether a queued job became claimable (its backoff ended) after ``since``."""
+    """Whether a requeued job became claimable (its backoff ended) after ``since``. A new job
+    is not asked about: its submission already woke a claim."""
     now = utcnow()
     found = await session.scalar(
         select(Job.id)
         .where(
-            and_(Job.status == JobStatus.queued.value, Job.run_after > since, Job.run_after <= now)
+            and_(
+                Job.status == JobStatus.queued.value,
+                Job.attempts > 0,
+                Job.run_after > since,
+                Job.run_after <= now,
+            )
         )
         .limit(1)
     )

@@ -60,7 +60,7 @@ class Reaper:
         self._last_tick_at = utcnow()
         self._last_ok = time.monotonic()
         if result.requeued or due:
-            self._notifier.fire("queued")
+            self._notifier.fire("queued")  # every idle claim: the count is not known here
         if result.lost or result.timed_out or result.cancelled:
             self._notifier.fire("done")
         if result != queue.ReapResult():

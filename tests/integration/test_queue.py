@@ -165,6 +165,25 @@ async def test_requeue_backs_off_exponentially(sessionmaker: Maker) -> None:
         assert 9 < (job.run_after - utcnow()).total_seconds() <= 10
 
 
+async def test_due_since_reports_a_backoff_that_ended_not_a_new_job(sessionmaker: Maker) -> None:
+    since = utcnow()
+    await add_jobs(sessionmaker, 1, queue="new")  # its submission woke a claim already
+    async with sessionmaker() as session:
+        assert not await queue.due_since(session, since=since)
+    await add_jobs(sessionmaker, 1, max_attempts=3)
+    await claim(sessionmaker, await add_agent(sessionmaker), ttl=0.01)
+    await asyncio.sleep(0.03)
+    async with sessionmaker() as session, session.begin():
+        await queue.reap(
+            session, backoff_seconds=0.05, backoff_max_seconds=1, timeout_slack_seconds=30
+        )
+    async with sessionmaker() as session:
+        assert not await queue.due_since(session, since=since)  # still backing off
+    await asyncio.sleep(0.1)
+    async with sessionmaker() as session:
+        assert await queue.due_since(session, since=since)
+
+
 async def test_outage_grace_extends_running_leases(sessionmaker: Maker) -> None:
     await add_jobs(sessionmaker, 1)
     agent = await add_agent(sessionmaker)

@@ -12,6 +12,7 @@ from hq.server import queue
 from hq.server.auth import Principal
 from hq.server.db.models import Agent
 from hq.server.deps import Admin, AgentPrincipal, SessionDep, SettingsDep, Viewer
+from hq.server.notify import ClaimLine, ClaimWaiter
 from hq.server.services import agents as agent_service
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -61,35 +62,54 @@ async def claim(
     settings: SettingsDep,
     principal: AgentPrincipal,
 ) -> ClaimResponse:
-    """Lease up to ``capacity`` jobs; with none queued, wait up to ``wait_s`` for one."""
+    """Lease up to ``capacity`` jobs; with none queued, wait up to ``wait_s`` for one.
+
+    The wait is a place in the notifier's ``ClaimLine``: a queued job wakes one waiter. A
+    wake-up this call receives and does not turn into a lease (it found nothing, its agent went
+    away, it drains, it failed) is passed on to the next waiter, on every way out."""
     state = request.app.state
+    line: ClaimLine = state.notifier.claims
     deadline = time.monotonic() + body.wait_s
     agent: Agent | None = None
-    while True:
-        ev = state.notifier.watch("queued")  # before the query: no wake-up is missed
-        if await request.is_disconnected():  # nobody would receive the lease
-            return ClaimResponse(leases=[])
-        async with state.sessionmaker() as session, session.begin():
-            if agent is None:  # the first pass; a wake-up goes straight to the claim
-                agent = await agent_service.get_agent(
-                    session, agent_id=agent_id, token_id=_token_scope(principal)
-                )
-                await agent_service.touch(
-                    session, agent=agent, fresh_seconds=settings.agent_offline_seconds / 20
-                )
-                if agent.drain_requested:
-                    return ClaimResponse(leases=[], drain=True)
-            jobs = await queue.claim_jobs(
-                session,
-                agent=agent,
-                capacity=body.capacity,
-                lease_ttl_seconds=settings.lease_ttl_seconds,
-            )
-            leases = [await agent_service.to_lease(job, store=state.store) for job in jobs]
-        if leases:
-            state.metrics.observe_claims(jobs)
-            return ClaimResponse(leases=leases)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return ClaimResponse(leases=[])
-        await state.notifier.wait(ev, remaining)
+    unused: list[ClaimWaiter] = []  # woken, and not yet followed by a query that found work
+    try:
+        while True:
+            waiter = line.join()  # before the query: no wake-up is missed
+            try:
+                if await request.is_disconnected():  # nobody would receive the lease
+                    return ClaimResponse(leases=[])
+                async with state.sessionmaker() as session, session.begin():
+                    if agent is None:  # the first pass; a wake-up goes straight to the claim
+                        agent = await agent_service.get_agent(
+                            session, agent_id=agent_id, token_id=_token_scope(principal)
+                        )
+                        await agent_service.touch(
+                            session, agent=agent, fresh_seconds=settings.agent_offline_seconds / 20
+                        )
+                        if agent.drain_requested:
+                            return ClaimResponse(leases=[], drain=True)
+                    jobs = await queue.claim_jobs(
+                        session,
+                        agent=agent,
+                        capacity=body.capacity,
+                        lease_ttl_seconds=settings.lease_ttl_seconds,
+                    )
+                    leases = [await agent_service.to_lease(job, store=state.store) for job in jobs]
+                if leases:
+                    unused.clear()
+                    state.metrics.observe_claims(jobs)
+                    return ClaimResponse(leases=leases)
+                for woken in unused:  # this query came after their wake-ups and found nothing
+                    line.pass_on(woken)
+                unused.clear()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return ClaimResponse(leases=[])
+                await state.notifier.wait(waiter.event, remaining)
+            finally:
+                line.leave(waiter)
+                if waiter.woken:
+                    unused.append(waiter)
+    finally:
+        for woken in unused:
+            line.pass_on(woken)
