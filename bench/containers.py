@@ -26,14 +26,10 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import io
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +37,23 @@ import docker
 import docker.types
 
 from agent.docker_runner import ContainerSpec, DockerRunner
+from bench.common import (
+    ADMIN_TOKEN,
+    Child,
+    create_database,
+    drop_database,
+    free_port,
+    pg_url,
+    stop_all,
+)
 from hq.client import HQClient
 
 BASE_IMAGE = os.environ.get("HQ_BASE_IMAGE", "hq-base:bookworm")
 NOOP_IMAGE = "hq-bench/noop:latest"
 BENCH_LABEL = {"hq.bench": "1"}
-ADMIN_TOKEN = "hq_bench-admin-token-" + uuid.uuid4().hex
-PG_ADMIN_URL = os.environ.get("HQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MEMORY = "256m"
 SLOTS = 4
 WARMUP = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build_noop(client: docker.DockerClient) -> str:
@@ -111,47 +108,19 @@ def raw_run_unremoved(client: docker.DockerClient, runner: DockerRunner, image_i
     return elapsed
 
 
-class Proc:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("ab") as out:
-            self.p = subprocess.Popen(
-                [sys.executable, "-m", "hq", *args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+def hq_child(args: list[str], env: dict[str, str], log: Path) -> Child:
+    """``python -m hq ARGS``, its output to ``log``; 20 s from SIGTERM to SIGKILL when stopped."""
+    return Child([sys.executable, "-m", "hq", *args], log=log, env=env, grace=20)
 
 
 def database_url(db: str, home: Path) -> tuple[str, str | None]:
     if db == "sqlite":
         return f"sqlite+aiosqlite:///{home / 'hq.db'}", None
-    import psycopg
-
-    name = "hq_bench_containers_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", name
+    name = create_database("hq_bench_containers")
+    return pg_url(name), name
 
 
-def drop_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def start_agent(url: str, token: str, home: Path, capacity: int, env: dict[str, str]) -> Proc:
+def start_agent(url: str, token: str, home: Path, capacity: int, env: dict[str, str]) -> Child:
     agent_env = {
         **env,
         "HQ_URL": url,
@@ -161,13 +130,13 @@ def start_agent(url: str, token: str, home: Path, capacity: int, env: dict[str, 
         "HQ_AGENT_CONTAINER_LABELS": "hq.bench=1",
         "HQ_AGENT_WORK_DIR": str(home / f"agent-{capacity}"),
     }
-    agent = Proc(["agent", "--log-level", "WARNING"], agent_env, home / f"agent-{capacity}.log")
+    agent = hq_child(["agent", "--log-level", "WARNING"], agent_env, home / f"agent-{capacity}.log")
     with HQClient(url, ADMIN_TOKEN) as admin:
         deadline = time.monotonic() + 30
         while not any(
             a.name == f"bench-{capacity}" and a.status == "active" for a in admin.list_agents()
         ):
-            if time.monotonic() > deadline or agent.p.poll() is not None:
+            if time.monotonic() > deadline or agent.proc.poll() is not None:
                 raise RuntimeError(f"agent did not start: {agent.log.read_text()[-2000:]}")
             time.sleep(0.05)
     return agent
@@ -238,10 +207,8 @@ def main() -> int:
         "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
         "HQ_LOG_LEVEL": "warning",
     }
-    procs: list[Proc] = []
     try:
-        server = Proc(["server"], env, home / "server.log")
-        procs.append(server)
+        server = hq_child(["server"], env, home / "server.log")
         admin = HQClient(url, ADMIN_TOKEN)
         deadline = time.monotonic() + 30
         while True:
@@ -249,7 +216,7 @@ def main() -> int:
                 admin.health()
                 break
             except Exception:
-                if time.monotonic() > deadline or server.p.poll() is not None:
+                if time.monotonic() > deadline or server.proc.poll() is not None:
                     raise RuntimeError(server.log.read_text()[-2000:]) from None
                 time.sleep(0.05)
         image = docker_client.images.get(NOOP_IMAGE)
@@ -268,7 +235,6 @@ def main() -> int:
         token = admin.create_token(name="bench-agent", role="agent").token
 
         agent = start_agent(url, token, home, 1, env)
-        procs.append(agent)
         for _ in range(WARMUP):
             raw_run(docker_client)
             hq_job(admin)
@@ -282,16 +248,13 @@ def main() -> int:
             hq_lat.append(hq_job(admin))
             bare_lat.append(raw_run_unremoved(docker_client, runner, image_id))
         agent.stop()
-        procs.remove(agent)
 
-        agent4 = start_agent(url, token, home, SLOTS, env)
-        procs.append(agent4)
+        start_agent(url, token, home, SLOTS, env)
         hq_tp = hq_throughput(admin, args.runs)
         raw_tp = raw_throughput(docker_client, args.runs)
         admin.close()
     finally:
-        for proc in reversed(procs):
-            proc.stop()
+        stop_all()
         for container in docker_client.containers.list(all=True, filters={"label": "hq.bench=1"}):
             container.remove(force=True)
         if pg_name:

@@ -27,9 +27,7 @@ import argparse
 import hashlib
 import random
 import secrets
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -42,11 +40,18 @@ import psycopg
 from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import create_engine, insert
 
+from bench.common import (
+    ADMIN_TOKEN,
+    Child,
+    create_database,
+    drop_database,
+    free_port,
+    pg_url,
+    stop_all,
+)
 from hq.client import HQClient
 from hq.server.db.models import Job, Sweep
 
-PG_ADMIN_URL = os.environ.get("HQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-ADMIN_TOKEN = "hq_bench-admin-token-" + uuid.uuid4().hex
 SCRIPT = "bench-fit"
 DIGEST = "sha256:" + "b" * 64
 MANIFEST: dict[str, Any] = {
@@ -79,22 +84,10 @@ CHARTS_DRAWN_JS = """(n) => ['compare-scatter', 'compare-box', 'compare-parallel
     return id !== 'compare-scatter' || (gd.data[0].x && gd.data[0].x.length === n);
 })"""
 
-_children: list[subprocess.Popen[bytes]] = []
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def start(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> None:
-    process = subprocess.Popen(
-        cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    _children.append(process)
+    """Start ``cmd`` (stopped with its whole process group) and wait until ``ready_url`` answers."""
+    process = Child(cmd, log=log, env=env, group=True).proc
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -106,16 +99,6 @@ def start(cmd: list[str], env: dict[str, str], log: Path, ready_url: str) -> Non
             pass
         time.sleep(0.05)
     sys.exit(f"{cmd} did not start: {log.read_text()[-2000:]}")
-
-
-def stop_children() -> None:
-    for process in reversed(_children):
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def job_rows(n: int, *, start: datetime, sweep_id: str | None = None) -> list[dict[str, Any]]:
@@ -240,19 +223,14 @@ def main() -> None:
     parser.add_argument("--sweep", type=int, default=200, help="jobs in the compared sweep")
     parser.add_argument("--runs", type=int, default=5, help="warm page loads per figure")
     args = parser.parse_args()
-    name = f"hq_bench_dash_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}".replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
+    name = create_database("hq_bench_dash")
+    db_url = pg_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
     try:
         with tempfile.TemporaryDirectory(prefix="hq-bench-dash-") as tmp:
             run(Path(tmp), db_url, args)
     finally:
-        stop_children()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stop_all()
+        drop_database(name)
 
 
 def run(tmp: Path, db_url: str, args: argparse.Namespace) -> None:

@@ -2,8 +2,9 @@
 
 Throughput: ``--jobs`` no-op jobs are enqueued first, then 2 agents (or workers) are released at
 once and drain the queue; jobs/s is jobs / (last completion - release). HQ runs on PostgreSQL (a
-fresh database, dropped after) and SQLite; procrastinate on the same PostgreSQL (its own fresh
-database); Celery on the local Redis (db ``REDIS_DB`` only, flushed before and after).
+fresh database, dropped after) and SQLite; the baselines (bench/baselines.py): procrastinate on the
+same PostgreSQL (its own fresh database), Celery on the local Redis (one db only, flushed before
+and after).
 Latency: 2 idle HQ agents long-poll with capacity 1; jobs are submitted one at a time and the
 time from the submit call's return to the claim's return is taken from one shared clock
 (``time.time()`` in both processes).
@@ -19,158 +20,50 @@ import os
 import sys
 
 # Run as ``python bench/queue.py``, this file's folder would come first on sys.path and this
-# module would shadow the standard library's ``queue``: put the repository root there instead.
+# module would shadow the standard library's ``queue``: put the repository root there instead
+# (where ``bench.common`` and ``bench.baselines`` below are found).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
-import asyncio
-import functools
 import json
-import logging
 import queue
-import signal
-import socket
-import subprocess
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN_URL = os.environ.get("HQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_DB = int(os.environ.get("HQ_BENCH_REDIS_DB", "13"))
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-ADMIN_TOKEN = "hq_bench-admin-token-" + uuid.uuid4().hex
+from bench.baselines import (
+    celery_throughput,
+    procrastinate_throughput,
+    run_celery_worker,
+    run_procrastinate_worker,
+)
+from bench.common import (
+    ADMIN_TOKEN,
+    STEP_TIMEOUT_S,
+    Talker,
+    create_database,
+    drop_database,
+    free_port,
+    percentile,
+    pg_url,
+    role,
+    stop_all,
+)
+
 SCRIPT = "bench-noop"
 DIGEST = "sha256:" + "0" * 64
 AGENTS = 2
-STEP_TIMEOUT_S = 120.0
 SERVER_CMD = [sys.executable, "-m", "hq", "server"]  # a profiling run may swap in a wrapper
 LATENCY_GAP_S = 0.02  # let both agents return to their long poll between latency samples
 
-_children: list[Child] = []
-
-
-# -- child processes -------------------------------------------------------------------------
-class Child:
-    """A subprocess in its own session; stdout lines go to a queue, stderr to a log file."""
-
-    def __init__(
-        self,
-        cmd: list[str],
-        *,
-        log: Path,
-        env: dict[str, str] | None = None,
-        out: queue.Queue[str | None] | None = None,
-    ) -> None:
-        self.log = log
-        with log.open("ab") as err:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                start_new_session=True,
-                env={**os.environ, **(env or {})},
-            )
-        self.lines: queue.Queue[str | None] = out if out is not None else queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        _children.append(self)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def expect(self, timeout: float = STEP_TIMEOUT_S) -> str:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"no answer from {self.proc.args!r} in {timeout:g} s") from None
-        if line is None:
-            raise RuntimeError(f"{self.proc.args!r} exited: {self.log.read_text()[-2000:]}")
-        return line
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def role(
-    name: str,
-    *args: str,
-    log: Path,
-    env: dict[str, str] | None = None,
-    out: queue.Queue[str | None] | None = None,
-) -> Child:
-    """This script again, in one of its child roles."""
-    return Child(
-        [sys.executable, os.path.abspath(__file__), "--role", name, *args],
-        log=log,
-        env=env,
-        out=out,
-    )
-
-
-def stop_all() -> None:
-    while _children:
-        _children.pop().stop()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
-# -- PostgreSQL databases --------------------------------------------------------------------
-def create_database(prefix: str) -> str:
-    import psycopg
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def pg_url(name: str) -> str:
-    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-
 
 # -- HQ ----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_hq(home: Path, database_url: str) -> tuple[Child, str]:
+def start_hq(home: Path, database_url: str) -> tuple[Talker, str]:
     import httpx
 
     port = free_port()
@@ -182,7 +75,7 @@ def start_hq(home: Path, database_url: str) -> tuple[Child, str]:
         "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
         "HQ_LOG_LEVEL": "warning",
     }
-    server = Child(SERVER_CMD, log=home / "server.log", env=env)
+    server = Talker(SERVER_CMD, log=home / "server.log", env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -332,172 +225,6 @@ def run_latency_agent(url: str, token: str) -> None:
                 )
 
 
-# -- procrastinate -----------------------------------------------------------------------------
-def procrastinate_app(conninfo: str) -> Any:
-    import procrastinate
-
-    # It warns that an app defined in __main__ cannot be imported by name: ours never is.
-    logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
-
-    @app.task(name="bench_noop")
-    async def bench_noop() -> None:
-        return None
-
-    return app
-
-
-def procrastinate_throughput(*, jobs: int, concurrency: int, home: Path) -> dict[str, Any]:
-    import psycopg
-
-    name = create_database("hq_bench_procrastinate")
-    conninfo = pg_url(name)
-    try:
-        app = procrastinate_app(conninfo)
-
-        async def enqueue() -> None:
-            async with app.open_async():
-                await app.schema_manager.apply_schema_async()
-                await app.tasks["bench_noop"].batch_defer_async(*({} for _ in range(jobs)))
-
-        started = time.monotonic()
-        asyncio.run(enqueue())
-        enqueue_s = time.monotonic() - started
-        workers = [
-            role(
-                "procrastinate-worker",
-                conninfo,
-                str(concurrency),
-                log=home / f"procrastinate{i}.log",
-            )
-            for i in range(AGENTS)
-        ]
-        for worker in workers:
-            worker.expect()
-        go = time.time()
-        for worker in workers:
-            worker.send("go")
-        for worker in workers:
-            worker.proc.wait(timeout=STEP_TIMEOUT_S)
-        with psycopg.connect(conninfo) as conn:
-            done, last = conn.execute(
-                "SELECT count(*), max(at) FROM procrastinate_events WHERE type = 'succeeded'"
-            ).fetchone() or (0, None)
-        if done != jobs or last is None:
-            raise RuntimeError(f"procrastinate finished {done} of {jobs} jobs")
-        drain = last.timestamp() - go
-        return {"jobs_s": jobs / drain, "drain_s": drain, "enqueue_s": enqueue_s}
-    finally:
-        stop_all()
-        drop_database(name)
-
-
-def run_procrastinate_worker(conninfo: str, concurrency: int) -> None:
-    app = procrastinate_app(conninfo)
-
-    async def work() -> None:
-        async with app.open_async():
-            print("ready", flush=True)
-            if await asyncio.to_thread(sys.stdin.readline) == "go\n":
-                await app.run_worker_async(
-                    concurrency=concurrency, wait=False, install_signal_handlers=False
-                )
-
-    asyncio.run(work())
-
-
-# -- Celery ------------------------------------------------------------------------------------
-@functools.cache
-def celery_app() -> Any:
-    import celery  # type: ignore[import-untyped]
-
-    app = celery.Celery("bench", broker=REDIS_URL, backend=REDIS_URL)
-    app.conf.update(
-        task_default_queue="bench",
-        broker_connection_retry_on_startup=True,
-        result_expires=3600,
-        worker_hijack_root_logger=False,
-        worker_prefetch_multiplier=4,
-    )
-
-    @app.task(name="bench.noop")  # type: ignore[untyped-decorator]
-    def noop() -> None:
-        return None
-
-    return app
-
-
-def celery_throughput(*, jobs: int, home: Path) -> dict[str, Any]:
-    import redis
-
-    r = redis.Redis.from_url(REDIS_URL)
-    r.flushdb()
-    try:
-        app = celery_app()
-        workers = [
-            role("celery-worker", f"w{i}", log=home / f"celery{i}.log") for i in range(AGENTS)
-        ]
-        started = time.monotonic()
-        ids = [app.tasks["bench.noop"].apply_async().id for _ in range(jobs)]
-        enqueue_s = time.monotonic() - started
-        for _ in workers:  # each worker announces itself and holds before it consumes
-            if r.blpop(["bench:ready"], timeout=int(STEP_TIMEOUT_S)) is None:
-                raise RuntimeError("a Celery worker did not start; see its log")
-        go = time.time()
-        for i in range(AGENTS):
-            r.rpush(f"bench:go:w{i}", "go")
-        keys = [f"celery-task-meta-{task_id}" for task_id in ids]
-        deadline = time.monotonic() + STEP_TIMEOUT_S
-        while r.exists(*keys) < jobs:
-            if time.monotonic() > deadline:
-                raise RuntimeError("Celery did not finish in time")
-            time.sleep(0.1)
-        metas = [json.loads(raw or b"{}") for raw in r.mget(keys)]
-        if any(m["status"] != "SUCCESS" for m in metas):
-            raise RuntimeError("some Celery tasks did not succeed")
-        last = max(_utc(m["date_done"]) for m in metas)
-        drain = last - go
-        return {"jobs_s": jobs / drain, "drain_s": drain, "enqueue_s": enqueue_s}
-    finally:
-        stop_all()
-        r.flushdb()
-
-
-def _utc(text: str) -> float:
-    at = datetime.fromisoformat(text)
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
-
-
-def run_celery_worker(name: str) -> None:
-    import redis
-    from celery.signals import worker_ready  # type: ignore[import-untyped]
-
-    app = celery_app()
-
-    def hold(**_: Any) -> None:  # runs before the event loop's first fetch
-        r = redis.Redis.from_url(REDIS_URL)
-        r.rpush("bench:ready", name)
-        r.blpop([f"bench:go:{name}"], timeout=int(STEP_TIMEOUT_S))
-
-    worker_ready.connect(hold, weak=False)
-    app.worker_main(
-        [
-            "worker",
-            "-P",
-            "solo",
-            "-c",
-            "1",
-            "-n",
-            f"{name}@bench",
-            "-l",
-            "WARNING",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ]
-    )
-
-
 # -- main ------------------------------------------------------------------------------------
 SYSTEMS = ("hq-pg", "procrastinate", "celery", "hq-sqlite")
 LABELS = {
@@ -574,12 +301,14 @@ def main() -> int:
                         here.mkdir()
                         runs[name].append(
                             procrastinate_throughput(
-                                jobs=args.jobs, concurrency=args.capacity, home=here
+                                jobs=args.jobs, concurrency=args.capacity, workers=AGENTS, home=here
                             )
                         )
                     else:
                         here.mkdir()
-                        runs[name].append(celery_throughput(jobs=args.jobs, home=here))
+                        runs[name].append(
+                            celery_throughput(jobs=args.jobs, workers=AGENTS, home=here)
+                        )
             for name in only if not args.no_latency else ():
                 if name.startswith("hq-"):
                     latency[name] = hq_run(
