@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import click
 
@@ -24,13 +25,24 @@ def server(host: str | None, port: int | None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Answer parked long polls (claims, ?wait, log follows) before uvicorn waits for
+            # requests to end: they would hold the stop for its whole grace period, then be
+            # cancelled with an error. Agents and followers reconnect.
+            notifier = getattr(app.state, "notifier", None)
+            if notifier is not None:
+                notifier.close()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        # Long polls and log follows would hold a shutdown for their whole wait; agents and
-        # followers reconnect, so a few seconds' grace is enough.
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,  # a bound for anything else
     )
+    Server(config).run()

@@ -94,6 +94,7 @@ class Notifier:
         self._pg_url = _libpq_url(database_url) if database_url else None
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self.closing = False  # the server stops: every long wait answers now
         # Sent with each NOTIFY, so this notifier skips its own echo: it fired at commit already.
         self.origin = uuid.uuid4().hex[:12]
 
@@ -105,9 +106,14 @@ class Notifier:
             ev = self._events[topic] = asyncio.Event()
         return ev
 
-    @staticmethod
-    async def wait(ev: asyncio.Event, timeout: float) -> bool:
-        if timeout <= 0:
+    def close(self) -> None:
+        """Answer every long wait now (the server is stopping): waiters see ``closing``."""
+        self.closing = True
+        for topic in TOPICS:
+            self.fire(topic)
+
+    async def wait(self, ev: asyncio.Event, timeout: float) -> bool:
+        if timeout <= 0 or self.closing:
             return ev.is_set()
         try:
             await asyncio.wait_for(ev.wait(), timeout)

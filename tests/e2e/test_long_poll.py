@@ -149,7 +149,9 @@ def test_server_stops_promptly_with_a_long_poll_in_flight(sqlite_server: LiveSer
     time.sleep(0.3)
     started = time.monotonic()
     sqlite_server.stop()
-    assert time.monotonic() - started < 8
+    # Parked long polls are answered at once, not cancelled after uvicorn's grace period.
+    assert time.monotonic() - started < 1.5
+    assert "graceful shutdown exceeded" not in sqlite_server.log_path.read_text()
     waiter.join(timeout=10)
 
 

@@ -76,8 +76,8 @@ async def claim(
         while True:
             waiter = line.join()  # before the query: no wake-up is missed
             try:
-                if await request.is_disconnected():  # nobody would receive the lease
-                    return ClaimResponse(leases=[])
+                if state.notifier.closing or await request.is_disconnected():
+                    return ClaimResponse(leases=[])  # nobody would receive the lease
                 async with state.sessionmaker() as session, session.begin():
                     if agent is None:  # the first pass; a wake-up goes straight to the claim
                         agent = await agent_service.get_agent(

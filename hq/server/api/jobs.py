@@ -65,7 +65,12 @@ async def _wait_for_end(request: Request, *, job_id: str, timeout: float) -> Job
             job = await job_service.get_job_row(session, job_id=job_id)
             read = job_service.to_read(job)
         remaining = deadline - time.monotonic()
-        if read.status.finished or remaining <= 0 or await request.is_disconnected():
+        if (
+            read.status.finished
+            or remaining <= 0
+            or notifier.closing
+            or await request.is_disconnected()
+        ):
             return read
         await notifier.wait(ev, min(remaining, 5.0))
 
@@ -160,7 +165,7 @@ async def _log_lines(session: AsyncSession, *, job_id: str, after_id: int) -> tu
 async def _follow(request: Request, *, job_id: str) -> AsyncIterator[str]:
     notifier = request.app.state.notifier
     last = 0
-    while not await request.is_disconnected():
+    while not notifier.closing and not await request.is_disconnected():
         ev = notifier.watch("logs")
         async with request.app.state.sessionmaker() as session:
             last, lines = await _log_lines(session, job_id=job_id, after_id=last)
