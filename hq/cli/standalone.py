@@ -3,8 +3,8 @@
 Each part runs as a child process (`hq server`, `hq agent`, `hq dash`) on the embedded defaults:
 SQLite and a local folder under ``$HQ_HOME`` (default ``~/.hq``). The agent gets a fresh agent
 token minted with the admin token that the server wrote to ``$HQ_HOME/admin.token``. SIGINT or
-SIGTERM is forwarded: the agent drains first (a second signal stops it at once), then the Dash
-app and the server stop. Children's logs go to ``$HQ_HOME/logs/``.
+SIGTERM is forwarded: the agent drains first (a second signal, a second or more later, stops
+it at once), then the Dash app and the server stop. Children's logs go to ``$HQ_HOME/logs/``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from hq.cli.common import get_settings
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
+SIGNAL_REPEAT_SECONDS = 1.0
 
 
 class Child:
@@ -183,10 +184,16 @@ def standalone(
     if not no_dash:
         _check_port_free(host, dash_port, "--dash-port")
     children: list[Child] = []
-    stopping = {"signals": 0}
+    stopping = {"signals": 0, "at": 0.0}
 
     def forward(signum: int, _: Any) -> None:
+        # One Ctrl-C can arrive twice (from the terminal and from `make` passing it on): a
+        # repeat within SIGNAL_REPEAT_SECONDS is the same request, not a second one.
+        now = time.monotonic()
+        if stopping["signals"] and now - stopping["at"] < SIGNAL_REPEAT_SECONDS:
+            return
         stopping["signals"] += 1
+        stopping["at"] = now
         agent = next((c for c in children if c.name == "agent"), None)
         if agent is not None:
             agent.signal(signal.SIGTERM)  # drain; a second one stops it at once

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ from tests.fixtures.docker import BaseImage
 from tests.fixtures.server import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SLOW = "import time; time.sleep(3); print('done')"
 
 
 def test_standalone_runs_a_job_and_stops_on_ctrl_c(
@@ -62,8 +65,26 @@ def test_standalone_runs_a_job_and_stops_on_ctrl_c(
             assert job.status == "succeeded", job.failure_reason
             assert "hello" in client.job_logs(job.id)
             assert [a.status for a in client.list_agents()] == ["active"]
+            client.publish_script_version(
+                name="slow",
+                image=base_image.tag,
+                digest=base_image.image_id,
+                manifest={"name": "slow", "command": ["python3", "-c", SLOW]},
+            )
+            slow = client.submit_job(script="slow")
+            deadline = time.monotonic() + 60
+            while client.get_job(slow.id).status != "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+        # One Ctrl-C under `make run` arrives twice within milliseconds (from the terminal, and
+        # from make passing it on): it is one request to stop, so the running job finishes.
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.01)
         os.kill(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+        with sqlite3.connect(home / "hq.db") as db:
+            [(status,)] = db.execute("SELECT status FROM jobs WHERE id = ?", (slow.id,))
+        assert status == "succeeded"
+        assert "Traceback" not in (home / "logs" / "server.log").read_text()
     finally:
         if proc.poll() is None:  # a failed test: stop it the way a user would, twice if needed
             for _ in range(2):
