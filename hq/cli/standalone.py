@@ -102,6 +102,8 @@ def _admin_token(home: Path, env: dict[str, str]) -> str:
 
 def _check_port_free(host: str, port: int, option: str) -> None:
     with socket.socket() as sock:
+        # As uvicorn binds: a port in TIME_WAIT from the last run is free, a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
