@@ -128,10 +128,22 @@ class HQClient:
         return response
 
     def _json(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
-        return model.model_validate(self._request(method, path, **kwargs).json())
+        return model.model_validate(self._decode(self._request(method, path, **kwargs)))
 
     def _list(self, path: str, model: type[M], **kwargs: Any) -> list[M]:
-        return [model.model_validate(x) for x in self._request("GET", path, **kwargs).json()]
+        return [model.model_validate(x) for x in self._decode(self._request("GET", path, **kwargs))]
+
+    def _decode(self, response: httpx.Response) -> Any:
+        """The JSON of an HQ answer; anything else means ``url`` is not the HQ API."""
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise errors.TransportError(
+                f"{self.url} answered {response.status_code} with {kind}, not the HQ API: "
+                "set HQ_URL to the API's address (make run prints it as 'HQ API'), "
+                "not the Dash app's"
+            ) from None
 
     @staticmethod
     def _body(model: BaseModel) -> dict[str, Any]:
