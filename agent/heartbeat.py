@@ -31,6 +31,7 @@ class Heartbeater:
         self._stop = threading.Event()
         self.cancel_requested = False
         self.lost = False
+        self._completing = False
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
 
     def start(self) -> None:
@@ -39,12 +40,18 @@ class Heartbeater:
     def stop(self) -> None:
         self._stop.set()
 
+    def completing(self) -> None:
+        """The result is being sent: a beat in flight may now find the lease ended by it, which
+        is no news (heartbeats go on until then: an upload can outlast a lease)."""
+        self._completing = True
+
     def beat(self) -> None:
         """One heartbeat, now."""
         try:
             response = self._client.heartbeat(self._job_id, lease_token=self._lease_token)
         except (errors.Conflict, errors.NotFound) as exc:
-            log.warning("lease lost: %s", exc, extra={"job_id": self._job_id})
+            level = logging.DEBUG if self._completing else logging.WARNING
+            log.log(level, "lease lost: %s", exc, extra={"job_id": self._job_id})
             self.lost = True
             self._stop.set()
             self._wake.set()

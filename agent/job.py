@@ -261,6 +261,7 @@ class JobRun:
             logs=self.logs,
             final=final,
             container_id=self.container_id,
+            before_complete=self.heart.completing,
         )
 
     def _report_agent_error(self, exc: Exception) -> None:
@@ -274,4 +275,5 @@ class JobRun:
             logs=self.logs,
             reason=f"agent error: {exc}",
             container_id=self.container_id,
+            before_complete=self.heart.completing,
         )

@@ -10,6 +10,7 @@ its next start.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from agent.context import AgentContext
 from agent.logship import LogShipper
@@ -32,6 +33,7 @@ def report_result(
     logs: LogShipper,
     final: Final,
     container_id: str | None,
+    before_complete: Callable[[], None] = lambda: None,
 ) -> None:
     """Collect ``outputs/``, check ``results.json``, deliver, and clean up when answered."""
     settings = ctx.settings
@@ -59,7 +61,7 @@ def report_result(
         results=results,
         artifacts=collected.artifacts,
     )
-    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request):
+    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)
 
 
@@ -72,6 +74,7 @@ def deliver_failure(
     logs: LogShipper,
     reason: str,
     container_id: str | None,
+    before_complete: Callable[[], None] = lambda: None,
 ) -> None:
     """Report a job that the agent itself could not run (a bug or a broken host)."""
     logs.note(reason)
@@ -79,7 +82,7 @@ def deliver_failure(
     request = CompleteRequest(
         lease_token=lease_token, status=JobStatus.failed, failure_reason=reason[:4000]
     )
-    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request):
+    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)
 
 
@@ -89,8 +92,16 @@ def cleanup(*, ctx: AgentContext, ws: Workspace, container_id: str | None) -> No
     ws.remove()
 
 
-def deliver(*, ctx: AgentContext, job_id: str, ws: Workspace, request: CompleteRequest) -> bool:
-    """Upload artifacts and complete, retrying while HQ is away; True once HQ has answered."""
+def deliver(
+    *,
+    ctx: AgentContext,
+    job_id: str,
+    ws: Workspace,
+    request: CompleteRequest,
+    before_complete: Callable[[], None] = lambda: None,
+) -> bool:
+    """Upload artifacts and complete, retrying while HQ is away; True once HQ has answered.
+    ``before_complete`` runs before each complete call (the heartbeat then expects its end)."""
     client = ctx.client
     uploaded: set[str] = set()
     delay = FIRST_RETRY_SECONDS
@@ -98,6 +109,7 @@ def deliver(*, ctx: AgentContext, job_id: str, ws: Workspace, request: CompleteR
     while True:
         try:
             _upload(ctx=ctx, job_id=job_id, ws=ws, request=request, uploaded=uploaded)
+            before_complete()
             answer = client.complete(job_id, request)
             log.info(
                 "job completed: %s (accepted=%s)",
