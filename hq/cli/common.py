@@ -40,6 +40,12 @@ def get_client() -> HQClient:
     return HQClient(settings.url, settings.token)
 
 
+TOKEN_HINT = (
+    "\n  set HQ_TOKEN to a valid token: `make run` printed an export line for it; the admin "
+    "token is in $HQ_HOME/admin.token"
+)
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Show an HQError as a one-line CLI error (exit 1) instead of a traceback."""
 
@@ -48,8 +54,10 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except errors.HQError as exc:
-            where = f" ({exc.field})" if exc.field else ""
-            raise click.ClickException(f"{exc.message}{where}") from exc
+            named = not exc.field or exc.message.startswith(exc.field)
+            hint = TOKEN_HINT if isinstance(exc, errors.NotAuthenticated) else ""
+            where = "" if named else f" ({exc.field})"
+            raise click.ClickException(f"{exc.message}{where}{hint}") from exc
 
     return wrapper
 

@@ -131,15 +131,24 @@ def test_the_command_refuses_malformed_arguments_before_any_request(
     assert "cannot reach HQ" not in result.output
 
 
-def test_hq_errors_become_one_line_cli_errors_with_the_field() -> None:
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("params.n: 0 is less than 1", "Error: params.n: 0 is less than 1\n"),
+        ("must be at least 1", "Error: must be at least 1 (params.n)\n"),
+    ],
+)
+def test_hq_errors_become_one_line_cli_errors_that_name_the_field_once(
+    message: str, shown: str
+) -> None:
     @click.command()
     @handle_errors
     def fails() -> None:
-        raise errors.ValidationFailed("params.n: 0 is less than 1", field="params.n")
+        raise errors.ValidationFailed(message, field="params.n")
 
     result = CliRunner().invoke(fails, [])
     assert result.exit_code == 1
-    assert result.output == "Error: params.n: 0 is less than 1 (params.n)\n"
+    assert result.output == shown
 
 
 def test_tables_align_columns_and_print_none_as_blank(capsys: pytest.CaptureFixture[str]) -> None:
