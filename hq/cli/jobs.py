@@ -134,7 +134,11 @@ def _exit_for_outcome(job: JobRead) -> None:
     if job.status == JobStatus.succeeded:
         return
     if not job.status.finished:
-        click.echo(f"error: job {job.id} is still {job.status} after the wait", err=True)
+        click.echo(
+            f"job {job.id} is still {job.status} after the wait; follow it with "
+            f"`hq job logs -f {job.id}`, or see it with `hq job show {job.id}`",
+            err=True,
+        )
         raise SystemExit(3)
     click.echo(f"error: job {job.id} {job.status}: {job.failure_reason or ''}".rstrip(), err=True)
     with get_client() as client:
@@ -166,6 +170,7 @@ def list_(
     cursor: str | None,
     as_json: bool,
 ) -> None:
+    """Jobs, newest first (filter by status, script, sweep or queue; page with --cursor)."""
     with get_client() as client:
         page = client.list_jobs(
             status=status,
@@ -202,6 +207,7 @@ def list_(
 @json_option
 @handle_errors
 def show(job_id: str, as_json: bool) -> None:
+    """One job: params, inputs, timeline, metrics and tables."""
     with get_client() as client:
         detail = client.get_job(job_id)
         result = client.job_result(job_id) if detail.status.finished else None
@@ -243,7 +249,12 @@ def show(job_id: str, as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="stream until the job ends")
 @handle_errors
 def logs(job_id: str, follow: bool) -> None:
+    """A job's output (of its last attempt); a reused job shows the job that made its result."""
     with get_client() as client:
+        origin = client.get_job(job_id).reused_from
+        if origin is not None:
+            click.echo(f"job {job_id} reused the result of job {origin}; its logs:", err=True)
+            job_id = origin
         if follow:
             for chunk in client.follow_logs(job_id):
                 click.echo(chunk, nl=False)
@@ -255,6 +266,7 @@ def logs(job_id: str, follow: bool) -> None:
 @click.argument("job_id")
 @handle_errors
 def cancel(job_id: str) -> None:
+    """Cancel a queued job, or ask a running one to stop."""
     with get_client() as client:
         cancelled = client.cancel_job(job_id)
     state = (

@@ -100,6 +100,7 @@ def submit(
 @json_option
 @handle_errors
 def show(sweep_id: str, show_results: bool, as_json: bool) -> None:
+    """A sweep's progress by status, and with --results its table of params and metrics."""
     with get_client() as client:
         info = client.get_sweep(sweep_id)
         table = client.sweep_results(sweep_id) if show_results else None

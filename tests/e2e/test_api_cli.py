@@ -146,6 +146,11 @@ def test_job_submit_wait_prints_the_result_and_cancel_of_a_running_job_is_a_requ
     shown = ok(hq(server, submitter_token, "job", "show", job_id))
     assert "metric   rmse = 0.25" in shown and "metric   r2 = 0.875" in shown
     assert ok(hq(server, submitter_token, "job", "logs", job_id)) == "fitting\n"
+    again = ok(hq(server, submitter_token, "job", "submit", script, "-p", "n=2", "--queue", queue,
+                  "--reuse")).split()[0]  # fmt: skip
+    reused = hq(server, submitter_token, "job", "logs", again)
+    assert ok(reused) == "fitting\n"  # the logs of the job that made the result
+    assert f"job {again} reused the result of job {job_id}" in reused.stderr
 
     running = ok(hq(server, submitter_token, "job", "submit", script, "-p", "n=3",
                     "--queue", queue)).split()[0]  # fmt: skip
@@ -178,7 +183,8 @@ def test_job_submit_wait_exit_code_says_how_the_job_ended(
     pending = hq(server, submitter_token, "job", "submit", script, "-p", "n=8",
                  "--queue", unique_queue(), "--wait", "0.5")  # fmt: skip
     assert pending.returncode == 3, pending.stderr
-    assert "still queued" in pending.stderr
+    assert "still queued" in pending.stderr and "hq job logs -f" in pending.stderr
+    assert "error" not in pending.stderr.lower()  # not an error: it has not ended yet
 
 
 def test_job_logs_follow_streams_until_the_job_ends(
