@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.client import sha256_file
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import JobRead
 
@@ -260,6 +262,44 @@ def logs(job_id: str, follow: bool) -> None:
                 click.echo(chunk, nl=False)
         else:
             click.echo(client.job_logs(job_id), nl=False)
+
+
+@job.command("artifacts")
+@click.argument("job_id")
+@click.argument("paths", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="download into this folder (all artifacts, or the PATHS named), checked by sha256",
+)
+@handle_errors
+def artifacts(job_id: str, paths: tuple[str, ...], output: Path | None) -> None:
+    """The files a job wrote to /hq/outputs: listed, or downloaded with -o."""
+    with get_client() as client:
+        origin = client.get_job(job_id).reused_from
+        if origin is not None:
+            click.echo(f"job {job_id} reused the result of job {origin}; its artifacts:", err=True)
+            job_id = origin
+        found = {a.path: a for a in client.list_artifacts(job_id)}
+        for path in paths:
+            if path not in found:
+                raise click.ClickException(f"job {job_id} has no artifact {path!r}")
+        chosen = [found[p] for p in paths] if paths else list(found.values())
+        if output is None:
+            echo_table(
+                [(a.path, a.size, a.sha256[:12]) for a in chosen], ["path", "size", "sha256"]
+            )
+            return
+        for item in chosen:
+            dest = output.joinpath(*item.path.split("/"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            client.download_artifact(job_id, item.path, dest)
+            if sha256_file(dest) != item.sha256:
+                dest.unlink()
+                raise click.ClickException(f"{item.path}: the download does not match its sha256")
+        click.echo(f"wrote {len(chosen)} artifacts under {output}", err=True)
 
 
 @job.command("cancel")

@@ -20,6 +20,7 @@ from hq import errors
 from hq.client import HQClient
 from hq.schemas.agents import AgentCreate, ArtifactFile, CompleteRequest, Lease
 from hq.schemas.common import JobStatus
+from tests.e2e.test_api_cli import hq, ok
 from tests.e2e.test_datasets import STORES, expiry_seconds, stored_objects
 from tests.fixtures.s3 import S3Bucket
 from tests.fixtures.server import LiveServer, ServerFactory
@@ -124,6 +125,34 @@ def test_uploaded_artifacts_are_verified_listed_and_downloadable(
     assert httpx.get(url).content == blob.read_bytes()
     with pytest.raises(errors.NotFound, match="no artifact"):
         viewer.artifact_url(run.job_id, "nothere.txt")
+
+
+def test_the_cli_lists_artifacts_and_downloads_them_verified(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    run = start_job(server)
+    (tmp_path / "fit.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "fig.json").write_bytes(b'{"data": []}')
+    complete(
+        run, upload(run, {"fit.csv": tmp_path / "fit.csv", "plots/fig.json": tmp_path / "fig.json"})
+    )
+    token = server.token("viewer")
+    listed = ok(hq(server, token, "job", "artifacts", run.job_id)).splitlines()
+    assert listed[0].split() == ["path", "size", "sha256"]
+    assert [line.split()[0] for line in listed[2:]] == ["fit.csv", "plots/fig.json"]
+    out = tmp_path / "got"
+    fetched = hq(server, token, "job", "artifacts", run.job_id, "-o", str(out))
+    assert fetched.returncode == 0, fetched.stderr
+    assert (out / "fit.csv").read_text() == "x,y\n1,2\n"
+    assert (out / "plots" / "fig.json").read_bytes() == b'{"data": []}'
+    assert "wrote 2 artifacts" in fetched.stderr
+    one = hq(
+        server, token, "job", "artifacts", run.job_id, "plots/fig.json", "-o", str(tmp_path / "one")
+    )
+    assert one.returncode == 0, one.stderr
+    assert [p.name for p in (tmp_path / "one").rglob("*") if p.is_file()] == ["fig.json"]
+    missing = hq(server, token, "job", "artifacts", run.job_id, "nope.txt", "-o", str(out))
+    assert missing.returncode == 1 and "no artifact 'nope.txt'" in missing.stderr
 
 
 def test_a_missing_artifact_is_refused_and_the_job_stays_running(
