@@ -43,11 +43,17 @@ LOGIN_HTML = """<!doctype html>
 <h1>HQ</h1>
 {% if error %}<p class="form-error" id="login-error">{{ error }}</p>{% endif %}
 <form method="post" action="/login?next={{ next_url|urlencode }}">
+{% if accounts %}
   <h2>Account</h2>
   <label>Username <input name="username" id="login-username" autocomplete="username"></label>
   <label>Password <input name="password" id="login-password" type="password"
          autocomplete="current-password"></label>
   <h2>or an HQ token</h2>
+{% else %}
+  <h2>HQ token</h2>
+  <p class="form-hint">`make run` printed one; the admin token is in $HQ_HOME/admin.token.
+  (Accounts with a password: HQ_DASH_USERS.)</p>
+{% endif %}
   <label>Token <input name="token" id="login-token" type="password" autocomplete="off"></label>
   <button type="submit" id="login-submit">Log in</button>
 </form></main></body></html>"""
@@ -147,7 +153,9 @@ def whoami_role(client: HQClient) -> str:
 
 def _login_page(error: str | None = None, status: int = 200) -> Response:
     next_url = safe_next(flask.request.args.get("next"))
-    html = flask.render_template_string(LOGIN_HTML, error=error, next_url=next_url)
+    html = flask.render_template_string(
+        LOGIN_HTML, error=error, next_url=next_url, accounts=bool(state().accounts)
+    )
     return flask.make_response(html, status)
 
 
