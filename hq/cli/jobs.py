@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
+from hq import errors
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
-from hq.client import sha256_file
+from hq.client import HQClient, build, sha256_file
 from hq.schemas.common import JobStatus
-from hq.schemas.jobs import JobRead
+from hq.schemas.jobs import JobCreate, JobRead
 
 LOG_TAIL_LINES = 10
 
@@ -26,8 +27,12 @@ def json_value(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-def parse_params(pairs: tuple[str, ...], params_json: str | None) -> dict[str, Any]:
-    """``-p key=value`` pairs (values parsed as JSON when they can be) over ``--params-json``."""
+def parse_params(
+    pairs: tuple[str, ...], params_json: str | None, text_keys: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """``-p key=value`` pairs over ``--params-json``. A value is parsed as JSON when it can be,
+    but kept as text for the keys in ``text_keys`` (those the script's schema types as strings),
+    so ``-p target=5`` sends ``"5"`` to a script that wants a column name."""
     params: dict[str, Any] = {}
     if params_json:
         try:
@@ -41,11 +46,41 @@ def parse_params(pairs: tuple[str, ...], params_json: str | None) -> dict[str, A
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
-        try:
-            params[key] = json_value(value)
-        except ValueError:
-            params[key] = value
+        params[key] = value if key in text_keys else _json_or_text(value)
     return params
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json_value(value)
+    except ValueError:
+        return value
+
+
+def text_keys(client: HQClient, script: str) -> frozenset[str]:
+    """The params that ``script`` (``name`` or ``name@version``) types as plain strings, read
+    from its manifest; none when the script or version is unknown (the submit then says so)."""
+    name, _, version_text = script.partition("@")
+    try:
+        info = client.get_script(name)
+    except errors.NotFound:
+        return frozenset()
+    wanted = int(version_text) if version_text.isdigit() else info.latest_version
+    manifest = next((v.manifest for v in info.versions if v.version == wanted), None)
+    if manifest is None:
+        return frozenset()
+    props = manifest.params.get("properties", {})
+    return frozenset(
+        key for key, schema in props.items() if isinstance(schema, dict) and _is_text(schema)
+    )
+
+
+def _is_text(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "string":
+        return True
+    enum = schema.get("enum")
+    return kind is None and isinstance(enum, list) and all(isinstance(v, str) for v in enum)
 
 
 def parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -100,20 +135,25 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit SCRIPT[@VERSION] as a job."""
+    request = build(  # refuses bad values before any request is made
+        JobCreate,
+        {
+            "script": script,
+            "params": parse_params(params, params_json),
+            "inputs": parse_inputs(inputs),
+            "priority": priority,
+            "queue": queue,
+            "labels": list(labels),
+            "max_attempts": max_attempts,
+            "timeout_s": timeout_s,
+            "reuse": reuse,
+        },
+    )
     with get_client() as client:
-        created = client.submit_job(
-            script=script,
-            params=parse_params(params, params_json),
-            inputs=parse_inputs(inputs),
-            priority=priority,
-            queue=queue,
-            labels=list(labels),
-            max_attempts=max_attempts,
-            timeout_s=timeout_s,
-            reuse=reuse,
-            idempotency_key=idempotency_key,
-            wait_s=wait_s,
-        )
+        texts = text_keys(client, script) if params else frozenset()
+        if texts:
+            request.params = parse_params(params, params_json, texts)
+        created = client.submit_job(request, idempotency_key=idempotency_key, wait_s=wait_s)
     if as_json:
         echo_json(created)
     else:

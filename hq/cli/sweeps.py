@@ -7,16 +7,24 @@ from typing import Any
 import click
 
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
-from hq.cli.jobs import json_value, parse_inputs, parse_params
+from hq.cli.jobs import json_value, parse_inputs, parse_params, text_keys
+from hq.client import build
+from hq.schemas.sweeps import SweepCreate
 
 
-def parse_grid(pairs: tuple[str, ...]) -> dict[str, list[Any]]:
-    """``-g alpha=0.1,1,10`` or ``-g alpha='[0.1, 1, 10]'``."""
+def parse_grid(
+    pairs: tuple[str, ...], text_keys: frozenset[str] = frozenset()
+) -> dict[str, list[Any]]:
+    """``-g alpha=0.1,1,10`` or ``-g alpha='[0.1, 1, 10]'``; the values of ``text_keys`` (params
+    the schema types as strings) stay text: ``-g target=1,2`` is ``["1", "2"]``."""
     grid: dict[str, list[Any]] = {}
     for pair in pairs:
         key, sep, values = pair.partition("=")
         if not sep or not key or not values:
             raise click.BadParameter(f"{pair!r} is not name=v1,v2,...", param_hint="-g")
+        if key in text_keys and not values.lstrip().startswith("["):
+            grid[key] = values.split(",")
+            continue
         try:
             loaded = json_value(values)
             grid[key] = loaded if isinstance(loaded, list) else [loaded]
@@ -76,18 +84,26 @@ def submit(
             random_spec = json_value(random_json)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
+    request = build(  # refuses bad values before any request is made
+        SweepCreate,
+        {
+            "script": script,
+            "grid": parse_grid(grid),
+            "params": parse_params(params, params_json),
+            "inputs": parse_inputs(inputs),
+            "random": random_spec,
+            "repeats": repeats,
+            "priority": priority,
+            "queue": queue,
+            "reuse": reuse,
+        },
+    )
     with get_client() as client:
-        created = client.submit_sweep(
-            script=script,
-            grid=parse_grid(grid),
-            params=parse_params(params, params_json),
-            inputs=parse_inputs(inputs),
-            random=random_spec,
-            repeats=repeats,
-            priority=priority,
-            queue=queue,
-            reuse=reuse,
-        )
+        texts = text_keys(client, script) if grid or params else frozenset()
+        if texts:
+            request.grid = parse_grid(grid, texts)
+            request.params = parse_params(params, params_json, texts)
+        created = client.submit_sweep(request)
     if as_json:
         echo_json(created)
     else:

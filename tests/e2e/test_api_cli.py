@@ -275,6 +275,32 @@ def test_sweep_submit_show_and_results_export_as_csv(
     assert "warning" not in result.stderr
 
 
+def test_values_of_params_the_schema_types_as_strings_stay_text(
+    server: LiveServer, submitter_token: str, queue: str
+) -> None:
+    """``-p target=5`` is the column "5" for a script whose schema wants a string, and the
+    number 5 for one that wants a number: the CLI reads the schema before it sends."""
+    schema = {
+        "type": "object",
+        "properties": {"target": {"type": "string"}, "n": {"type": "integer"}},
+        "required": ["target"],
+    }
+    name = publish_fake(server.client("publisher"), params=schema).script
+    created = as_json(
+        hq(server, submitter_token, "job", "submit", f"{name}@1", "-p", "target=5", "-p", "n=2",
+           "--queue", queue, "--json")
+    )  # fmt: skip
+    assert created["params"] == {"target": "5", "n": 2}
+    sweep = as_json(
+        hq(server, submitter_token, "sweep", "submit", name, "-g", "target=1,2", "-g", "n=3,4",
+           "--queue", queue, "--json")
+    )  # fmt: skip
+    jobs = as_json(hq(server, submitter_token, "job", "list", "--sweep", sweep["id"], "--json"))
+    assert sorted((j["params"]["target"], j["params"]["n"]) for j in jobs["items"]) == [
+        ("1", 3), ("1", 4), ("2", 3), ("2", 4)
+    ]  # fmt: skip
+
+
 def test_token_create_then_script_list_with_the_new_token(server: LiveServer, script: str) -> None:
     token = ok(hq(server, server.admin_token, "token", "create", "--name", "ci", "--role",
                   "viewer", "-q")).strip()  # fmt: skip

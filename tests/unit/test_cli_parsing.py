@@ -42,6 +42,17 @@ def test_params_pairs_parse_values_as_json_when_they_can(
     assert parse_params(pairs, None) == expected
 
 
+def test_values_of_text_keys_stay_text() -> None:
+    texts = frozenset({"target", "label"})
+    assert parse_params(("target=5", "label=null", "n=5"), None, texts) == {
+        "target": "5",
+        "label": "null",
+        "n": 5,
+    }
+    assert parse_grid(("target=1,2", "n=1,2"), texts) == {"target": ["1", "2"], "n": [1, 2]}
+    assert parse_grid(('target=["1", "x"]',), texts) == {"target": ["1", "x"]}
+
+
 def test_param_pairs_override_params_json() -> None:
     assert parse_params(("n=3",), '{"n": 1, "alpha": 2}') == {"n": 3, "alpha": 2}
 
