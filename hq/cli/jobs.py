@@ -100,7 +100,13 @@ def job() -> None:
 
 @job.command("submit")
 @click.argument("script")
-@click.option("-p", "--param", "params", multiple=True, help="key=value (value may be JSON)")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    help="key=value (JSON where it parses, text where the schema wants a string)",
+)
 @click.option("--params-json", help="all params as one JSON object")
 @click.option("-i", "--input", "inputs", multiple=True, help="name=dataset[@version]")
 @click.option("--priority", type=int, default=0)

@@ -322,7 +322,12 @@ async def reap(
             timed_out += 1
         elif lease_expired:
             if job.cancel_requested:
-                await finish(session, job=job, status=JobStatus.cancelled, reason="cancelled")
+                await finish(
+                    session,
+                    job=job,
+                    status=JobStatus.cancelled,
+                    reason="cancelled (its agent stopped reporting)",
+                )
                 cancelled += 1
             elif job.attempts >= job.max_attempts:
                 await finish(

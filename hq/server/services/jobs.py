@@ -346,7 +346,9 @@ async def cancel(session: AsyncSession, *, job_id: str) -> Job:
     if JobStatus(job.status).finished:
         raise errors.Conflict(f"job {job_id} already ended ({job.status}); nothing to cancel")
     if job.status == JobStatus.queued.value:
-        await queue.finish(session, job=job, status=JobStatus.cancelled, reason="cancelled")
+        await queue.finish(
+            session, job=job, status=JobStatus.cancelled, reason="cancelled while queued"
+        )
     elif not job.cancel_requested:
         job.cancel_requested = True
         session.add(
