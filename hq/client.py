@@ -326,6 +326,17 @@ class HQClient:
         body = self._body(sweep) if sweep is not None else self._body(build(SweepCreate, fields))
         return self._json("POST", "/api/v1/sweeps", SweepRead, json=body, timeout=120.0)
 
+    def list_sweeps(
+        self, *, script: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[SweepRead]:
+        """Sweeps, newest first, each with its jobs counted by status."""
+        params: dict[str, Any] = {"limit": limit}
+        if script is not None:
+            params["script"] = script
+        if cursor is not None:
+            params["cursor"] = cursor
+        return self._json("GET", "/api/v1/sweeps", Page[SweepRead], params=params)
+
     def get_sweep(self, sweep_id: str) -> SweepRead:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}", SweepRead)
 

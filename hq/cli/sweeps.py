@@ -1,4 +1,4 @@
-"""`hq sweep submit|show`."""
+"""`hq sweep submit|list|show`."""
 
 from __future__ import annotations
 
@@ -108,6 +108,36 @@ def submit(
         echo_json(created)
     else:
         click.echo(f"sweep {created.id}: {created.total} jobs")
+
+
+@sweep.command("list")
+@click.option("--script", default=None)
+@click.option("--limit", type=int, default=20)
+@click.option("--cursor", default=None)
+@json_option
+@handle_errors
+def list_(script: str | None, limit: int, cursor: str | None, as_json: bool) -> None:
+    """Sweeps, newest first, with their jobs counted by status."""
+    with get_client() as client:
+        page = client.list_sweeps(script=script, limit=limit, cursor=cursor)
+    if as_json:
+        echo_json(page)
+        return
+    echo_table(
+        [
+            (
+                s.id,
+                f"{s.script}@{s.script_version}",
+                s.total,
+                ", ".join(f"{k}: {v}" for k, v in sorted(s.counts.items())),
+                s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for s in page.items
+        ],
+        ["id", "script", "jobs", "status", "created"],
+    )
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}")
 
 
 @sweep.command("show")

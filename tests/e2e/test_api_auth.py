@@ -49,6 +49,7 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/jobs/{job_id}/artifacts"): READ,
     ("GET", "/api/v1/jobs/{job_id}/artifacts/{path}"): READ,
     ("POST", "/api/v1/sweeps"): SUBMIT,
+    ("GET", "/api/v1/sweeps"): READ,
     ("GET", "/api/v1/sweeps/{sweep_id}"): READ,
     ("GET", "/api/v1/sweeps/{sweep_id}/results"): READ,
     ("GET", "/api/v1/results"): READ,

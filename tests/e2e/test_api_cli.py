@@ -245,6 +245,10 @@ def test_sweep_submit_show_and_results_export_as_csv(
             agent.complete(lease, status=JobStatus.failed, exit_code=1)
         else:
             agent.complete(lease, metrics={"score": lease.params["n"] * lease.params["alpha"]})
+    listed = ok(hq(server, submitter_token, "sweep", "list", "--script", script)).splitlines()
+    assert listed[0].split() == ["id", "script", "jobs", "status", "created"]
+    assert listed[2].split()[:3] == [sweep["id"], f"{script}@1", "12"]
+    assert "failed: 1, succeeded: 11" in listed[2]
     shown = ok(hq(server, submitter_token, "sweep", "show", sweep["id"], "--results"))
     head, columns, rule, *rows = shown.splitlines()
     assert set(rule.replace(" ", "")) == {"-"}

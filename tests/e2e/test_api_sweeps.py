@@ -161,6 +161,38 @@ def test_sweep_counts_follow_its_jobs_and_the_results_table_has_params_and_metri
     assert failed["status"] == "failed" and "score" not in failed
 
 
+def test_sweeps_are_listed_newest_first_with_counts_filtered_by_script_and_paged(
+    server: LiveServer, submitter: HQClient, script: str, queue: str
+) -> None:
+    other = publish_fake(server.client("publisher")).script
+    first = submitter.submit_sweep(script=script, grid={"n": [1, 2]}, queue=queue, reuse=False)
+    second = submitter.submit_sweep(script=script, grid={"n": [3]}, queue=queue, reuse=False)
+    elsewhere = submitter.submit_sweep(script=other, grid={"n": [4]}, queue=queue, reuse=False)
+    agent = FakeAgent(server, queue=queue)
+    lease = agent.claim_one()
+    agent.complete(lease, metrics={"score": 1.0})
+
+    mine = submitter.list_sweeps(script=script)
+    assert [s.id for s in mine.items] == [second.id, first.id] and mine.next_cursor is None
+    assert [s.total for s in mine.items] == [1, 2]
+    everything = {s.id: s for s in submitter.list_sweeps(limit=1000).items}
+    assert {first.id, second.id, elsewhere.id} <= set(everything)
+    counted = sum((Counter(everything[i].counts) for i in (first.id, second.id, elsewhere.id)),
+                  Counter())  # fmt: skip
+    assert counted == {"queued": 3, "succeeded": 1}
+
+    page = submitter.list_sweeps(script=script, limit=1)
+    assert [s.id for s in page.items] == [second.id] and page.next_cursor
+    rest = submitter.list_sweeps(script=script, limit=1, cursor=page.next_cursor)
+    assert [s.id for s in rest.items] == [first.id] and rest.next_cursor is None
+    bad = httpx.get(
+        f"{server.url}/api/v1/sweeps",
+        params={"cursor": "not-a-cursor"},
+        headers={"Authorization": f"Bearer {server.token('viewer')}"},
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "cursor"
+
+
 def test_results_as_csv_match_the_json_table(
     server: LiveServer, submitter: HQClient, script: str, queue: str
 ) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
+from fastapi import APIRouter, Query, status
+
+from hq.schemas.common import Page
 from hq.schemas.sweeps import MAX_SWEEP_JOBS, ResultsTable, SweepCreate, SweepRead
 from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
 from hq.server.services import results as result_service
@@ -25,6 +28,21 @@ async def create_sweep(
             offline_seconds=settings.agent_offline_seconds,
             default_timeout_s=settings.default_timeout_seconds,
         )
+
+
+@router.get("", response_model=Page[SweepRead])
+async def list_sweeps(
+    session: SessionDep,
+    _: Viewer,
+    script: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> Page[SweepRead]:
+    """Sweeps, newest first, each with its jobs counted by status."""
+    items, next_cursor = await sweep_service.list_sweeps(
+        session, script=script, limit=limit, cursor=cursor
+    )
+    return Page[SweepRead](items=items, next_cursor=next_cursor)
 
 
 @router.get("/{sweep_id}", response_model=SweepRead)

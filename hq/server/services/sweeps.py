@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,8 +16,11 @@ from hq import errors
 from hq.schemas.common import FINISHED_STATUSES, JobStatus
 from hq.schemas.jobs import JobCreate
 from hq.schemas.sweeps import MAX_SWEEP_JOBS, RandomSpec, SweepCreate, SweepRead
+from hq.server import paging
 from hq.server.db.models import Job, Sweep
 from hq.server.services import jobs as job_service
+
+SWEEP_SORT = "-created_at"  # the one order sweeps are listed in; cursors carry it
 
 
 def _draw(spec: RandomSpec) -> list[dict[str, Any]]:
@@ -120,23 +124,56 @@ async def get_sweep(session: AsyncSession, *, sweep_id: str) -> SweepRead:
     sweep = await session.get(Sweep, sweep_id)
     if sweep is None:
         raise errors.NotFound(f"sweep {sweep_id} not found")
-    counts = dict(
-        (
-            await session.execute(
-                select(Job.status, func.count())
-                .where(Job.sweep_id == sweep_id)
-                .group_by(Job.status)
+    return (await _with_counts(session, [sweep]))[0]
+
+
+async def list_sweeps(
+    session: AsyncSession, *, script: str | None, limit: int, cursor: str | None
+) -> tuple[list[SweepRead], str | None]:
+    """Sweeps, newest first, with their counts by status; keyset pages over (created_at, id)."""
+    stmt = select(Sweep)
+    if script:
+        stmt = stmt.where(Sweep.script_name == script)
+    if cursor:
+        value, last_id = paging.decode_cursor(cursor, sort=SWEEP_SORT, value_types=(datetime,))
+        stmt = stmt.where(
+            paging.after(Sweep.created_at, Sweep.id, value=value, last_id=last_id, descending=True)
+        )
+    order = (Sweep.created_at.desc(), Sweep.id.desc())
+    rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = paging.encode_cursor(sort=SWEEP_SORT, value=last.created_at, last_id=last.id)
+    return await _with_counts(session, rows), next_cursor
+
+
+async def _with_counts(session: AsyncSession, sweeps: list[Sweep]) -> list[SweepRead]:
+    """Each sweep with its jobs counted by status: one grouped query for all of them."""
+    counts: dict[str, dict[str, int]] = {s.id: {} for s in sweeps}
+    if sweeps:
+        grouped = await session.execute(
+            select(Job.sweep_id, Job.status, func.count())
+            .where(Job.sweep_id.in_(list(counts)))
+            .group_by(Job.sweep_id, Job.status)
+        )
+        for sweep_id, status, n in grouped.all():
+            counts[str(sweep_id)][status] = n
+    reads = []
+    for sweep in sweeps:
+        mine = counts[sweep.id]
+        done = sum(n for s, n in mine.items() if JobStatus(s) in FINISHED_STATUSES)
+        reads.append(
+            SweepRead(
+                id=sweep.id,
+                script=sweep.script_name,
+                script_version=sweep.script_version,
+                total=sweep.total,
+                counts=mine,
+                spec=sweep.spec,
+                created_at=sweep.created_at,
+                finished=done == sweep.total,
             )
-        ).all()
-    )
-    done = sum(n for s, n in counts.items() if JobStatus(s) in FINISHED_STATUSES)
-    return SweepRead(
-        id=sweep.id,
-        script=sweep.script_name,
-        script_version=sweep.script_version,
-        total=sweep.total,
-        counts=counts,
-        spec=sweep.spec,
-        created_at=sweep.created_at,
-        finished=done == sweep.total,
-    )
+        )
+    return reads
