@@ -32,7 +32,7 @@ def kv(pairs: Sequence[tuple[str, Any]]) -> html.Dl:
     return html.Dl(children, className="kv")
 
 
-def metric_tiles(metrics: dict[str, float]) -> html.Div:
+def metric_tiles(metrics: dict[str, int | float]) -> html.Div:
     if not metrics:
         return html.Div("No metrics.", className="muted")
     return html.Div(

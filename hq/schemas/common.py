@@ -28,6 +28,7 @@ MAX_LABEL_CHARS = 128
 Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
 QUEUE_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]
+Metric = int | float  # a count stays an integer (442, not 442.0) in results, tables and CSV
 
 
 class Model(BaseModel):

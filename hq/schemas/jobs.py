@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hq.schemas.common import JobStatus, Label, Model, ReadModel
+from hq.schemas.common import JobStatus, Label, Metric, Model, ReadModel
 
 MAX_PRIORITY = 1000
 
@@ -70,7 +70,7 @@ class JobRead(ReadModel):
     failure_reason: str | None = None
     unschedulable_reason: str | None = None
     cancel_requested: bool = False
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -83,7 +83,7 @@ class JobDetail(JobRead):
 class JobResult(ReadModel):
     job_id: str
     status: JobStatus
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     charts: list[dict[str, Any]] = Field(default_factory=list)
     exit_code: int | None = None

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from hq.schemas.common import Model
+from hq.schemas.common import Metric, Model
 
 MAX_RESULTS_BYTES = 16 * 1024 * 1024
 MAX_TABLE_ROWS = 100_000
@@ -27,13 +27,13 @@ class ChartSpec(Model):
 
 
 class Results(Model):
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     charts: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("metrics")
     @classmethod
-    def _metrics(cls, value: dict[str, float]) -> dict[str, float]:
+    def _metrics(cls, value: dict[str, Metric]) -> dict[str, Metric]:
         if len(value) > MAX_METRICS:
             raise ValueError(f"at most {MAX_METRICS} metrics")
         for name, number in value.items():

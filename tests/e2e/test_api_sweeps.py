@@ -200,9 +200,12 @@ def test_results_as_csv_match_the_json_table(
     agent = FakeAgent(server, queue=queue)
     for _ in range(2):
         lease = agent.claim_one()
-        agent.complete(lease, metrics={"rmse": math.pi})
+        agent.complete(lease, metrics={"rmse": math.pi, "rows": 442, "scale": 2.0})
     table = submitter.results(script=script)
     assert len(table.rows) == 2
+    # a count stays an integer and a float stays a float, in JSON and in CSV
+    assert {(type(r["rows"]), type(r["scale"])) for r in table.rows} == {(int, float)}
+    assert submitter.job_result(table.rows[0]["job_id"]).metrics["rows"] == 442
     response = httpx.get(
         f"{server.url}/api/v1/results",
         params={"sweep": sweep.id, "format": "csv"},
@@ -215,6 +218,7 @@ def test_results_as_csv_match_the_json_table(
     rows = list(reader)
     assert sorted(r["job_id"] for r in rows) == sorted(r["job_id"] for r in table.rows)
     assert {float(r["rmse"]) for r in rows} == {math.pi}
+    assert {(r["rows"], r["scale"]) for r in rows} == {("442", "2.0")}
     assert sorted(int(r["n"]) for r in rows) == [4, 5]
 
 

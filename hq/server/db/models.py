@@ -134,7 +134,7 @@ class Job(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     unschedulable_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    metrics: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    metrics: Mapped[dict[str, int | float]] = mapped_column(JSONType, default=dict)
     created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
