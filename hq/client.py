@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,7 @@ from hq.schemas.tokens import TokenCreate, TokenCreated, TokenRead
 M = TypeVar("M", bound=BaseModel)
 CHUNK_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
+SWEEP_POLL_SECONDS = 0.5  # wait_sweep asks this often; a sweep of jobs takes seconds at least
 
 
 def raise_for_response(response: httpx.Response) -> None:
@@ -339,6 +341,18 @@ class HQClient:
 
     def get_sweep(self, sweep_id: str) -> SweepRead:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}", SweepRead)
+
+    def wait_sweep(
+        self, sweep_id: str, *, timeout_s: float, poll_s: float = SWEEP_POLL_SECONDS
+    ) -> SweepRead:
+        """The sweep once every job has ended, or as it stands after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sweep = self.get_sweep(sweep_id)
+            left = deadline - time.monotonic()
+            if sweep.finished or left <= 0:
+                return sweep
+            time.sleep(min(poll_s, left))
 
     def sweep_results(self, sweep_id: str) -> ResultsTable:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}/results", ResultsTable)

@@ -9,7 +9,8 @@ import click
 from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
 from hq.cli.jobs import json_value, parse_inputs, parse_params, text_keys
 from hq.client import build
-from hq.schemas.sweeps import SweepCreate
+from hq.schemas.common import JobStatus
+from hq.schemas.sweeps import SweepCreate, SweepRead
 
 
 def parse_grid(
@@ -62,6 +63,13 @@ def sweep() -> None:
 @click.option("--priority", type=int, default=0)
 @click.option("--queue", default="default")
 @click.option("--reuse/--no-reuse", default=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    help="wait up to S seconds for every job; exit 0 all succeeded, 1 some did not, 3 running",
+)
 @json_option
 @handle_errors
 def submit(
@@ -75,6 +83,7 @@ def submit(
     priority: int,
     queue: str,
     reuse: bool,
+    wait_s: float | None,
     as_json: bool,
 ) -> None:
     """Expand a grid (and/or random draws) times repeats into jobs of SCRIPT."""
@@ -104,10 +113,38 @@ def submit(
             request.grid = parse_grid(grid, texts)
             request.params = parse_params(params, params_json, texts)
         created = client.submit_sweep(request)
+        if wait_s is not None and not created.finished:
+            created = client.wait_sweep(created.id, timeout_s=wait_s)
     if as_json:
         echo_json(created)
-    else:
+    elif wait_s is None:
         click.echo(f"sweep {created.id}: {created.total} jobs")
+    else:
+        click.echo(f"sweep {created.id}: {created.total} jobs ({_counts(created)})")
+    if wait_s is not None:
+        _exit_for_outcome(created)
+
+
+def _counts(info: SweepRead) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(info.counts.items()))
+
+
+def _exit_for_outcome(info: SweepRead) -> None:
+    """With --wait, the exit code says how it ended: 0 all succeeded, 1 not all, 3 running."""
+    if not info.finished:
+        click.echo(
+            f"sweep {info.id} is still running after the wait; see it with "
+            f"`hq sweep show {info.id}`",
+            err=True,
+        )
+        raise SystemExit(3)
+    if info.counts.get(JobStatus.succeeded.value, 0) != info.total:
+        click.echo(
+            f"error: sweep {info.id}: not every job succeeded ({_counts(info)}); "
+            f"see `hq sweep show {info.id} --results`",
+            err=True,
+        )
+        raise SystemExit(1)
 
 
 @sweep.command("list")
@@ -129,7 +166,7 @@ def list_(script: str | None, limit: int, cursor: str | None, as_json: bool) -> 
                 s.id,
                 f"{s.script}@{s.script_version}",
                 s.total,
-                ", ".join(f"{k}: {v}" for k, v in sorted(s.counts.items())),
+                _counts(s),
                 s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             )
             for s in page.items
@@ -158,7 +195,7 @@ def show(sweep_id: str, show_results: bool, as_json: bool) -> None:
             }
         )
         return
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(info.counts.items()))
+    counts = _counts(info)
     click.echo(
         f"sweep {info.id}  {info.script}@{info.script_version}  {info.total} jobs  "
         f"({counts}){'  finished' if info.finished else ''}"

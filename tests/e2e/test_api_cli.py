@@ -187,6 +187,40 @@ def test_job_submit_wait_exit_code_says_how_the_job_ended(
     assert "error" not in pending.stderr.lower()  # not an error: it has not ended yet
 
 
+def test_sweep_submit_wait_exit_code_says_how_the_sweep_ended(
+    server: LiveServer, submitter_token: str, script: str, queue: str
+) -> None:
+    agent = FakeAgent(server, queue=queue)
+    outcomes = iter([JobStatus.succeeded, JobStatus.succeeded, JobStatus.succeeded,
+                     JobStatus.failed])  # fmt: skip
+
+    def work(jobs: int) -> None:
+        for _ in range(jobs):
+            lease = agent.claim_one(wait_s=20)
+            status = next(outcomes)
+            agent.complete(lease, status=status, exit_code=0 if status == "succeeded" else 1)
+
+    def sweep(n: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return hq(server, submitter_token, "sweep", "submit", script, "-g", n, "--no-reuse",
+                  "--queue", queue, *extra)  # fmt: skip
+
+    thread = threading.Thread(target=work, args=(2,))
+    thread.start()
+    done = sweep("n=1,2", "--wait", "30")
+    thread.join(10)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(": 2 jobs (succeeded: 2)\n")
+    thread = threading.Thread(target=work, args=(2,))
+    thread.start()
+    failed = sweep("n=3,4", "--wait", "30")
+    thread.join(10)
+    assert failed.returncode == 1, failed.stderr
+    assert "not every job succeeded (failed: 1, succeeded: 1)" in failed.stderr
+    pending = sweep("n=5", "--wait", "0.5")
+    assert pending.returncode == 3, pending.stderr
+    assert "still running" in pending.stderr and "hq sweep show" in pending.stderr
+
+
 def test_job_logs_follow_streams_until_the_job_ends(
     server: LiveServer, submitter_token: str, script: str, queue: str
 ) -> None:
