@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -68,6 +69,14 @@ def echo_json(value: Any) -> None:
     elif isinstance(value, list):
         value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+CREATED = "created (UTC)"  # the heading of every table's time column
+
+
+def when(at: datetime) -> str:
+    """A time as every table shows it: UTC, to the second."""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def echo_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:

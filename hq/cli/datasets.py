@@ -10,7 +10,15 @@ from typing import Any, BinaryIO, cast
 import click
 
 from hq import errors
-from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.cli.common import (
+    CREATED,
+    echo_json,
+    echo_table,
+    get_client,
+    handle_errors,
+    json_option,
+    when,
+)
 from hq.client import HQClient
 from hq.schemas.datasets import DatasetVersionRead
 
@@ -115,8 +123,8 @@ def list_datasets(as_json: bool) -> None:
         echo_json(rows)
         return
     echo_table(
-        [(d.name, d.latest_version, d.created_at.isoformat(timespec="seconds")) for d in rows],
-        ["NAME", "LATEST", "CREATED"],
+        [(d.name, d.latest_version, when(d.created_at)) for d in rows],
+        ["name", "latest", CREATED],
     )
 
 
@@ -142,11 +150,11 @@ def show(ref: str, as_json: bool) -> None:
                         v.rows,
                         v.sha256[:12],
                         v.produced_by_job or "",
-                        v.created_at.isoformat(timespec="seconds"),
+                        when(v.created_at),
                     )
                     for v in found.versions
                 ],
-                ["VERSION", "FILE", "BYTES", "ROWS", "SHA256", "FROM JOB", "CREATED"],
+                ["version", "file", "bytes", "rows", "sha256", "from job", CREATED],
             )
             return
         one = client.get_dataset_version(name, version)
@@ -155,7 +163,7 @@ def show(ref: str, as_json: bool) -> None:
         echo_json({**one.model_dump(mode="json"), "lineage": lineage.model_dump(mode="json")})
         return
     click.echo(_summary(one))
-    click.echo(f"file {one.filename} ({one.content_type}), created {one.created_at:%Y-%m-%d %H:%M}")
+    click.echo(f"file {one.filename} ({one.content_type}), created {when(one.created_at)} UTC")
     if lineage.produced_by_job:
         click.echo(f"written by job {lineage.produced_by_job}")
     click.echo(f"read by {len(lineage.read_by_jobs)} job(s)")

@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from hq import errors
-from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.cli.common import (
+    CREATED,
+    echo_json,
+    echo_table,
+    get_client,
+    handle_errors,
+    json_option,
+    when,
+)
 from hq.client import HQClient, build, sha256_file
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import JobCreate, JobRead
@@ -239,12 +247,12 @@ def list_(
                 f"{j.script}@{j.script_version}",
                 j.status,
                 j.attempts,
-                j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                when(j.created_at),
                 j.failure_reason or "",
             )
             for j in page.items
         ],
-        ["id", "script", "status", "attempts", "created", "reason"],
+        ["id", "script", "status", "attempts", CREATED, "reason"],
     )
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}")
@@ -284,7 +292,8 @@ def show(job_id: str, as_json: bool) -> None:
     for name, ref in detail.inputs.items():
         click.echo(f"input    {name} = {ref.dataset}@{ref.version} ({ref.sha256[:12]})")
     for event in detail.events:
-        click.echo(f"  {event.at:%H:%M:%S.%f} {event.kind} {event.detail or ''}".rstrip())
+        stamp = f"{when(event.at)}.{event.at.microsecond // 1000:03d}"
+        click.echo(f"  {stamp} {event.kind} {event.detail or ''}".rstrip())
     if result:
         for name, value in sorted(result.metrics.items()):
             click.echo(f"metric   {name} = {value:g}")

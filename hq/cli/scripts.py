@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from hq import imaging
-from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.cli.common import (
+    CREATED,
+    echo_json,
+    echo_table,
+    get_client,
+    handle_errors,
+    json_option,
+    when,
+)
 from hq.cli.images import echo_progress
 
 
@@ -132,9 +140,6 @@ def list_scripts(as_json: bool) -> None:
         echo_json(scripts)
         return
     echo_table(
-        [
-            (s.name, s.latest_version, s.created_at.strftime("%Y-%m-%d %H:%M"), s.description)
-            for s in scripts
-        ],
-        ["name", "latest", "created (UTC)", "description"],
+        [(s.name, s.latest_version, when(s.created_at), s.description) for s in scripts],
+        ["name", "latest", CREATED, "description"],
     )

@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.cli.common import (
+    CREATED,
+    echo_json,
+    echo_table,
+    get_client,
+    handle_errors,
+    json_option,
+    when,
+)
 from hq.cli.jobs import json_value, parse_inputs, parse_params, text_keys
 from hq.client import build
 from hq.schemas.common import JobStatus
@@ -167,11 +175,11 @@ def list_(script: str | None, limit: int, cursor: str | None, as_json: bool) -> 
                 f"{s.script}@{s.script_version}",
                 s.total,
                 _counts(s),
-                s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                when(s.created_at),
             )
             for s in page.items
         ],
-        ["id", "script", "jobs", "status", "created"],
+        ["id", "script", "jobs", "status", CREATED],
     )
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option
+from hq.cli.common import (
+    CREATED,
+    echo_json,
+    echo_table,
+    get_client,
+    handle_errors,
+    json_option,
+    when,
+)
 from hq.schemas.common import Role
 
 
@@ -32,14 +40,24 @@ def create(name: str, role: str, quiet: bool) -> None:
 @json_option
 @handle_errors
 def list_(as_json: bool) -> None:
+    """Tokens: who they are for, their role, and whether they are revoked."""
     with get_client() as client:
         rows = client.list_tokens()
     if as_json:
         echo_json(rows)
     else:
         echo_table(
-            [(t.id, t.name, t.role, t.created_at, t.revoked_at or "") for t in rows],
-            ["id", "name", "role", "created", "revoked"],
+            [
+                (
+                    t.id,
+                    t.name,
+                    t.role,
+                    when(t.created_at),
+                    when(t.revoked_at) if t.revoked_at else "",
+                )
+                for t in rows
+            ],
+            ["id", "name", "role", CREATED, "revoked (UTC)"],
         )
 
 

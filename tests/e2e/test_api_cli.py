@@ -12,6 +12,7 @@ import io
 import json
 import os
 import queue as queue_module
+import re
 import subprocess
 import sys
 import threading
@@ -98,7 +99,7 @@ def test_job_submit_list_show_and_cancel(
     assert [j["id"] for j in page["items"]] == [second_id, created["id"]]
     table = ok(hq(server, submitter_token, "job", "list", "--script", script, "--limit", "1"))
     lines = table.splitlines()
-    assert lines[0].split() == ["id", "script", "status", "attempts", "created", "reason"]
+    assert lines[0].split() == ["id", "script", "status", "attempts", "created", "(UTC)", "reason"]
     assert lines[2].startswith(second_id) and f"{script}@1" in lines[2]
     cursor = lines[-1].removeprefix("more: --cursor ").strip()
     assert lines[-1].startswith("more: --cursor")
@@ -280,7 +281,7 @@ def test_sweep_submit_show_and_results_export_as_csv(
         else:
             agent.complete(lease, metrics={"score": lease.params["n"] * lease.params["alpha"]})
     listed = ok(hq(server, submitter_token, "sweep", "list", "--script", script)).splitlines()
-    assert listed[0].split() == ["id", "script", "jobs", "status", "created"]
+    assert listed[0].split() == ["id", "script", "jobs", "status", "created", "(UTC)"]
     assert listed[2].split()[:3] == [sweep["id"], f"{script}@1", "12"]
     assert "failed: 1, succeeded: 11" in listed[2]
     shown = ok(hq(server, submitter_token, "sweep", "show", sweep["id"], "--results"))
@@ -355,8 +356,11 @@ def test_token_create_then_script_list_with_the_new_token(server: LiveServer, sc
     gone = hq(server, token, "script", "list")
     assert gone.returncode == 1 and "invalid or revoked token" in gone.stderr
     assert "HQ_TOKEN" in gone.stderr
-    table = ok(hq(server, server.admin_token, "token", "list"))
-    assert "revoked" in table.splitlines()[0]
+    table = ok(hq(server, server.admin_token, "token", "list")).splitlines()
+    assert table[0].split() == ["id", "name", "role", "created", "(UTC)", "revoked", "(UTC)"]
+    [row] = [line for line in table if line.startswith(ci["id"])]
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.fullmatch(rf"{ci['id']}\s+ci\s+viewer\s+{stamp}\s+{stamp}", row), row
 
 
 def test_cli_errors_say_what_to_fix_and_exit_1(
