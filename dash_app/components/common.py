@@ -37,7 +37,13 @@ def metric_tiles(metrics: dict[str, int | float]) -> html.Div:
         return html.Div("No metrics.", className="muted")
     return html.Div(
         [
-            html.Div([html.B(f"{v:.6g}"), html.Span(k, className="muted")], className="metric")
+            html.Div(
+                [
+                    html.B(f"{v:.6g}" if isinstance(v, float) else str(v)),
+                    html.Span(k, className="muted"),
+                ],
+                className="metric",
+            )
             for k, v in sorted(metrics.items())
         ],
         className="metrics",

@@ -13,6 +13,7 @@ from dash_app.components.common import error_message, kv
 from dash_app.grids import table_grid
 from dash_app.logic.views import human_size, lineage_rows, version_rows
 from hq import errors
+from hq.schemas.common import is_number
 
 dash.register_page(  # type: ignore[no-untyped-call]
     __name__, path_template="/datasets/<name>", title="HQ · dataset", name="Dataset"
@@ -25,7 +26,7 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
             dataset = client.get_dataset(str(name))
             if not dataset.versions:
                 return html.Div([html.H1(f"Dataset {name}"), html.P("No versions yet.")])
-            number = int(version) if version and version.isdigit() else dataset.latest_version
+            number = int(version) if version and is_number(version) else dataset.latest_version
             chosen = client.get_dataset_version(dataset.name, int(number or 1))
             lineage = client.dataset_lineage(dataset.name, chosen.version)
     except errors.HQError as exc:

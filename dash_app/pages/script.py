@@ -16,6 +16,7 @@ from dash_app.grids import table_grid
 from dash_app.logic.accounts import allows
 from dash_app.logic.forms import coerce_form, coerce_inputs, sweep_size
 from hq import errors
+from hq.schemas.common import is_number
 from hq.schemas.jobs import JobCreate
 from hq.schemas.sweeps import MAX_SWEEP_JOBS, SweepCreate
 
@@ -28,7 +29,7 @@ FORM = "submit"
 
 def _version(script: Any, wanted: str | None) -> Any:
     versions = {v.version: v for v in script.versions}
-    if wanted and wanted.isdigit() and int(wanted) in versions:
+    if wanted and is_number(wanted) and int(wanted) in versions:
         return versions[int(wanted)]
     return versions.get(script.latest_version) or (script.versions[-1] if script.versions else None)
 

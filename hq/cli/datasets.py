@@ -20,6 +20,7 @@ from hq.cli.common import (
     when,
 )
 from hq.client import HQClient
+from hq.schemas.common import is_number
 from hq.schemas.datasets import DatasetVersionRead
 
 
@@ -61,7 +62,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     name, sep, version = ref.partition("@")
     if not sep or version == "latest":
         return name, None
-    if not version.isdigit():
+    if not is_number(version):
         raise click.BadParameter(
             f"{ref!r}: the version after '@' must be a number", param_hint="DATASET"
         )

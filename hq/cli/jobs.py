@@ -16,10 +16,11 @@ from hq.cli.common import (
     get_client,
     handle_errors,
     json_option,
+    number,
     when,
 )
 from hq.client import HQClient, build, sha256_file
-from hq.schemas.common import JobStatus
+from hq.schemas.common import JobStatus, is_number
 from hq.schemas.jobs import JobCreate, JobRead
 
 LOG_TAIL_LINES = 10
@@ -73,7 +74,7 @@ def text_keys(client: HQClient, script: str) -> frozenset[str]:
         info = client.get_script(name)
     except errors.NotFound:
         return frozenset()
-    wanted = int(version_text) if version_text.isdigit() else info.latest_version
+    wanted = int(version_text) if is_number(version_text) else info.latest_version
     manifest = next((v.manifest for v in info.versions if v.version == wanted), None)
     if manifest is None:
         return frozenset()
@@ -182,7 +183,7 @@ def _echo_submitted(created: JobRead) -> None:
         click.echo(f"warning: {created.unschedulable_reason}", err=True)
     if created.status.finished and created.metrics:
         for name, value in sorted(created.metrics.items()):
-            click.echo(f"  {name} = {value:g}")
+            click.echo(f"  {name} = {number(value)}")
 
 
 def _exit_for_outcome(job: JobRead) -> None:
@@ -296,7 +297,7 @@ def show(job_id: str, as_json: bool) -> None:
         click.echo(f"  {stamp} {event.kind} {event.detail or ''}".rstrip())
     if result:
         for name, value in sorted(result.metrics.items()):
-            click.echo(f"metric   {name} = {value:g}")
+            click.echo(f"metric   {name} = {number(value)}")
         for name, rows in result.tables.items():
             click.echo(f"table    {name} ({len(rows)} rows)")
 

@@ -23,6 +23,13 @@ def _check_name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_check_name)]
 
+
+def is_number(text: str) -> bool:
+    """``text`` is ASCII digits: what ``int()`` takes for a version or a byte count. (``'²'`` is
+    ``isdigit()`` but not a number, and ``int()`` refuses it.)"""
+    return text.isascii() and text.isdigit()
+
+
 MAX_LABEL_CHARS = 128
 # A label an agent offers and a job needs (e.g. "gpu", "mem-32g"); the database holds 128 chars.
 Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]

@@ -12,6 +12,7 @@ from hq.schemas.common import Metric, Model
 MAX_RESULTS_BYTES = 16 * 1024 * 1024
 MAX_TABLE_ROWS = 100_000
 MAX_METRICS = 1_000
+MAX_INT_METRIC = 2**53  # the largest integer every JSON reader (JavaScript too) keeps exact
 CHART_KINDS = ("scatter", "line", "bar", "histogram", "box")
 
 
@@ -31,13 +32,28 @@ class Results(Model):
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     charts: list[dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name, number in value.items():
+                if isinstance(number, bool):
+                    raise ValueError(f"metric {name!r} must be a number, not a boolean")
+        return value
+
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value: dict[str, Metric]) -> dict[str, Metric]:
         if len(value) > MAX_METRICS:
             raise ValueError(f"at most {MAX_METRICS} metrics")
         for name, number in value.items():
-            if not math.isfinite(number):
+            if isinstance(number, int):
+                if abs(number) > MAX_INT_METRIC:
+                    raise ValueError(
+                        f"integer metric {name!r} is beyond ±2**53, where JSON readers lose "
+                        "digits; write it as a float"
+                    )
+            elif not math.isfinite(number):
                 raise ValueError(f"metric {name!r} must be a finite number, not {number}")
         return value
 

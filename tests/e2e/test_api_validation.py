@@ -525,6 +525,7 @@ def test_agents_register_only_valid_queue_names_and_labels(server: LiveServer) -
     [
         ("POST", "/api/v1/jobs", {"script": "{script}@99999999999999999999"}, 422, "script"),
         ("POST", "/api/v1/jobs", {"script": "{script}@0"}, 422, "script"),
+        ("POST", "/api/v1/jobs", {"script": "{script}@\u00b2"}, 422, "script"),  # '²'.isdigit()
         ("GET", "/api/v1/datasets/iris/versions/99999999999999999999", None, 422, "version"),
         ("GET", "/api/v1/datasets/iris/versions/0/download", None, 422, "version"),
         ("GET", "/api/v1/datasets/iris/versions/2147483648/lineage", None, 422, "version"),
@@ -553,10 +554,11 @@ def test_a_dataset_input_version_beyond_32_bits_is_422(
     server: LiveServer, tokens: dict[str, str], admin: HQClient
 ) -> None:
     script = publish_fake(admin, inputs={"table": {"required": True}}).script
-    body = {"script": script, "params": {"n": 1}, "inputs": {"table": "iris@99999999999999999999"}}
-    found = problem(call(server, tokens["submitter"], "POST", "/api/v1/jobs", json=body), 422)
-    assert "must be a number from 1" in found["message"], found
-    assert found["field"] == "inputs.table", found
+    for ref in ("iris@99999999999999999999", "iris@\u00b2"):
+        body = {"script": script, "params": {"n": 1}, "inputs": {"table": ref}}
+        found = problem(call(server, tokens["submitter"], "POST", "/api/v1/jobs", json=body), 422)
+        assert "must be a number from 1" in found["message"], found
+        assert found["field"] == "inputs.table", found
 
 
 @pytest.mark.parametrize("name", ["created_after", "created_before"])

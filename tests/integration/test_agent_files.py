@@ -206,6 +206,9 @@ def test_output_limits_skip_what_is_too_big_or_too_many(tmp_path: Path) -> None:
         ('{"metrics": {}, "extra": 1}', "extra"),
         ("not json", "Invalid JSON"),
         ('{"charts": [{"kind": "scatter", "table": "missing"}]}', "names table 'missing'"),
+        ('{"metrics": {"ok": true}}', "metric 'ok' must be a number, not a boolean"),
+        ('{"metrics": {"big": 1' + "0" * 300 + "}}", "integer metric 'big' is beyond"),
+        ('{"metrics": {"big": 1e400}}', "metric 'big' must be a finite number"),
     ],
 )
 def test_a_bad_results_json_is_reported_with_what_is_wrong(
@@ -217,6 +220,19 @@ def test_a_bad_results_json_is_reported_with_what_is_wrong(
     results, error = ws.read_results(ws.collect(max_files=10, max_file_bytes=10**9).artifacts)
     assert results is None
     assert error is not None and problem in error
+
+
+def test_metrics_keep_integers_as_integers(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "job")
+    ws.outputs.mkdir(parents=True)
+    (ws.outputs / "results.json").write_text('{"metrics": {"rows": 442, "r2": 0.5, "one": 1.0}}')
+    results, error = ws.read_results(ws.collect(max_files=10, max_file_bytes=10**9).artifacts)
+    assert error is None and results is not None
+    assert {k: (type(v), v) for k, v in results.metrics.items()} == {
+        "rows": (int, 442),
+        "r2": (float, 0.5),
+        "one": (float, 1.0),
+    }
 
 
 def test_results_json_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from hq import errors
+from hq.schemas.common import is_number
 from hq.schemas.datasets import DatasetRead, DatasetVersionRead, Lineage, PromoteRequest
 from hq.server.deps import SessionDep, SettingsDep, StoreDep, Uploader, Viewer
 from hq.server.services import datasets as dataset_service
@@ -56,7 +57,7 @@ async def upload_version(
     declared = request.headers.get("content-length")
     if (
         declared
-        and declared.isdigit()
+        and is_number(declared)
         and int(declared) > settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     ):
         raise errors.PayloadTooLarge(

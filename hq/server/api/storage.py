@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from hq import errors
+from hq.schemas.common import is_number
 from hq.server.storage.local import STORAGE_ROUTE_PREFIX, LocalStore
 
 router = APIRouter(prefix=STORAGE_ROUTE_PREFIX, tags=["storage"], include_in_schema=False)
@@ -57,7 +58,7 @@ async def put_object(
     store.verify(method="PUT", key=key, expires=expires, sig=sig)
     declared = request.headers.get("content-length")
     if declared is not None and store.max_put_bytes is not None:
-        if not declared.isdigit():
+        if not is_number(declared):
             raise errors.BadRequest("Content-Length must be a number")
         if int(declared) > store.max_put_bytes:
             raise errors.PayloadTooLarge(

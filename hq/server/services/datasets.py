@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.common import NAME_HELP, NAME_RE
+from hq.schemas.common import NAME_HELP, NAME_RE, is_number
 from hq.schemas.datasets import DatasetRead, DatasetVersionRead, Lineage
 from hq.server.db.models import Artifact, Dataset, DatasetVersion, Job, JobInput
 from hq.server.storage import ObjectStore, dataset_key
@@ -219,7 +219,7 @@ async def resolve_input(session: AsyncSession, *, ref: str) -> DatasetVersion:
         )
     version: int | None = None
     if sep and version_text != "latest":
-        if not version_text.isdigit() or not 1 <= int(version_text) < 2**31:
+        if not is_number(version_text) or not 1 <= int(version_text) < 2**31:
             raise errors.ValidationFailed(
                 f"invalid dataset reference {ref!r}: the version after '@' must be a number "
                 "from 1, or 'latest'"

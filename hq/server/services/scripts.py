@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.common import NAME_HELP, NAME_RE
+from hq.schemas.common import NAME_HELP, NAME_RE, is_number
 from hq.schemas.scripts import ScriptRead, ScriptVersionCreate, ScriptVersionRead
 from hq.server.db.models import Script, ScriptVersion
 
@@ -115,7 +115,7 @@ async def resolve(session: AsyncSession, *, ref: str) -> ScriptVersion:
     name, _, version_text = ref.partition("@")
     stmt = select(ScriptVersion).where(ScriptVersion.script_name == name)
     if version_text:
-        if not version_text.isdigit() or not 1 <= int(version_text) < 2**31:
+        if not is_number(version_text) or not 1 <= int(version_text) < 2**31:
             raise errors.ValidationFailed(
                 f"script {ref!r}: the version after '@' must be a number from 1", field="script"
             )
