@@ -33,7 +33,15 @@ from hq.schemas.agents import (
 )
 from hq.schemas.common import Health, Page, Role
 from hq.schemas.datasets import DatasetRead, DatasetVersionRead, Lineage
-from hq.schemas.jobs import ArtifactRead, JobCreate, JobDetail, JobRead, JobResult, LogLine
+from hq.schemas.jobs import (
+    MAX_WAIT_SECONDS,
+    ArtifactRead,
+    JobCreate,
+    JobDetail,
+    JobRead,
+    JobResult,
+    LogLine,
+)
 from hq.schemas.manifest import Manifest
 from hq.schemas.scripts import ScriptRead, ScriptVersionRead
 from hq.schemas.sweeps import ResultsTable, SweepCreate, SweepRead
@@ -243,19 +251,41 @@ class HQClient:
         wait_s: float | None = None,
         **fields: Any,
     ) -> JobRead:
+        """Submit a job; with ``wait_s``, return once it has ended or ``wait_s`` has passed
+        (longer than the server's one-request wait is several waits in turn)."""
         body = self._body(job) if job is not None else self._body(build(JobCreate, fields))
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        params = {"wait": wait_s} if wait_s is not None else {}
-        timeout = (wait_s + DEFAULT_TIMEOUT_SECONDS) if wait_s else DEFAULT_TIMEOUT_SECONDS
-        return self._json(
+        deadline = time.monotonic() + (wait_s or 0.0)
+        first_wait = min(wait_s, MAX_WAIT_SECONDS) if wait_s is not None else None
+        created = self._json(
             "POST",
             "/api/v1/jobs",
             JobRead,
             json=body,
             headers=headers,
-            params=params,
-            timeout=timeout,
+            params={"wait": first_wait} if first_wait is not None else {},
+            timeout=(first_wait or 0.0) + DEFAULT_TIMEOUT_SECONDS,
         )
+        left = deadline - time.monotonic()
+        if created.status.finished or wait_s is None or left <= 0:
+            return created
+        return self.wait_job(created.id, timeout_s=left)
+
+    def wait_job(self, job_id: str, *, timeout_s: float) -> JobDetail:
+        """The job once it has ended, or as it stands after ``timeout_s``: long polls of at most
+        the server's ``MAX_WAIT_SECONDS`` each, woken the moment the job ends."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            wait = max(0.0, min(deadline - time.monotonic(), MAX_WAIT_SECONDS))
+            job = self._json(
+                "GET",
+                f"/api/v1/jobs/{job_id}",
+                JobDetail,
+                params={"wait": wait},
+                timeout=wait + DEFAULT_TIMEOUT_SECONDS,
+            )
+            if job.status.finished or deadline - time.monotonic() <= 0:
+                return job
 
     def list_jobs(
         self,

@@ -37,11 +37,11 @@ def json_value(text: str) -> Any:
 
 
 def parse_params(
-    pairs: tuple[str, ...], params_json: str | None, text_keys: frozenset[str] = frozenset()
+    pairs: tuple[str, ...], params_json: str | None, keep_text: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """``-p key=value`` pairs over ``--params-json``. A value is parsed as JSON when it can be,
-    but kept as text for the keys in ``text_keys`` (those the script's schema types as strings),
-    so ``-p target=5`` sends ``"5"`` to a script that wants a column name."""
+    but stays text for the keys in ``keep_text`` (those the script's schema types as strings):
+    ``-p target=5`` sends ``"5"`` to a script that wants a column name."""
     params: dict[str, Any] = {}
     if params_json:
         try:
@@ -55,20 +55,24 @@ def parse_params(
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
-        params[key] = value if key in text_keys else _json_or_text(value)
+        params[key] = cli_value(value, as_text=key in keep_text)
     return params
 
 
-def _json_or_text(value: str) -> Any:
+def cli_value(text: str, *, as_text: bool) -> Any:
+    """One value typed on the command line: JSON where it parses, else the text itself. For a
+    string param (``as_text``) it stays text, but a quoted JSON string is unquoted: ``5`` and
+    ``"5"`` both send ``"5"``."""
     try:
-        return json_value(value)
+        value = json_value(text)
     except ValueError:
-        return value
+        return text
+    return value if not as_text or isinstance(value, str) else text
 
 
-def text_keys(client: HQClient, script: str) -> frozenset[str]:
-    """The params that ``script`` (``name`` or ``name@version``) types as plain strings, read
-    from its manifest; none when the script or version is unknown (the submit then says so)."""
+def string_params(client: HQClient, script: str) -> frozenset[str]:
+    """The params that ``script`` (``name`` or ``name@version``) types as strings, read from its
+    manifest; none when the script or version is unknown (the submit then says so)."""
     name, _, version_text = script.partition("@")
     try:
         info = client.get_script(name)
@@ -80,16 +84,37 @@ def text_keys(client: HQClient, script: str) -> frozenset[str]:
         return frozenset()
     props = manifest.params.get("properties", {})
     return frozenset(
-        key for key, schema in props.items() if isinstance(schema, dict) and _is_text(schema)
+        key for key, schema in props.items() if isinstance(schema, dict) and is_text(schema)
     )
 
 
-def _is_text(schema: dict[str, Any]) -> bool:
+NOT_TEXT_TYPES = frozenset({"number", "integer", "boolean", "object", "array"})
+
+
+def is_text(schema: dict[str, Any]) -> bool:
+    """A JSON Schema that only a string (or null) meets: ``type: string``, ``[string, null]``,
+    an ``anyOf``/``oneOf`` of those, a string ``const`` or an ``enum`` of strings."""
     kind = schema.get("type")
-    if kind == "string":
-        return True
+    if isinstance(kind, str):
+        return kind == "string"
+    if isinstance(kind, list):
+        return "string" in kind and not NOT_TEXT_TYPES & set(kind)
+    for combinator in ("anyOf", "oneOf"):
+        branches = schema.get(combinator)
+        if isinstance(branches, list) and branches:
+            if not all(isinstance(b, dict) for b in branches):
+                return False
+            texts = [is_text(b) for b in branches]
+            nulls = [b.get("type") == "null" for b in branches]
+            return any(texts) and all(t or n for t, n in zip(texts, nulls, strict=True))
+    if "const" in schema:
+        return isinstance(schema["const"], str)
     enum = schema.get("enum")
-    return kind is None and isinstance(enum, list) and all(isinstance(v, str) for v in enum)
+    return (
+        isinstance(enum, list)
+        and any(isinstance(v, str) for v in enum)
+        and all(isinstance(v, str) or v is None for v in enum)
+    )
 
 
 def parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -128,7 +153,7 @@ def job() -> None:
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     help="wait up to S seconds for the end; exit 0 succeeded, 1 failed, 3 still running",
 )
@@ -150,24 +175,23 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit SCRIPT[@VERSION] as a job."""
-    request = build(  # refuses bad values before any request is made
-        JobCreate,
-        {
-            "script": script,
-            "params": parse_params(params, params_json),
-            "inputs": parse_inputs(inputs),
-            "priority": priority,
-            "queue": queue,
-            "labels": list(labels),
-            "max_attempts": max_attempts,
-            "timeout_s": timeout_s,
-            "reuse": reuse,
-        },
-    )
+    fields = {
+        "script": script,
+        "params": parse_params(params, params_json),
+        "inputs": parse_inputs(inputs),
+        "priority": priority,
+        "queue": queue,
+        "labels": list(labels),
+        "max_attempts": max_attempts,
+        "timeout_s": timeout_s,
+        "reuse": reuse,
+    }
+    request = build(JobCreate, fields)  # refuses bad values before any request is made
     with get_client() as client:
-        texts = text_keys(client, script) if params else frozenset()
-        if texts:
-            request.params = parse_params(params, params_json, texts)
+        keep_text = string_params(client, script) if params else frozenset()
+        if keep_text:
+            fields["params"] = parse_params(params, params_json, keep_text)
+            request = build(JobCreate, fields)
         created = client.submit_job(request, idempotency_key=idempotency_key, wait_s=wait_s)
     if as_json:
         echo_json(created)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -15,38 +16,40 @@ from hq.cli.common import (
     json_option,
     when,
 )
-from hq.cli.jobs import json_value, parse_inputs, parse_params, text_keys
+from hq.cli.jobs import cli_value, json_value, parse_inputs, parse_params, string_params
 from hq.client import build
 from hq.schemas.common import JobStatus
 from hq.schemas.sweeps import SweepCreate, SweepRead
 
 
 def parse_grid(
-    pairs: tuple[str, ...], text_keys: frozenset[str] = frozenset()
+    pairs: tuple[str, ...], keep_text: frozenset[str] = frozenset()
 ) -> dict[str, list[Any]]:
-    """``-g alpha=0.1,1,10`` or ``-g alpha='[0.1, 1, 10]'``; the values of ``text_keys`` (params
-    the schema types as strings) stay text: ``-g target=1,2`` is ``["1", "2"]``."""
+    """``-g alpha=0.1,1,10`` or ``-g alpha='[0.1, 1, 10]'``. The values of the params in
+    ``keep_text`` (typed as strings by the schema) stay text: ``-g target=1,2`` is ``["1", "2"]``,
+    and so is ``-g target='[1, 2]'``."""
     grid: dict[str, list[Any]] = {}
     for pair in pairs:
         key, sep, values = pair.partition("=")
         if not sep or not key or not values:
             raise click.BadParameter(f"{pair!r} is not name=v1,v2,...", param_hint="-g")
-        if key in text_keys and not values.lstrip().startswith("["):
-            grid[key] = values.split(",")
-            continue
+        as_text = key in keep_text
         try:
             loaded = json_value(values)
-            grid[key] = loaded if isinstance(loaded, list) else [loaded]
         except ValueError:
-            grid[key] = [_scalar(v) for v in values.split(",")]
+            grid[key] = [cli_value(v, as_text=as_text) for v in values.split(",")]
+            continue
+        if not isinstance(loaded, list):
+            grid[key] = [cli_value(values, as_text=as_text)]
+        elif as_text:  # numbers written in a JSON list, for a string param, are their text
+            grid[key] = [json.dumps(v) if _is_number(v) else v for v in loaded]
+        else:
+            grid[key] = loaded
     return grid
 
 
-def _scalar(text: str) -> Any:
-    try:
-        return json_value(text)
-    except ValueError:
-        return text
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @click.group()
@@ -74,9 +77,9 @@ def sweep() -> None:
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
-    help="wait up to S seconds for every job; exit 0 all succeeded, 1 some did not, 3 running",
+    help="wait up to S seconds for every job; exit 0 all succeeded, 1 some did not, 3 not ended",
 )
 @json_option
 @handle_errors
@@ -101,34 +104,33 @@ def submit(
             random_spec = json_value(random_json)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
-    request = build(  # refuses bad values before any request is made
-        SweepCreate,
-        {
-            "script": script,
-            "grid": parse_grid(grid),
-            "params": parse_params(params, params_json),
-            "inputs": parse_inputs(inputs),
-            "random": random_spec,
-            "repeats": repeats,
-            "priority": priority,
-            "queue": queue,
-            "reuse": reuse,
-        },
-    )
+    fields = {
+        "script": script,
+        "grid": parse_grid(grid),
+        "params": parse_params(params, params_json),
+        "inputs": parse_inputs(inputs),
+        "random": random_spec,
+        "repeats": repeats,
+        "priority": priority,
+        "queue": queue,
+        "reuse": reuse,
+    }
+    request = build(SweepCreate, fields)  # refuses bad values before any request is made
     with get_client() as client:
-        texts = text_keys(client, script) if grid or params else frozenset()
-        if texts:
-            request.grid = parse_grid(grid, texts)
-            request.params = parse_params(params, params_json, texts)
+        keep_text = string_params(client, script) if grid or params else frozenset()
+        if keep_text:
+            fields["grid"] = parse_grid(grid, keep_text)
+            fields["params"] = parse_params(params, params_json, keep_text)
+            request = build(SweepCreate, fields)
         created = client.submit_sweep(request)
+        # the id first, so a wait cut short (Ctrl-C, a lost connection) still names the sweep
+        click.echo(f"sweep {created.id}: {created.total} jobs", err=as_json)
         if wait_s is not None and not created.finished:
             created = client.wait_sweep(created.id, timeout_s=wait_s)
     if as_json:
         echo_json(created)
-    elif wait_s is None:
-        click.echo(f"sweep {created.id}: {created.total} jobs")
-    else:
-        click.echo(f"sweep {created.id}: {created.total} jobs ({_counts(created)})")
+    elif wait_s is not None:
+        click.echo(_counts(created))
     if wait_s is not None:
         _exit_for_outcome(created)
 
@@ -138,11 +140,11 @@ def _counts(info: SweepRead) -> str:
 
 
 def _exit_for_outcome(info: SweepRead) -> None:
-    """With --wait, the exit code says how it ended: 0 all succeeded, 1 not all, 3 running."""
+    """With --wait, the exit code says how it ended: 0 all succeeded, 1 not all, 3 not ended."""
     if not info.finished:
         click.echo(
-            f"sweep {info.id} is still running after the wait; see it with "
-            f"`hq sweep show {info.id}`",
+            f"sweep {info.id} has not ended after the wait ({_counts(info)}); "
+            f"follow it with `hq sweep show {info.id}`",
             err=True,
         )
         raise SystemExit(3)

@@ -11,6 +11,8 @@ from hq.schemas.common import JobStatus, Label, Metric, Model, ReadModel
 
 MAX_PRIORITY = 1000
 
+MAX_WAIT_SECONDS = 300.0  # the longest one request waits for a job to end (?wait=S)
+
 
 class JobCreate(Model):
     script: str = Field(

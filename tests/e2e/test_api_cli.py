@@ -210,7 +210,7 @@ def test_sweep_submit_wait_exit_code_says_how_the_sweep_ended(
     done = sweep("n=1,2", "--wait", "30")
     thread.join(10)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.endswith(": 2 jobs (succeeded: 2)\n")
+    assert done.stdout.startswith("sweep ") and done.stdout.endswith(": 2 jobs\nsucceeded: 2\n")
     thread = threading.Thread(target=work, args=(2,))
     thread.start()
     failed = sweep("n=3,4", "--wait", "30")
@@ -219,7 +219,9 @@ def test_sweep_submit_wait_exit_code_says_how_the_sweep_ended(
     assert "not every job succeeded (failed: 1, succeeded: 1)" in failed.stderr
     pending = sweep("n=5", "--wait", "0.5")
     assert pending.returncode == 3, pending.stderr
-    assert "still running" in pending.stderr and "hq sweep show" in pending.stderr
+    assert "has not ended after the wait (queued: 1)" in pending.stderr
+    assert "hq sweep show" in pending.stderr and "error" not in pending.stderr.lower()
+    assert pending.stdout.startswith("sweep ")  # the id, before the wait
 
 
 def test_job_logs_follow_streams_until_the_job_ends(

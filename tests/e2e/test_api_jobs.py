@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hq import client as client_module
 from hq import errors
 from hq.client import HQClient
 from hq.schemas.agents import CompleteRequest
@@ -219,6 +220,54 @@ def test_wait_gives_up_after_its_time_with_the_job_still_queued(
     elapsed = time.monotonic() - started
     assert job.status == JobStatus.queued
     assert 0.9 <= elapsed < 5
+
+
+def test_a_wait_longer_than_one_request_is_several_long_polls(
+    server: LiveServer,
+    submitter: HQClient,
+    viewer: HQClient,
+    script: str,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--wait 3600`` works: the client waits in turns of at most the server's one-request
+    wait (shrunk here to 0.4 s so that one job takes several turns)."""
+    monkeypatch.setattr(client_module, "MAX_WAIT_SECONDS", 0.4)
+    agent = FakeAgent(server, queue=queue)
+    seen: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            lease = agent.claim_one(wait_s=10)
+            time.sleep(1.5)
+            seen["completed_at"] = time.monotonic()
+            agent.complete(lease, metrics={"rows": 3})
+        except Exception as exc:  # surfaced by the main thread's assertions
+            seen["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    done = submitter.submit_job(script=script, params={"n": 2}, queue=queue, wait_s=30)
+    answered = time.monotonic()
+    thread.join(10)
+    assert "error" not in seen, seen
+    assert done.status == JobStatus.succeeded and done.metrics == {"rows": 3}
+    assert answered - seen["completed_at"] < 1.0
+
+    queued = submitter.submit_job(script=script, params={"n": 3}, queue=unique_queue())
+    started = time.monotonic()
+    still = viewer.wait_job(queued.id, timeout_s=1.0)
+    assert still.status == JobStatus.queued and 0.9 <= time.monotonic() - started < 5
+    assert [e.kind for e in still.events] == ["queued"]  # the detail, with its timeline
+    with pytest.raises(errors.NotFound):
+        viewer.wait_job("no-such-job", timeout_s=1.0)
+    # past the server's one-request limit: a 422 that names the field
+    response = httpx.get(
+        f"{server.url}/api/v1/jobs/{queued.id}",
+        params={"wait": 301},
+        headers={"Authorization": f"Bearer {server.token('viewer')}"},
+    )
+    assert response.status_code == 422 and response.json()["field"] == "wait"
 
 
 def test_the_same_idempotency_key_and_body_return_the_first_job(

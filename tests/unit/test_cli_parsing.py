@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hq import errors
 from hq.cli import main
 from hq.cli.common import echo_table, handle_errors
-from hq.cli.jobs import parse_inputs, parse_params
+from hq.cli.jobs import is_text, parse_inputs, parse_params
 from hq.cli.sweeps import parse_grid
 from hq.client import HQClient
 
@@ -42,15 +42,47 @@ def test_params_pairs_parse_values_as_json_when_they_can(
     assert parse_params(pairs, None) == expected
 
 
-def test_values_of_text_keys_stay_text() -> None:
-    texts = frozenset({"target", "label"})
-    assert parse_params(("target=5", "label=null", "n=5"), None, texts) == {
+def test_values_of_string_params_stay_text_and_quoted_ones_are_unquoted() -> None:
+    keep = frozenset({"target", "label"})
+    assert parse_params(("target=5", "label=null", "n=5"), None, keep) == {
         "target": "5",
         "label": "null",
         "n": 5,
     }
-    assert parse_grid(("target=1,2", "n=1,2"), texts) == {"target": ["1", "2"], "n": [1, 2]}
-    assert parse_grid(('target=["1", "x"]',), texts) == {"target": ["1", "x"]}
+    assert parse_params(('target="5"', 'label="a b"'), None, keep) == {
+        "target": "5",
+        "label": "a b",
+    }
+    assert parse_grid(("target=1,2", "n=1,2"), keep) == {"target": ["1", "2"], "n": [1, 2]}
+    assert parse_grid(('target="a","b"',), keep) == {"target": ["a", "b"]}
+    assert parse_grid(("target=[1, 2.5]",), keep) == {"target": ["1", "2.5"]}
+    assert parse_grid(('target=["1", "x"]',), keep) == {"target": ["1", "x"]}
+    assert parse_grid(("target=7",), keep) == {"target": ["7"]}
+
+
+@pytest.mark.parametrize(
+    ("schema", "text"),
+    [
+        ({"type": "string"}, True),
+        ({"type": "string", "enum": ["a", "b"]}, True),
+        ({"enum": ["a", "b"]}, True),
+        ({"enum": ["a", None]}, True),
+        ({"const": "x"}, True),
+        ({"type": ["string", "null"]}, True),
+        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, True),
+        ({"oneOf": [{"type": "string", "maxLength": 3}, {"enum": ["long"]}]}, True),
+        ({"type": "integer"}, False),
+        ({"type": ["string", "number"]}, False),
+        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, False),
+        ({"anyOf": [{"type": "null"}]}, False),
+        ({"enum": ["a", 1]}, False),
+        ({"const": 1}, False),
+        ({"$ref": "#/$defs/name"}, False),
+        ({}, False),
+    ],
+)
+def test_which_schemas_take_only_text(schema: dict[str, Any], text: bool) -> None:
+    assert is_text(schema) is text
 
 
 def test_param_pairs_override_params_json() -> None:

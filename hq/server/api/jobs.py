@@ -14,13 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
 from hq.schemas.common import JobStatus, Page
-from hq.schemas.jobs import JobCreate, JobDetail, JobRead, JobResult
+from hq.schemas.jobs import MAX_WAIT_SECONDS, JobCreate, JobDetail, JobRead, JobResult
 from hq.server.db.models import Job, JobLog
 from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
 from hq.server.services import jobs as job_service
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-MAX_WAIT_SECONDS = 300.0
 FOLLOW_POLL_SECONDS = 1.0
 LOG_PAGE_LINES = 10_000
 
@@ -111,7 +110,18 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-async def get_job(job_id: str, session: SessionDep, _: Viewer) -> JobDetail:
+async def get_job(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    _: Viewer,
+    wait: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait for the job to end"),
+    ] = None,
+) -> JobDetail:
+    if wait:
+        await _wait_for_end(request, job_id=job_id, timeout=wait)
     return await job_service.get_detail(session, job_id=job_id)
 
 
