@@ -327,6 +327,7 @@ async def reap(
                     job=job,
                     status=JobStatus.cancelled,
                     reason="cancelled (its agent stopped reporting)",
+                    detail="its agent stopped reporting",
                 )
                 cancelled += 1
             elif job.attempts >= job.max_attempts:

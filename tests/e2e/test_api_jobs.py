@@ -159,7 +159,8 @@ def test_cancelling_a_queued_job_ends_it_at_once_and_no_agent_gets_it(
     assert cancelled.status == JobStatus.cancelled and cancelled.finished_at is not None
     detail = viewer.get_job(job.id)
     assert [e.kind for e in detail.events] == ["queued", "cancelled"]
-    assert detail.failure_reason == detail.events[-1].detail == "cancelled while queued"
+    assert detail.failure_reason == "cancelled while queued"
+    assert detail.events[-1].detail == "while queued"  # the timeline reads "cancelled while queued"
     agent = FakeAgent(server, queue=queue)
     assert agent.client.claim(agent.agent.id, capacity=1, wait_s=0).leases == []
 

@@ -151,6 +151,35 @@ async def test_lease_expiry_past_max_attempts_fails_as_lost(sessionmaker: Maker)
     assert job is not None and job.status == "failed" and job.failure_reason == queue.LOST_REASON
 
 
+async def test_a_cancel_requested_job_whose_lease_expires_ends_cancelled_not_requeued(
+    sessionmaker: Maker,
+) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1, max_attempts=3)
+    agent = await add_agent(sessionmaker)
+    await claim(sessionmaker, agent, ttl=0.01)
+    async with sessionmaker() as session, session.begin():
+        stored = await session.get(Job, job_id)
+        assert stored is not None
+        stored.cancel_requested = True
+    await asyncio.sleep(0.03)
+    async with sessionmaker() as session, session.begin():
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30
+        )
+    assert (reaped.cancelled, reaped.requeued) == (1, 0)
+    async with sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        events = (
+            await session.scalars(
+                select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+            )
+        ).all()
+    assert job is not None and job.status == "cancelled"
+    assert job.failure_reason == "cancelled (its agent stopped reporting)"
+    assert (events[-1].kind, events[-1].detail) == ("cancelled", "its agent stopped reporting")
+    assert await claim(sessionmaker, agent) == []
+
+
 async def test_requeue_backs_off_exponentially(sessionmaker: Maker) -> None:
     [job_id] = await add_jobs(sessionmaker, 1, max_attempts=5)
     agent = await add_agent(sessionmaker)

@@ -347,7 +347,11 @@ async def cancel(session: AsyncSession, *, job_id: str) -> Job:
         raise errors.Conflict(f"job {job_id} already ended ({job.status}); nothing to cancel")
     if job.status == JobStatus.queued.value:
         await queue.finish(
-            session, job=job, status=JobStatus.cancelled, reason="cancelled while queued"
+            session,
+            job=job,
+            status=JobStatus.cancelled,
+            reason="cancelled while queued",
+            detail="while queued",
         )
     elif not job.cancel_requested:
         job.cancel_requested = True
