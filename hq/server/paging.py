@@ -31,6 +31,8 @@ def decode_cursor(
         cursor_sort, value, last_id = json.loads(raw)
         if isinstance(value, dict):
             value = datetime.fromisoformat(value["t"])
+            if value.tzinfo is None:  # HQ writes UTC times; a naive one is forged
+                raise ValueError(value)
         if not isinstance(last_id, str):
             raise TypeError(last_id)
         if value_types is not None and not isinstance(value, value_types):

@@ -360,6 +360,27 @@ def test_a_bad_cursor_gets_400_saying_to_pass_next_cursor_unchanged(
     assert "cursor" in body["message"]
 
 
+NAIVE_TIME = {"t": "2026-01-01T00:00:00"}  # no timezone: never in a cursor HQ made
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/jobs", {"cursor": _cursor(["-created_at", NAIVE_TIME, "id"])}),
+        ("/api/v1/sweeps", {"cursor": _cursor(["-created_at", NAIVE_TIME, "id"])}),
+        (
+            "/api/v1/results",
+            {"script": "fit", "cursor": _cursor(["created_at", NAIVE_TIME, "id"])},
+        ),
+    ],
+)
+def test_a_cursor_with_a_time_without_timezone_gets_400_not_500(
+    server: LiveServer, tokens: dict[str, str], path: str, params: dict[str, str]
+) -> None:
+    body = problem(call(server, tokens["viewer"], "GET", path, params=params), 400)
+    assert body["field"] == "cursor"
+
+
 # -- body size -----------------------------------------------------------------------------------
 
 

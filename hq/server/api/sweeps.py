@@ -14,6 +14,7 @@ from hq.server.services import sweeps as sweep_service
 from hq.server.services.results import ResultsQuery
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
+MAX_SWEEP_PAGE = 200  # each carries its spec, whose grid can hold thousands of values
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
@@ -35,7 +36,7 @@ async def list_sweeps(
     session: SessionDep,
     _: Viewer,
     script: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_SWEEP_PAGE)] = 50,
     cursor: str | None = None,
 ) -> Page[SweepRead]:
     """Sweeps, newest first, each with its jobs counted by status."""

@@ -86,6 +86,10 @@ class DatasetVersion(Base):
 
 class Sweep(Base):
     __tablename__ = "sweeps"
+    __table_args__ = (  # the listing: newest first, of all scripts or of one
+        Index("ix_sweeps_created", "created_at", "id"),
+        Index("ix_sweeps_script_created", "script_name", "created_at", "id"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     script_name: Mapped[str] = mapped_column(String(63))
     script_version: Mapped[int] = mapped_column(Integer)
