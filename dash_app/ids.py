@@ -67,6 +67,7 @@ COMPARE_PARALLEL = "compare-parallel"
 COMPARE_MESSAGE = "compare-message"
 COMPARE_INTERVAL = "compare-interval"
 COMPARE_SOURCE = "compare-source"
+COMPARE_SWEEPS_GRID = "compare-sweeps-grid"
 
 # agents
 AGENTS_GRID = "agents-grid"

@@ -13,6 +13,7 @@ from dash_app import ids
 from dash_app.auth import hq_client
 from dash_app.components.common import error_message, message
 from dash_app.components.result_table import ResultTableAIO
+from dash_app.grids import table_grid
 from dash_app.logic.charts import error_figure
 from dash_app.logic.compare import (
     CompareTable,
@@ -43,16 +44,7 @@ def layout(
     job_ids = parse_job_ids(jobs)
     source = {"sweep": sweep, "jobs": job_ids, "scripts": parse_job_ids(scripts)}
     if not sweep and len(job_ids) < 2:
-        return html.Div(
-            [
-                html.H1("Compare"),
-                html.P(
-                    "Open a sweep (/compare?sweep=ID, linked after submitting one) or tick two "
-                    "or more jobs on the Jobs page and press 'Compare selected'.",
-                    className="muted",
-                ),
-            ]
-        )
+        return _pick_a_sweep()
     title = f"Sweep {sweep}" if sweep else f"{len(job_ids)} jobs"
     return html.Div(
         [
@@ -83,6 +75,54 @@ def layout(
             ),
         ]
     )
+
+
+RECENT_SWEEPS = 100
+
+
+def _pick_a_sweep() -> html.Div:
+    """The landing page: recent sweeps to open, and how to compare chosen jobs instead."""
+    intro = html.P(
+        "Open a sweep below, or tick two or more jobs on the Jobs page and press "
+        "'Compare selected'.",
+        className="muted",
+    )
+    try:
+        with hq_client() as client:
+            sweeps = client.list_sweeps(limit=RECENT_SWEEPS).items
+    except errors.HQError as exc:
+        return html.Div([html.H1("Compare"), intro, error_message(exc)])
+    rows = [
+        {
+            "sweep": s.id,
+            "script": f"{s.script}@{s.script_version}",
+            "jobs": s.total,
+            "status": ", ".join(f"{k}: {v}" for k, v in sorted(s.counts.items())),
+            "created (UTC)": s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        for s in sweeps
+    ]
+    return html.Div(
+        [
+            html.H1("Compare"),
+            intro,
+            html.H2("Recent sweeps"),
+            table_grid(ids.COMPARE_SWEEPS_GRID, rows, height="55vh")
+            if rows
+            else html.P("No sweep yet: submit one from a script's page.", className="muted"),
+        ]
+    )
+
+
+@callback(
+    Output(ids.URL, "href", allow_duplicate=True),
+    Input(ids.COMPARE_SWEEPS_GRID, "cellClicked"),
+    prevent_initial_call=True,
+)
+def open_sweep(cell: dict[str, Any] | None) -> Any:
+    if cell and cell.get("colId") == "sweep" and cell.get("value"):
+        return f"/compare?sweep={cell['value']}"
+    return no_update
 
 
 def _load(source: dict[str, Any]) -> tuple[CompareTable, bool]:

@@ -291,6 +291,14 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
         page.locator(f"[id='{_aio('export', 'compare')}']").click()
     lines = Path(download.value.path()).read_text().strip().splitlines()
     assert len(lines) == 7 and "alpha" in lines[0] and "rmse" in lines[0]
+    # the Compare page lists recent sweeps; a click opens one
+    page.goto(f"{dash.url}/compare")
+    sweeps = page.locator("#compare-sweeps-grid .ag-center-cols-container .ag-row")
+    expect(sweeps.first).to_contain_text(sweep_id)
+    expect(sweeps.first).to_contain_text("succeeded: 6")
+    sweeps.first.locator("[col-id='sweep']").click()
+    page.wait_for_url(re.compile(rf".*/compare\?sweep={sweep_id}$"))
+    expect(rows).to_have_count(6)
     # the jobs grid filters on the server: by sweep, then by status
     page.goto(f"{dash.url}/jobs")
     grid_rows = page.locator("#jobs-grid .ag-center-cols-container .ag-row")
