@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             "max_score": float(scores.max()),
             f"mean_{metric}": float(scores.mean()),
             "mean_train_score": float(np.mean(cv["train_score"])),
-            "folds": float(folds),
-            "n_obs": float(len(df)),
+            "folds": int(folds),
+            "n_obs": len(df),
         }
         if classify:
             metrics["mean_f1_macro"] = float(np.mean(cv["test_f1_macro"]))

@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         cells = max(df.size, 1)
         results = {
             "metrics": {
-                "rows": float(len(df)),
-                "columns": float(df.shape[1]),
-                "numeric_columns": float(len(numeric)),
-                "missing_cells": float(missing),
+                "rows": len(df),
+                "columns": int(df.shape[1]),
+                "numeric_columns": len(numeric),
+                "missing_cells": int(missing),
                 "missing_fraction": missing / cells,
-                "duplicate_rows": float(df.duplicated().sum()),
+                "duplicate_rows": int(df.duplicated().sum()),
                 "max_abs_correlation": max((p["abs_r"] for p in pairs), default=0.0),
             },
             "tables": {

@@ -151,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 "rmse": float(rmse),
                 "mae": float(mae),
                 "residual_std": float(np.std(residuals, ddof=1)),
-                "n_obs": float(n),
-                "n_terms": float(k),
-                "rows_dropped": float(dropped),
+                "n_obs": int(n),
+                "n_terms": int(k),
+                "rows_dropped": int(dropped),
                 "intercept": float(model.intercept_),
             },
             "tables": {

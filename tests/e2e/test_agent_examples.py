@@ -75,7 +75,7 @@ def test_example_script_runs_from_submit_to_results(
     assert job.status == "succeeded", (job.failure_reason, client.job_logs(job_id)[-2000:])
     assert job.exit_code == 0
     result = client.job_result(job_id)
-    assert result.metrics and all(isinstance(v, float) for v in result.metrics.values())
+    assert result.metrics and all(isinstance(v, int | float) for v in result.metrics.values())
     assert result.tables and all(rows for rows in result.tables.values())
     assert result.charts
     artifacts = {a.path: a for a in client.list_artifacts(job_id)}

@@ -11,6 +11,7 @@ import io
 import math
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -222,6 +223,11 @@ def test_results_as_csv_match_the_json_table(
     assert sorted(r["job_id"] for r in rows) == sorted(r["job_id"] for r in table.rows)
     assert {float(r["rmse"]) for r in rows} == {math.pi}
     assert {(r["rows"], r["scale"]) for r in rows} == {("442", "2.0")}
+    json_times = {r["job_id"]: r["finished_at"] for r in table.rows}
+    for row in rows:  # ISO 8601, the same time as in JSON
+        assert "T" in row["finished_at"], row
+        same = datetime.fromisoformat(json_times[row["job_id"]])
+        assert datetime.fromisoformat(row["finished_at"]) == same
     assert sorted(int(r["n"]) for r in rows) == [4, 5]
 
 

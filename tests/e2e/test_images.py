@@ -335,7 +335,7 @@ def test_linear_fit_runs_hardened_and_matches_numpy_ols(
     r2 = 1 - residuals @ residuals / ((y - y.mean()) @ (y - y.mean()))
     assert results.metrics["r2"] == pytest.approx(r2, rel=1e-9)
     assert results.metrics["rmse"] == pytest.approx(np.sqrt(np.mean(residuals**2)), rel=1e-9)
-    assert results.metrics["n_obs"] == len(y)
+    assert results.metrics["n_obs"] == len(y) and isinstance(results.metrics["n_obs"], int)
     estimates = {row["term"]: row["estimate"] for row in results.tables["coefficients"]}
     assert estimates["(intercept)"] == pytest.approx(beta[0], rel=1e-6)
     assert estimates["bmi"] == pytest.approx(beta[1 + list(frame.columns).index("bmi")], rel=1e-6)
@@ -413,6 +413,7 @@ def test_describe_runs_hardened_and_summarises_every_column(
     numeric = frame.select_dtypes("number")
     assert results.metrics["rows"] == len(frame)
     assert results.metrics["numeric_columns"] == numeric.shape[1]
+    assert all(isinstance(results.metrics[k], int) for k in ("rows", "columns", "missing_cells"))
     summary = {row["column"]: row for row in results.tables["summary"]}
     assert set(summary) == set(frame.columns)
     for column in numeric.columns:

@@ -206,4 +206,6 @@ def _csv_text(columns: Columns, rows: Sequence[Row[Any]], *, header: bool) -> st
 def _cell(value: Any) -> Any:
     if isinstance(value, list | dict):
         return json.dumps(value)
+    if isinstance(value, datetime):  # ISO 8601, as in the JSON table
+        return value.isoformat()
     return value
