@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_
 
 from hq import errors
+
+T = TypeVar("T")
 
 BAD_CURSOR = "cursor is not valid: pass next_cursor from the previous page unchanged"
 
@@ -53,3 +56,15 @@ def after(
     if descending:
         return or_(column < value, and_(column == value, id_column < last_id))
     return or_(column > value, and_(column == value, id_column > last_id))
+
+
+def cut_page(
+    rows: Sequence[T], limit: int, *, sort: str, key: Callable[[T], tuple[Any, str]]
+) -> tuple[list[T], str | None]:
+    """The first ``limit`` of ``rows`` (fetched with ``limit + 1``), and the cursor after the
+    last of them when more remain; ``key`` gives a row's (sort value, id)."""
+    page = list(rows[:limit])
+    if len(rows) <= limit:
+        return page, None
+    value, last_id = key(page[-1])
+    return page, encode_cursor(sort=sort, value=value, last_id=last_id)

@@ -428,11 +428,6 @@ async def list_jobs(
             paging.after(column, Job.id, value=value, last_id=last_id, descending=descending)
         )
     order = (column.desc(), Job.id.desc()) if descending else (column.asc(), Job.id.asc())
-    rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        value = getattr(last, "script_name" if key == "script" else key)
-        next_cursor = paging.encode_cursor(sort=sort, value=value, last_id=last.id)
-    return rows, next_cursor
+    rows = (await session.scalars(stmt.order_by(*order).limit(limit + 1))).all()
+    attribute = "script_name" if key == "script" else key
+    return paging.cut_page(rows, limit, sort=sort, key=lambda j: (getattr(j, attribute), j.id))

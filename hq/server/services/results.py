@@ -122,12 +122,9 @@ async def results_page(
         value, last_id = paging.decode_cursor(cursor, sort=CURSOR_SORT, value_types=(datetime,))
         after = (value, last_id)
     rows = await fetch_rows(session, query=query.check(), after=after, limit=limit + 1)
-    table = build_table(rows[:limit])
-    if len(rows) > limit:
-        created_at, last_id = key_of(rows[limit - 1])
-        table.next_cursor = paging.encode_cursor(
-            sort=CURSOR_SORT, value=created_at, last_id=last_id
-        )
+    page, next_cursor = paging.cut_page(rows, limit, sort=CURSOR_SORT, key=key_of)
+    table = build_table(page)
+    table.next_cursor = next_cursor
     return table
 
 

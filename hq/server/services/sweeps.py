@@ -140,13 +140,11 @@ async def list_sweeps(
             paging.after(Sweep.created_at, Sweep.id, value=value, last_id=last_id, descending=True)
         )
     order = (Sweep.created_at.desc(), Sweep.id.desc())
-    rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = paging.encode_cursor(sort=SWEEP_SORT, value=last.created_at, last_id=last.id)
-    return await _with_counts(session, rows), next_cursor
+    rows = (await session.scalars(stmt.order_by(*order).limit(limit + 1))).all()
+    page, next_cursor = paging.cut_page(
+        rows, limit, sort=SWEEP_SORT, key=lambda s: (s.created_at, s.id)
+    )
+    return await _with_counts(session, page), next_cursor
 
 
 async def _with_counts(session: AsyncSession, sweeps: list[Sweep]) -> list[SweepRead]:
