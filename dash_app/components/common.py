@@ -9,6 +9,7 @@ from dash import html
 
 from dash_app.logic.status import badge_style
 from hq import errors
+from hq.schemas.results import metric_text
 
 
 def message(text: str, *, ok: bool = False) -> html.Div:
@@ -39,7 +40,7 @@ def metric_tiles(metrics: dict[str, int | float]) -> html.Div:
         [
             html.Div(
                 [
-                    html.B(f"{v:.6g}" if isinstance(v, float) else str(v)),
+                    html.B(metric_text(v)),
                     html.Span(k, className="muted"),
                 ],
                 className="metric",

@@ -97,7 +97,7 @@ def _pick_a_sweep() -> html.Div:
             "sweep": s.id,
             "script": f"{s.script}@{s.script_version}",
             "jobs": s.total,
-            "status": ", ".join(f"{k}: {v}" for k, v in sorted(s.counts.items())),
+            "status": s.counts_text,
             "created (UTC)": s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         }
         for s in sweeps

@@ -79,11 +79,6 @@ def when(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
 
 
-def number(value: float) -> str:
-    """A metric as the CLI prints it: an integer whole (1234567), a float to 6 digits."""
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
 def echo_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """A plain aligned text table."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]

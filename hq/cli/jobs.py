@@ -16,12 +16,12 @@ from hq.cli.common import (
     get_client,
     handle_errors,
     json_option,
-    number,
     when,
 )
 from hq.client import HQClient, build, sha256_file
 from hq.schemas.common import JobStatus, is_number
 from hq.schemas.jobs import JobCreate, JobRead
+from hq.schemas.results import metric_text
 
 LOG_TAIL_LINES = 10
 
@@ -207,7 +207,7 @@ def _echo_submitted(created: JobRead) -> None:
         click.echo(f"warning: {created.unschedulable_reason}", err=True)
     if created.status.finished and created.metrics:
         for name, value in sorted(created.metrics.items()):
-            click.echo(f"  {name} = {number(value)}")
+            click.echo(f"  {name} = {metric_text(value)}")
 
 
 def _exit_for_outcome(job: JobRead) -> None:
@@ -321,7 +321,7 @@ def show(job_id: str, as_json: bool) -> None:
         click.echo(f"  {stamp} {event.kind} {event.detail or ''}".rstrip())
     if result:
         for name, value in sorted(result.metrics.items()):
-            click.echo(f"metric   {name} = {number(value)}")
+            click.echo(f"metric   {name} = {metric_text(value)}")
         for name, rows in result.tables.items():
             click.echo(f"table    {name} ({len(rows)} rows)")
 

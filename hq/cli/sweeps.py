@@ -42,13 +42,13 @@ def parse_grid(
         if not isinstance(loaded, list):
             grid[key] = [cli_value(values, as_text=as_text)]
         elif as_text:  # numbers written in a JSON list, for a string param, are their text
-            grid[key] = [json.dumps(v) if _is_number(v) else v for v in loaded]
+            grid[key] = [json.dumps(v) if _json_number(v) else v for v in loaded]
         else:
             grid[key] = loaded
     return grid
 
 
-def _is_number(value: Any) -> bool:
+def _json_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -130,27 +130,23 @@ def submit(
     if as_json:
         echo_json(created)
     elif wait_s is not None:
-        click.echo(_counts(created))
+        click.echo(created.counts_text)
     if wait_s is not None:
         _exit_for_outcome(created)
-
-
-def _counts(info: SweepRead) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in sorted(info.counts.items()))
 
 
 def _exit_for_outcome(info: SweepRead) -> None:
     """With --wait, the exit code says how it ended: 0 all succeeded, 1 not all, 3 not ended."""
     if not info.finished:
         click.echo(
-            f"sweep {info.id} has not ended after the wait ({_counts(info)}); "
+            f"sweep {info.id} has not ended after the wait ({info.counts_text}); "
             f"follow it with `hq sweep show {info.id}`",
             err=True,
         )
         raise SystemExit(3)
     if info.counts.get(JobStatus.succeeded.value, 0) != info.total:
         click.echo(
-            f"error: sweep {info.id}: not every job succeeded ({_counts(info)}); "
+            f"error: sweep {info.id}: not every job succeeded ({info.counts_text}); "
             f"see `hq sweep show {info.id} --results`",
             err=True,
         )
@@ -176,7 +172,7 @@ def list_(script: str | None, limit: int, cursor: str | None, as_json: bool) -> 
                 s.id,
                 f"{s.script}@{s.script_version}",
                 s.total,
-                _counts(s),
+                s.counts_text,
                 when(s.created_at),
             )
             for s in page.items
@@ -205,10 +201,9 @@ def show(sweep_id: str, show_results: bool, as_json: bool) -> None:
             }
         )
         return
-    counts = _counts(info)
     click.echo(
         f"sweep {info.id}  {info.script}@{info.script_version}  {info.total} jobs  "
-        f"({counts}){'  finished' if info.finished else ''}"
+        f"({info.counts_text}){'  finished' if info.finished else ''}"
     )
     if table:
         cols = ["job_id", "status", *table.param_columns, *table.metric_columns]

@@ -16,6 +16,12 @@ MAX_INT_METRIC = 2**53  # the largest integer every JSON reader (JavaScript too)
 CHART_KINDS = ("scatter", "line", "bar", "histogram", "box")
 
 
+def metric_text(value: Metric) -> str:
+    """A metric as the CLI and the web app show it: an integer whole (1234567), a float to
+    6 significant digits."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 class ChartSpec(Model):
     """A small declarative chart that the Dash app draws from one of the job's tables."""
 

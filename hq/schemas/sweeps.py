@@ -73,6 +73,11 @@ class SweepRead(ReadModel):
     created_at: datetime
     finished: bool
 
+    @property
+    def counts_text(self) -> str:
+        """The jobs by status, as the CLI and the web app show them: ``failed: 1, queued: 4``."""
+        return ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
+
 
 class ResultsTable(ReadModel):
     """Rows of params and metrics; ``columns`` lists param columns then metric columns."""
