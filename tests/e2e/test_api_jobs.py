@@ -186,23 +186,33 @@ def test_cancelling_a_running_job_reaches_the_agent_on_its_heartbeat(
         submitter.cancel_job(job.id)
 
 
-def test_wait_returns_the_finished_job_as_soon_as_an_agent_completes_it(
-    server: LiveServer, submitter: HQClient, script: str, queue: str
-) -> None:
-    agent = FakeAgent(server, queue=queue)
+def complete_later(
+    agent: FakeAgent, *, delay_s: float, metrics: dict[str, Any]
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """A started thread in which ``agent`` claims one job, holds it ``delay_s``, then completes
+    it with ``metrics``; what it saw: ``completed_at`` (monotonic), or the ``error`` it hit."""
     seen: dict[str, Any] = {}
 
     def work() -> None:
         try:
             lease = agent.claim_one(wait_s=10)
-            time.sleep(0.5)
+            time.sleep(delay_s)
             seen["completed_at"] = time.monotonic()
-            agent.complete(lease, metrics={"rmse": 0.25})
+            agent.complete(lease, metrics=metrics)
         except Exception as exc:  # surfaced by the main thread's assertions
             seen["error"] = exc
 
     thread = threading.Thread(target=work)
     thread.start()
+    return thread, seen
+
+
+def test_wait_returns_the_finished_job_as_soon_as_an_agent_completes_it(
+    server: LiveServer, submitter: HQClient, script: str, queue: str
+) -> None:
+    thread, seen = complete_later(
+        FakeAgent(server, queue=queue), delay_s=0.5, metrics={"rmse": 0.25}
+    )
     started = time.monotonic()
     done = submitter.submit_job(script=script, params={"n": 2}, queue=queue, wait_s=20)
     answered = time.monotonic()
@@ -234,20 +244,7 @@ def test_a_wait_longer_than_one_request_is_several_long_polls(
     """``--wait 3600`` works: the client waits in turns of at most the server's one-request
     wait (shrunk here to 0.4 s so that one job takes several turns)."""
     monkeypatch.setattr(client_module, "MAX_WAIT_SECONDS", 0.4)
-    agent = FakeAgent(server, queue=queue)
-    seen: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            lease = agent.claim_one(wait_s=10)
-            time.sleep(1.5)
-            seen["completed_at"] = time.monotonic()
-            agent.complete(lease, metrics={"rows": 3})
-        except Exception as exc:  # surfaced by the main thread's assertions
-            seen["error"] = exc
-
-    thread = threading.Thread(target=work)
-    thread.start()
+    thread, seen = complete_later(FakeAgent(server, queue=queue), delay_s=1.5, metrics={"rows": 3})
     done = submitter.submit_job(script=script, params={"n": 2}, queue=queue, wait_s=30)
     answered = time.monotonic()
     thread.join(10)
