@@ -1,10 +1,12 @@
-"""The baselines bench/queue.py measures HQ against: procrastinate and Celery on this machine.
+"""The baselines bench/queue_speed.py measures HQ against: procrastinate and Celery, on this
+machine.
 
 procrastinate runs on the same PostgreSQL as HQ (its own fresh database, dropped after); Celery on
 the local Redis (db ``REDIS_DB`` only, flushed before and after). Each throughput function
 enqueues ``jobs`` no-op tasks, releases ``workers`` workers together and returns jobs/s over the
-drain. The workers are bench/queue.py again in a child role (``--role procrastinate-worker`` or
-``--role celery-worker``), which runs ``run_procrastinate_worker`` or ``run_celery_worker`` here.
+drain. The workers are bench/queue_speed.py again in a child role (``--role
+procrastinate-worker`` or ``--role celery-worker``), which runs ``run_procrastinate_worker`` or
+``run_celery_worker`` here.
 """
 
 from __future__ import annotations

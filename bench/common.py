@@ -1,9 +1,8 @@
 """What the bench scripts share: loopback ports, child processes, fresh PostgreSQL databases and
 percentiles.
 
-Imported as ``bench.common``: each script, run as ``python bench/<name>.py``, first takes the
-bench folder off sys.path (bench/queue.py would shadow the standard library's ``queue``, and
-bench/dash.py the ``dash`` package) and puts the repository root there instead.
+Imported as ``bench.common``: the scripts run from the repository root as
+``python -m bench.<name>`` (``make bench`` does).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import IO, Any
 PG_ADMIN_URL = os.environ.get("HQ_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "hq_bench-admin-token-" + uuid.uuid4().hex
 STEP_TIMEOUT_S = 120.0
-QUEUE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "queue.py")
+QUEUE_MODULE = "bench.queue_speed"
 
 _children: list[Child] = []
 
@@ -130,9 +129,10 @@ def role(
     env: dict[str, str] | None = None,
     out: queue.Queue[str | None] | None = None,
 ) -> Talker:
-    """bench/queue.py again, in one of the child roles its ``--role`` option dispatches (its own
-    HQ agents and the baselines' workers)."""
-    return Talker([sys.executable, QUEUE_SCRIPT, "--role", name, *args], log=log, env=env, out=out)
+    """bench/queue_speed.py again, in one of the child roles its ``--role`` option dispatches (its
+    own HQ agents and the baselines' workers); ``-m`` in the parent's folder, as it was run."""
+    cmd = [sys.executable, "-m", QUEUE_MODULE, "--role", name, *args]
+    return Talker(cmd, log=log, env=env, out=out)
 
 
 def stop_all() -> None:

@@ -9,24 +9,17 @@ jobs submitted at once, against 4 threads doing raw runs in parallel.
 Targets: HQ's p50 latency <= 1.10 x raw, HQ's throughput >= 0.9 x raw.
 
 Everything started here (server, agent) is a child process stopped by its PID; containers carry
-the label ``hq.bench=1`` and are removed by it at the end.
+the label ``hq.bench=1`` and are removed by it at the end. Run from the repository root:
+``python -m bench.containers``.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as ``python bench/containers.py``, this folder would come first on sys.path, and its
-# queue.py would shadow the standard library's: put the repository root there instead.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import io
+import os
 import statistics
+import sys
 import tempfile
 import threading
 import time

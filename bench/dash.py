@@ -9,25 +9,18 @@ Baseline, measured in the same run: the same pages with 100 jobs in the database
 (200) jobs. Budgets: first rows within 1 s, the compare's three charts within 3 s.
 Each figure is the median of ``--runs`` page loads in a warm browser (the first, cold load, which
 also fetches Dash's scripts, is shown apart). Everything started here is stopped by its PID.
+Run from the repository root: ``python -m bench.dash`` (as a file, it would shadow ``dash``).
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as ``python bench/dash.py``, this folder would come first on sys.path, where this file
-# shadows the ``dash`` package and bench/queue.py the standard library's ``queue``.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import hashlib
+import os
 import random
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 import uuid

@@ -10,25 +10,17 @@ time from the submit call's return to the claim's return is taken from one share
 (``time.time()`` in both processes).
 
 Everything started here is a child process stopped by its PID at the end, even on failure.
-``python bench/queue.py --help`` lists the knobs (jobs, capacity, which systems).
+Run from the repository root as ``python -m bench.queue_speed`` (``--help`` lists the knobs: jobs,
+capacity, which systems); its child roles run the same way.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as ``python bench/queue.py``, this file's folder would come first on sys.path and this
-# module would shadow the standard library's ``queue``: put the repository root there instead
-# (where ``bench.common`` and ``bench.baselines`` below are found).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import json
+import os
 import queue
+import sys
 import tempfile
 import time
 from collections.abc import Callable
