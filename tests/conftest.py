@@ -1,4 +1,22 @@
-"""Shared fixtures live in tests/fixtures/<topic>.py, one module per topic."""
+"""Shared fixtures live in tests/fixtures/<topic>.py, one module per topic.
+
+Markers are given here by where a test lives and what it uses, so no test file has to remember:
+
+- ``slow``: every test under tests/e2e (each drives real processes: a server, an agent, a
+  browser), and the few elsewhere marked by hand. ``-m "not slow"`` is unit + integration.
+- ``postgresql``: runs on PostgreSQL, by a parameter (``db_url``, ``live_server``, a module
+  server or ``db`` set to "postgresql") or by a fixture (``pg_url``, ``pg_template``).
+- ``docker``, ``browser``: use the Docker engine's or Chromium's fixtures.
+
+``make check`` runs ``-m "not slow and not postgresql and not docker and not browser"`` on
+tests/unit and tests/integration: no root, no Docker, no PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
 
 pytest_plugins = [
     "tests.fixtures.db",
@@ -10,3 +28,38 @@ pytest_plugins = [
     "tests.fixtures.agent",
     "tests.fixtures.inprocess",
 ]
+
+E2E = Path(__file__).parent / "e2e"
+FIXTURE_MARKS = {
+    "pg_url": "postgresql",
+    "pg_template": "postgresql",
+    "docker_client": "docker",
+    "docker_cleanup": "docker",
+    "base_image": "docker",
+    "registry": "docker",
+    "example_images": "docker",
+    "hq_agents": "docker",
+    "live_agent": "docker",
+    "chromium": "browser",
+    "page": "browser",
+}
+
+
+def marks_for(item: pytest.Item) -> set[str]:
+    """The markers a test gets from its folder, its fixtures and its parameters."""
+    names: set[str] = set()
+    if item.path.is_relative_to(E2E):
+        names.add("slow")
+    fixtures = getattr(item, "fixturenames", ())
+    names.update(mark for fixture, mark in FIXTURE_MARKS.items() if fixture in fixtures)
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "postgresql" in callspec.params.values():
+        names.add("postgresql")
+    return names
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        have = {mark.name for mark in item.iter_markers()}
+        for name in sorted(marks_for(item) - have):
+            item.add_marker(name)

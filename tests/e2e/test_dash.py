@@ -25,7 +25,7 @@ from tests.fixtures.browser import DashFactory, DashServer, Shoot
 from tests.fixtures.docker import SCRIPTS_DIR
 from tests.fixtures.server import LiveServer, ServerFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgresql]  # `hq`: on PostgreSQL
 
 PROTECTED_ROUTES = (
     "/",

@@ -68,6 +68,7 @@ def test_a_revoked_env_admin_token_stays_revoked_after_a_restart(
     assert "HQ_ADMIN_TOKEN names a revoked token" in server.log_path.read_text()
 
 
+@pytest.mark.postgresql
 def test_a_revoke_on_one_replica_is_heard_by_another(
     server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
