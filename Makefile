@@ -1,4 +1,6 @@
-# HQ: `make run` starts HQ on this machine; `make test` runs the whole suite on real parts.
+# HQ: `make run` starts HQ on this machine; `make test` runs the whole suite on real parts;
+# `make check` is the quick loop (lint, types, unit and SQLite integration tests: no root, no
+# Docker, no PostgreSQL); `make format` rewrites what ruff can fix.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +9,7 @@ HQ := $(BIN)/hq
 BASE_IMAGE ?= hq-base:bookworm
 SOURCES := hq agent dash_app tests bench
 
-.PHONY: run test lint typecheck bench images base-image infra clean
+.PHONY: run test check format lint typecheck bench images base-image infra clean docker-ready
 
 # -- set-up ------------------------------------------------------------------------------------
 $(VENV)/.installed-run: pyproject.toml
@@ -17,7 +19,12 @@ $(VENV)/.installed-run: pyproject.toml
 	$(BIN)/pip install -q -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-run
+# `test`: the checkers and the test suite's tools; `dev`: those and the benchmarks' baselines.
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-run
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-test
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
@@ -40,21 +47,32 @@ run: images
 test: infra $(VENV)/.installed-dev lint typecheck
 	$(BIN)/pytest -p no:dash -ra --durations=15 tests
 
-# -- parts of test -----------------------------------------------------------------------------
+# -- the quick loop ----------------------------------------------------------------------------
+# Tests that need PostgreSQL, Docker or Chromium are deselected by marker (tests/conftest.py
+# gives the markers); pytest's exit 5, no test selected, fails it like any other failure.
+CHECK_MARKS := not slow and not postgresql and not docker and not browser
+check: lint typecheck
+	$(BIN)/pytest -p no:dash -q -m "$(CHECK_MARKS)" tests/unit tests/integration
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
+
+# -- parts of test and check -------------------------------------------------------------------
 infra:
 	bash tests/infra/up.sh
 
-lint: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 
-typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict hq agent
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict hq agent dash_app
 
 bench: infra $(VENV)/.installed-dev
-	$(BIN)/python bench/queue.py
-	$(BIN)/python bench/containers.py
-	$(BIN)/python bench/dash.py
+	$(BIN)/python -m bench.queue_speed
+	$(BIN)/python -m bench.containers
+	$(BIN)/python -m bench.dash
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts
