@@ -8,11 +8,10 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +33,7 @@ from hq.server.api import (
 )
 from hq.server.api import metrics as metrics_api
 from hq.server.auth import PrincipalCache
+from hq.server.db.errors import is_retryable
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
@@ -196,23 +196,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: Exception) -> JSONResponse:
-        if _retryable(exc):
+        if is_retryable(exc):
             logger.warning("database unavailable: %s", exc)
             err: errors.HQError = errors.Unavailable("the database is unavailable; retry shortly")
             return JSONResponse(err.to_body(), status_code=503, headers={"Retry-After": "1"})
         logger.exception("database error", exc_info=exc)
         err = errors.HQError()
         return JSONResponse(err.to_body(), status_code=500)
-
-
-def _retryable(exc: Exception) -> bool:
-    """Connection loss and lock timeouts are worth a retry (503); anything else is a bug."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    orig = getattr(exc, "orig", None)
-    if isinstance(orig, psycopg.OperationalError):
-        return True
-    return isinstance(exc, OperationalError) and "locked" in str(exc)
 
 
 class BodyLimit:
