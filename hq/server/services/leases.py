@@ -71,6 +71,8 @@ class Report:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What a report got: accepted (with its status) or refused (with the error's code)."""
+
     answer: CompleteItemResponse
     duration_s: float | None  # the accepted attempt's run time; None for a replay or a refusal
 
@@ -157,11 +159,8 @@ def _check_status(body: CompleteRequest) -> None:
 
 def _is_replay(job: Job | None, body: CompleteRequest) -> bool:
     """Whether this lease token already completed the job (it gets the first answer again)."""
-    return (
-        job is not None
-        and job.completed_token is not None
-        and (job.completed_token == body.lease_token)
-    )
+    completed = job.completed_token if job is not None else None
+    return completed is not None and completed == body.lease_token
 
 
 async def _attempts_to_verify(
