@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
@@ -45,9 +45,32 @@ class Model(BaseModel):
 
 
 class ReadModel(BaseModel):
-    """Base of response models: tolerant of fields added by newer servers."""
+    """Base of response models: tolerant of fields added by newer servers.
+
+    The server builds them from its rows: ``JobRead.model_validate(row)`` reads the row's
+    attributes (``from_attributes``); ``from_row`` adds the fields a row does not hold.
+    """
 
     model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    @classmethod
+    def from_row(cls, row: object, **derived: Any) -> Self:
+        """``model_validate(row)``, with ``derived`` giving (or overriding) the fields the row
+        does not hold: values counted in other rows or computed from settings."""
+        return cls.model_validate(_RowWith(row, derived))
+
+
+class _RowWith:
+    """A row's attributes, with some added or replaced, for ``from_attributes`` validation."""
+
+    def __init__(self, row: object, derived: dict[str, Any]) -> None:
+        self._row = row
+        self._derived = derived
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._derived:
+            return self._derived[name]
+        return getattr(self._row, name)
 
 
 class Page(ReadModel, Generic[T]):

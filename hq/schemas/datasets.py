@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from hq.schemas.common import Model, ReadModel
 
 
 class DatasetVersionRead(ReadModel):
-    dataset: str
+    dataset: str = Field(validation_alias=AliasChoices("dataset", "dataset_name"))
     version: int
     sha256: str
     size: int
@@ -20,7 +20,9 @@ class DatasetVersionRead(ReadModel):
     rows: int | None = None
     columns: list[str] | None = None
     preview: list[dict[str, Any]] | None = None
-    produced_by_job: str | None = None
+    produced_by_job: str | None = Field(
+        default=None, validation_alias=AliasChoices("produced_by_job", "produced_by_job_id")
+    )
     created_at: datetime
 
 

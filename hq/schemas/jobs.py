@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AliasChoices, BeforeValidator, Field
 
 from hq.schemas.common import JobStatus, Label, Metric, Model, ReadModel
 
 MAX_PRIORITY = 1000
 
 MAX_WAIT_SECONDS = 300.0  # the longest one request waits for a job to end (?wait=S)
+
+
+def _none_as_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# A job's metrics by name; a row that holds none (NULL) reads as none.
+MetricValues = Annotated[dict[str, Metric], BeforeValidator(_none_as_empty)]
 
 
 class JobCreate(Model):
@@ -33,7 +41,7 @@ class JobCreate(Model):
 
 
 class InputRef(ReadModel):
-    dataset: str
+    dataset: str = Field(validation_alias=AliasChoices("dataset", "dataset_name"))
     version: int
     sha256: str
     size: int
@@ -50,7 +58,7 @@ class JobEvent(ReadModel):
 
 class JobRead(ReadModel):
     id: str
-    script: str
+    script: str = Field(validation_alias=AliasChoices("script", "script_name"))
     script_version: int
     image: str
     digest: str
@@ -72,7 +80,7 @@ class JobRead(ReadModel):
     failure_reason: str | None = None
     unschedulable_reason: str | None = None
     cancel_requested: bool = False
-    metrics: dict[str, Metric] = Field(default_factory=dict)
+    metrics: MetricValues = Field(default_factory=dict)
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -85,7 +93,7 @@ class JobDetail(JobRead):
 class JobResult(ReadModel):
     job_id: str
     status: JobStatus
-    metrics: dict[str, Metric] = Field(default_factory=dict)
+    metrics: MetricValues = Field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     charts: list[dict[str, Any]] = Field(default_factory=list)
     exit_code: int | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from hq.schemas.common import Model, ReadModel
 from hq.schemas.manifest import Manifest
@@ -29,7 +29,7 @@ class ScriptVersionCreate(Model):
 
 
 class ScriptVersionRead(ReadModel):
-    script: str
+    script: str = Field(validation_alias=AliasChoices("script", "script_name"))
     version: int
     image: str
     digest: str

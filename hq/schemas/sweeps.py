@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from hq.schemas.common import Label, Model, ReadModel
 from hq.schemas.jobs import MAX_PRIORITY
@@ -65,7 +65,7 @@ class SweepCreate(Model):
 
 class SweepRead(ReadModel):
     id: str
-    script: str
+    script: str = Field(validation_alias=AliasChoices("script", "script_name"))
     script_version: int
     total: int
     counts: dict[str, int]

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,7 @@ from hq.server.api import (
 )
 from hq.server.api import metrics as metrics_api
 from hq.server.auth import PrincipalCache
+from hq.server.db.errors import is_retryable
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
@@ -50,38 +52,49 @@ STREAMED_PREFIXES = ("/api/v1/datasets/", "/storage/")
 LOCATIONS = ("body", "query", "path", "header", "cookie")
 
 
+ROUTERS = (
+    health.router,
+    tokens.router,
+    scripts.router,
+    datasets.router,
+    jobs.router,
+    artifacts.router,
+    leases.router,
+    sweeps.router,
+    results.router,
+    agents.router,
+    metrics_api.router,
+    storage.router,
+)
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
+    app = FastAPI(
+        title="HQ",
+        version="0.1.0",
+        lifespan=_lifespan(settings),
+        description="Run Python analysis scripts as versioned container jobs. "
+        "Every route but /api/v1/health needs 'Authorization: Bearer'.",
+    )
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for router in ROUTERS:
+        app.include_router(router)
+    _install_error_handlers(app)
+    return app
+
+
+def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start: migrate, open the database and the store (``app.state``, read by ``deps``), the
+    first admin token, the notifier, the reaper and the token cache. Stop them in turn."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = settings.resolved_database_url
-        await asyncio.to_thread(migrations.upgrade, url)
-        engine = create_engine(url)
-        notifier = Notifier(database_url=url)
-        sessionmaker = create_sessionmaker(engine)
-        sessionmaker.configure(info={NOTIFIER_KEY: notifier})
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
-        app.state.notifier = notifier
-        app.state.metrics = Metrics()
-        app.state.principals = PrincipalCache()
-        app.state.store = make_store(
-            url=settings.resolved_storage_url,
-            public_url=settings.resolved_public_url,
-            secret_key=settings.resolved_secret_key(),
-            s3_access_key=settings.s3_access_key,
-            s3_secret_key=settings.s3_secret_key,
-            s3_region=settings.s3_region,
-            max_put_bytes=settings.max_upload_bytes,
-        )
+        engine, notifier = await _open(app, settings)
         await _bootstrap_admin(app, settings)
         await notifier.start()
-        tasks = [
-            asyncio.create_task(
-                Reaper(sessionmaker=sessionmaker, notifier=notifier, settings=settings).run()
-            ),
-            app.state.principals.start(notifier),
-        ]
+        reaper = Reaper(sessionmaker=app.state.sessionmaker, notifier=notifier, settings=settings)
+        tasks = [asyncio.create_task(reaper.run()), app.state.principals.start(notifier)]
         try:
             yield
         finally:
@@ -92,32 +105,34 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await notifier.stop()
             await engine.dispose()
 
-    app = FastAPI(
-        title="HQ",
-        version="0.1.0",
-        lifespan=lifespan,
-        description="Run Python analysis scripts as versioned container jobs. "
-        "Every route but /api/v1/health needs 'Authorization: Bearer'.",
-    )
+    return lifespan
+
+
+async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, Notifier]:
+    """The migrated database, its sessions, the notifier, the metrics and the object store,
+    kept in ``app.state``."""
+    url = settings.resolved_database_url
+    await asyncio.to_thread(migrations.upgrade, url)
+    engine = create_engine(url)
+    notifier = Notifier(database_url=url)
+    sessionmaker = create_sessionmaker(engine)
+    sessionmaker.configure(info={NOTIFIER_KEY: notifier})
     app.state.settings = settings
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (
-        health,
-        tokens,
-        scripts,
-        datasets,
-        jobs,
-        artifacts,
-        leases,
-        sweeps,
-        results,
-        agents,
-        metrics_api,
-        storage,
-    ):
-        app.include_router(module.router)
-    _install_error_handlers(app)
-    return app
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    app.state.notifier = notifier
+    app.state.metrics = Metrics()
+    app.state.principals = PrincipalCache()
+    app.state.store = make_store(
+        url=settings.resolved_storage_url,
+        public_url=settings.resolved_public_url,
+        secret_key=settings.resolved_secret_key(),
+        s3_access_key=settings.s3_access_key,
+        s3_secret_key=settings.s3_secret_key,
+        s3_region=settings.s3_region,
+        max_put_bytes=settings.max_upload_bytes,
+    )
+    return engine, notifier
 
 
 async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:
@@ -144,75 +159,73 @@ async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(errors.HQError)
-    async def _hq_error(_: Request, exc: errors.HQError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        """Starlette's own answers (no such route, method not allowed) in HQ's error shape."""
-        where = f"{request.method} {request.url.path}"
-        code, message = {
-            404: ("not_found", f"no route {where}; the API is described at /docs"),
-            405: ("method_not_allowed", f"{where} is not allowed; see /docs for the methods"),
-        }.get(
-            exc.status_code,
-            ("bad_request" if exc.status_code < 500 else "internal", str(exc.detail)),
-        )
-        return JSONResponse(
-            {"code": code, "message": message}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = list(exc.errors())
-        first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
-        if first.get("type") == "json_invalid":
-            # FastAPI parses the body before it checks the token: check it here, so that a
-            # request without a valid token gets 401 whatever its body.
-            try:
-                await deps.get_principal(request, await deps.bearer(request))
-            except errors.NotAuthenticated as denied:
-                return await _hq_error(request, denied)
-        loc = [str(p) for p in first.get("loc", ())]
-        loc = loc[1:] if loc and loc[0] in LOCATIONS else loc  # a field may be named "path"
-        field = ".".join(loc) or None
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
-        if first.get("type") == "json_invalid":  # its loc holds a character position
-            ctx = first.get("ctx")
-            why = ctx.get("error", "") if isinstance(ctx, dict) else ""
-            field, message = None, f"the body is not valid JSON: {why} at character {loc[0]}"
-        if len(problems) > 1:
-            message += f" (and {len(problems) - 1} more problem(s))"
-        details = {
-            "errors": [
-                {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")}
-                for e in problems[:20]
-            ]
-        }
-        err = errors.ValidationFailed(message, field=field, details=details)
-        return JSONResponse(err.to_body(), status_code=422)
-
-    @app.exception_handler(DBAPIError)
-    async def _database(_: Request, exc: Exception) -> JSONResponse:
-        if _retryable(exc):
-            logger.warning("database unavailable: %s", exc)
-            err: errors.HQError = errors.Unavailable("the database is unavailable; retry shortly")
-            return JSONResponse(err.to_body(), status_code=503, headers={"Retry-After": "1"})
-        logger.exception("database error", exc_info=exc)
-        err = errors.HQError()
-        return JSONResponse(err.to_body(), status_code=500)
+    """One place maps errors to status codes and HQ's error shape (``hq.client`` maps them
+    back to ``hq.errors`` classes)."""
+    app.exception_handler(errors.HQError)(_hq_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(DBAPIError)(_database_error)
 
 
-def _retryable(exc: Exception) -> bool:
-    """Connection loss and lock timeouts are worth a retry (503); anything else is a bug."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    orig = getattr(exc, "orig", None)
-    if isinstance(orig, psycopg.OperationalError):
-        return True
-    return isinstance(exc, OperationalError) and "locked" in str(exc)
+async def _hq_error(_: Request, exc: errors.HQError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own answers (no such route, method not allowed) in HQ's error shape."""
+    where = f"{request.method} {request.url.path}"
+    code, message = {
+        404: ("not_found", f"no route {where}; the API is described at /docs"),
+        405: ("method_not_allowed", f"{where} is not allowed; see /docs for the methods"),
+    }.get(
+        exc.status_code,
+        ("bad_request" if exc.status_code < 500 else "internal", str(exc.detail)),
+    )
+    return JSONResponse(
+        {"code": code, "message": message}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = list(exc.errors())
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        # FastAPI parses the body before it checks the token: check it here, so that a
+        # request without a valid token gets 401 whatever its body.
+        try:
+            await deps.get_principal(request, await deps.bearer(request))
+        except errors.NotAuthenticated as denied:
+            return await _hq_error(request, denied)
+    loc = [str(p) for p in first.get("loc", ())]
+    loc = loc[1:] if loc and loc[0] in LOCATIONS else loc  # a field may be named "path"
+    field = ".".join(loc) or None
+    message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+    if first.get("type") == "json_invalid":  # its loc holds a character position
+        ctx = first.get("ctx")
+        why = ctx.get("error", "") if isinstance(ctx, dict) else ""
+        field, message = None, f"the body is not valid JSON: {why} at character {loc[0]}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s))"
+    details = {
+        "errors": [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")}
+            for e in problems[:20]
+        ]
+    }
+    err = errors.ValidationFailed(message, field=field, details=details)
+    return JSONResponse(err.to_body(), status_code=422)
+
+
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After for what is worth a retry (``db.errors.is_retryable``), else 500."""
+    if is_retryable(exc):
+        logger.warning("database unavailable: %s", exc)
+        err: errors.HQError = errors.Unavailable("the database is unavailable; retry shortly")
+        return JSONResponse(err.to_body(), status_code=503, headers={"Retry-After": "1"})
+    logger.exception("database error", exc_info=exc)
+    err = errors.HQError()
+    return JSONResponse(err.to_body(), status_code=500)
 
 
 class BodyLimit:

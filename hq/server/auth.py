@@ -27,6 +27,16 @@ class Principal:
     name: str
     role: Role
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
+    @property
+    def scope_token_id(self) -> str | None:
+        """The token an agent's rows must belong to; None for an admin, who may act for any
+        agent."""
+        return None if self.is_admin else self.token_id
+
 
 class PrincipalCache:
     def __init__(self, *, ttl_seconds: float = 60.0, max_entries: int = 10_000) -> None:

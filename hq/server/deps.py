@@ -1,4 +1,10 @@
-"""Request dependencies: the session, the principal and its role, the object store."""
+"""Request dependencies: the session, the principal and its role, and the app's parts.
+
+Routes take these as typed parameters (``store: StoreDep``), never ``request.app.state``: this
+module is the one place that knows where the lifespan keeps them. Each is read per request, so
+a test may swap one on a running app (``app.state.store = ...``). All are ``async`` on purpose:
+FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq import errors
 from hq.schemas.common import Role
 from hq.server.auth import Principal, PrincipalCache
+from hq.server.metrics import Metrics
+from hq.server.notify import Disconnected, Notifier
 from hq.server.services import tokens as token_service
 from hq.server.settings import ServerSettings
 from hq.server.storage import ObjectStore
@@ -27,13 +35,45 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-# async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request.
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """For services that open short transactions of their own (long polls, streams)."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
 async def get_server_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
 
 
 SettingsDep = Annotated[ServerSettings, Depends(get_server_settings)]
+
+
+async def get_notifier(request: Request) -> Notifier:
+    notifier: Notifier = request.app.state.notifier
+    return notifier
+
+
+NotifierDep = Annotated[Notifier, Depends(get_notifier)]
+
+
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+async def get_disconnected(request: Request) -> Disconnected:
+    """How a long poll asks whether its caller went away (nobody would read the answer)."""
+    return request.is_disconnected
+
+
+DisconnectedDep = Annotated[Disconnected, Depends(get_disconnected)]
 
 
 async def get_principal(

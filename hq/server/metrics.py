@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq.server.db.models import Job
 from hq.server.db.types import utcnow
@@ -71,16 +69,13 @@ class Metrics:
         if duration_s is not None:
             self.duration.labels(status=status).observe(duration_s)
 
-    async def render(self, session: AsyncSession, *, agent_counts: dict[str, int]) -> bytes:
-        rows = (
-            await session.execute(
-                select(Job.queue, Job.status, func.count())
-                .where(Job.status.in_(("queued", "running")))
-                .group_by(Job.queue, Job.status)
-            )
-        ).all()
+    def render(
+        self, *, job_counts: dict[tuple[str, str], int], agent_counts: dict[str, int]
+    ) -> bytes:
+        """The registry as Prometheus text, the gauges set to these counts: jobs by (queue,
+        status), agents by status (``services.metrics`` reads them from the database)."""
         self.jobs.clear()
-        for queue_name, status, count in rows:
+        for (queue_name, status), count in job_counts.items():
             self.jobs.labels(queue=queue_name, status=status).set(count)
         self.agents.clear()
         for status, count in agent_counts.items():

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from sqlalchemy import event, text
@@ -31,6 +32,9 @@ TOPICS = (QUEUED, "done", "logs", "tokens")
 RECONNECT_MAX_SECONDS = 5.0
 NOTIFIER_KEY = "hq_notifier"
 TOPICS_KEY = "hq_topics"
+
+# How a long wait asks whether its caller went away (a request's ``is_disconnected``).
+Disconnected = Callable[[], Awaitable[bool]]
 
 
 class ClaimWaiter:

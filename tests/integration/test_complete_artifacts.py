@@ -15,8 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from hq.server import queue
+from hq.server.db.models import Job
 from hq.server.storage import artifact_key
 from hq.server.storage.local import LocalStore
 from tests.fixtures.factories import build_agent, build_job
@@ -110,3 +112,40 @@ async def test_a_stale_token_is_refused_before_anything_is_hashed(leased: Leased
     answer = await leased.http.post(f"/api/v1/jobs/{leased.job_id}/complete", json=body)
     assert answer.status_code == 409, answer.text
     assert not leased.store.hashing.is_set()
+
+
+async def test_a_lease_lost_while_its_artifacts_are_hashed_is_refused(
+    leased: Leased, inprocess: InProcess, tmp_path: Path
+) -> None:
+    """The transaction that accepts reads the job afresh: a lease requeued while HQ hashed
+    (here by hand, as the reaper does) is no longer the agent's, whatever the first read saw."""
+    data = b"late result " * 100
+    source = tmp_path / "late.bin"
+    source.write_bytes(data)
+    await leased.store.put_file(artifact_key(leased.job_id, leased.attempt, "late.bin"), source)
+    body = {
+        "lease_token": leased.token,
+        "status": "succeeded",
+        "exit_code": 0,
+        "artifacts": [
+            {"path": "late.bin", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        ],
+    }
+    completing = asyncio.create_task(
+        leased.http.post(f"/api/v1/jobs/{leased.job_id}/complete", json=body)
+    )
+    await asyncio.wait_for(leased.store.hashing.wait(), PATIENCE_SECONDS)
+    try:
+        async with inprocess.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Job)
+                .where(Job.id == leased.job_id)
+                .values(status="queued", lease_token=None, lease_expires_at=None, agent_id=None)
+            )
+    finally:
+        leased.store.gate.set()
+    done = await completing
+    assert done.status_code == 409, done.text
+    async with inprocess.sessionmaker() as session:
+        job = await session.get(Job, leased.job_id)
+    assert job is not None and job.status == "queued"

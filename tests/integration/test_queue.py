@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +20,9 @@ from hq.server import queue
 from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.db.types import utcnow
+from hq.server.metrics import Metrics
 from hq.server.services import leases
+from hq.server.storage.local import LocalStore
 from tests.fixtures.factories import build_agent, build_job
 
 Maker = async_sessionmaker[AsyncSession]
@@ -52,9 +56,16 @@ async def claim(maker: Maker, agent: Agent, capacity: int = 1, ttl: float = 30) 
 
 async def complete(maker: Maker, job: Job, token: str, **fields: object) -> object:
     body = CompleteRequest(lease_token=token, status=JobStatus.succeeded, exit_code=0, **fields)
-    async with maker() as session, session.begin():
-        answer, _ = await leases.complete(session, job_id=job.id, body=body, agent_token_id=None)
-    return answer
+    with tempfile.TemporaryDirectory() as root:  # no artifacts: the store is never read
+        store = LocalStore(root=Path(root), public_url="http://hq", secret_key="k" * 32)
+        return await leases.complete(
+            sessionmaker=maker,
+            store=store,
+            metrics=Metrics(),
+            job_id=job.id,
+            body=body,
+            agent_token_id=None,
+        )
 
 
 async def test_claim_orders_by_priority_then_age(sessionmaker: Maker) -> None:

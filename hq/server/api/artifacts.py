@@ -6,7 +6,6 @@ from fastapi import APIRouter, status
 from fastapi.responses import RedirectResponse
 
 from hq.schemas.agents import UploadRequest, UploadResponse
-from hq.schemas.common import Role
 from hq.schemas.jobs import ArtifactRead
 from hq.server.deps import AgentPrincipal, SessionDep, SettingsDep, StoreDep, Viewer
 from hq.server.services import artifacts as artifact_service
@@ -31,7 +30,7 @@ async def upload_urls(
             store=store,
             job_id=job_id,
             lease_token=body.lease_token,
-            agent_token_id=None if principal.role == Role.admin else principal.token_id,
+            agent_token_id=principal.scope_token_id,
             files=body.files,
             max_bytes=settings.max_upload_bytes,
         )

@@ -2,44 +2,51 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.common import JobStatus, Page
+from hq.schemas.common import Page
 from hq.schemas.jobs import MAX_WAIT_SECONDS, JobCreate, JobDetail, JobRead, JobResult
-from hq.server.db.models import Job, JobLog
-from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
+from hq.server.deps import (
+    DisconnectedDep,
+    NotifierDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    Submitter,
+    Viewer,
+)
 from hq.server.services import jobs as job_service
+from hq.server.services import logs as log_service
+from hq.server.services import submissions
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-FOLLOW_POLL_SECONDS = 1.0
-LOG_PAGE_LINES = 10_000
+
+WaitQuery = Annotated[
+    float | None,
+    Query(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait for the job to end"),
+]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
 async def submit_job(
     body: JobCreate,
-    request: Request,
     response: Response,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    notifier: NotifierDep,
+    disconnected: DisconnectedDep,
     settings: SettingsDep,
     principal: Submitter,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
-    wait: Annotated[
-        float | None,
-        Query(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait for the job to end"),
-    ] = None,
+    wait: WaitQuery = None,
 ) -> JobRead:
     async with session.begin():
-        job, created = await job_service.submit(
+        job, created = await submissions.submit(
             session,
             body=body,
             created_by=principal.token_id,
@@ -47,31 +54,17 @@ async def submit_job(
             offline_seconds=settings.agent_offline_seconds,
             default_timeout_s=settings.default_timeout_seconds,
         )
-        read = job_service.to_read(job)
     if not created:
         response.status_code = status.HTTP_200_OK
-    if wait:
-        read = await _wait_for_end(request, job_id=read.id, timeout=wait) or read
-    return read
-
-
-async def _wait_for_end(request: Request, *, job_id: str, timeout: float) -> JobRead | None:
-    notifier = request.app.state.notifier
-    deadline = time.monotonic() + timeout
-    while True:
-        ev = notifier.watch("done")
-        async with request.app.state.sessionmaker() as session:
-            job = await job_service.get_job_row(session, job_id=job_id)
-            read = job_service.to_read(job)
-        remaining = deadline - time.monotonic()
-        if (
-            read.status.finished
-            or remaining <= 0
-            or notifier.closing
-            or await request.is_disconnected()
-        ):
-            return read
-        await notifier.wait(ev, min(remaining, 5.0))
+    if not wait:
+        return job
+    return await job_service.wait_for_end(  # after the commit: the job must be visible
+        sessionmaker=sessionmaker,
+        notifier=notifier,
+        job_id=job.id,
+        timeout=wait,
+        disconnected=disconnected,
+    )
 
 
 @router.get("", response_model=Page[JobRead])
@@ -93,10 +86,9 @@ async def list_jobs(
             raise errors.ValidationFailed(
                 f"{name}: give a timezone, e.g. 2026-01-01T00:00:00Z", field=name
             )
-    statuses = [s for s in (status_ or "").split(",") if s]
-    rows, next_cursor = await job_service.list_jobs(
+    return await job_service.list_jobs(
         session,
-        statuses=statuses,
+        statuses=[s for s in (status_ or "").split(",") if s],
         script=script,
         sweep=sweep,
         queue_name=queue,
@@ -106,22 +98,26 @@ async def list_jobs(
         limit=limit,
         cursor=cursor,
     )
-    return Page[JobRead](items=[job_service.to_read(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobDetail)
 async def get_job(
     job_id: str,
-    request: Request,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    notifier: NotifierDep,
+    disconnected: DisconnectedDep,
     _: Viewer,
-    wait: Annotated[
-        float | None,
-        Query(ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait for the job to end"),
-    ] = None,
+    wait: WaitQuery = None,
 ) -> JobDetail:
     if wait:
-        await _wait_for_end(request, job_id=job_id, timeout=wait)
+        await job_service.wait_for_end(
+            sessionmaker=sessionmaker,
+            notifier=notifier,
+            job_id=job_id,
+            timeout=wait,
+            disconnected=disconnected,
+        )
     return await job_service.get_detail(session, job_id=job_id)
 
 
@@ -133,7 +129,7 @@ async def get_result(job_id: str, session: SessionDep, _: Viewer) -> JobResult:
 @router.post("/{job_id}/cancel", response_model=JobRead)
 async def cancel_job(job_id: str, session: SessionDep, _: Submitter) -> JobRead:
     async with session.begin():
-        return job_service.to_read(await job_service.cancel(session, job_id=job_id))
+        return await job_service.cancel(session, job_id=job_id)
 
 
 @router.get(
@@ -142,47 +138,19 @@ async def cancel_job(job_id: str, session: SessionDep, _: Submitter) -> JobRead:
     responses={200: {"content": {"text/plain": {}}}},
 )
 async def get_logs(
-    job_id: str, request: Request, session: SessionDep, __: Viewer, follow: bool = False
+    job_id: str,
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    notifier: NotifierDep,
+    disconnected: DisconnectedDep,
+    __: Viewer,
+    follow: bool = False,
 ) -> Response:
     """The job's log text; ``follow=1`` streams new lines until the job ends."""
-    await job_service.get_job_row(session, job_id=job_id)
     if not follow:
-        text: list[str] = []
-        last, lines = await _log_lines(session, job_id=job_id, after_id=0)
-        while lines:  # page by page: all of it, not only the first page
-            text.extend(lines)
-            last, lines = await _log_lines(session, job_id=job_id, after_id=last)
-        return PlainTextResponse("".join(text))
-    # The stream uses its own short sessions; this one must not hold a transaction (on SQLite,
-    # a BEGIN IMMEDIATE write lock) while the stream runs, or the stream waits on itself.
-    await session.close()
-    return StreamingResponse(_follow(request, job_id=job_id), media_type="text/plain")
-
-
-async def _log_lines(session: AsyncSession, *, job_id: str, after_id: int) -> tuple[int, list[str]]:
-    rows = (
-        await session.execute(
-            select(JobLog.id, JobLog.text)
-            .where(JobLog.job_id == job_id, JobLog.id > after_id)
-            .order_by(JobLog.id)
-            .limit(LOG_PAGE_LINES)
-        )
-    ).all()
-    last = rows[-1][0] if rows else after_id
-    return last, [text if text.endswith("\n") else text + "\n" for _, text in rows]
-
-
-async def _follow(request: Request, *, job_id: str) -> AsyncIterator[str]:
-    notifier = request.app.state.notifier
-    last = 0
-    while not notifier.closing and not await request.is_disconnected():
-        ev = notifier.watch("logs")
-        async with request.app.state.sessionmaker() as session:
-            last, lines = await _log_lines(session, job_id=job_id, after_id=last)
-            job_status = await session.scalar(select(Job.status).where(Job.id == job_id))
-        if lines:
-            yield "".join(lines)
-            continue
-        if job_status is None or JobStatus(job_status).finished:
-            return
-        await notifier.wait(ev, FOLLOW_POLL_SECONDS)
+        return PlainTextResponse(await log_service.read_logs(session, job_id=job_id))
+    # The stream reads in short sessions of its own; this route's session stays unused.
+    lines = await log_service.follow_logs(
+        sessionmaker=sessionmaker, notifier=notifier, job_id=job_id, disconnected=disconnected
+    )
+    return StreamingResponse(lines, media_type="text/plain")

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq.schemas.sweeps import ResultsTable
-from hq.server.deps import SessionDep, Viewer
+from hq.server.deps import SessionDep, SessionmakerDep, Viewer
 from hq.server.services import results as result_service
-from hq.server.services.results import Columns, Key, ResultsQuery
+from hq.server.services.results import ResultsQuery
 
 router = APIRouter(prefix="/api/v1/results", tags=["results"])
 
 
 @router.get("", response_model=ResultsTable, responses={200: {"content": {"text/csv": {}}}})
 async def results(
-    request: Request,
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     _: Viewer,
     script: str | None = None,
     sweep: str | None = None,
@@ -57,57 +54,10 @@ async def results(
                 limit=limit or result_service.DEFAULT_PAGE_ROWS,
                 cursor=cursor,
             )
-    async with session.begin():
-        upto = await result_service.newest_key(session, query=query)
+    stream = await result_service.csv_download(sessionmaker=sessionmaker, query=query, limit=limit)
     name = script or sweep or "jobs"
     return StreamingResponse(
-        _csv(request.app.state.sessionmaker, query=query, upto=upto, limit=limit),
+        stream,
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
-
-
-async def _csv(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    query: ResultsQuery,
-    upto: Key | None,
-    limit: int | None,
-) -> AsyncIterator[str]:
-    """Two passes over the same rows, a short transaction per batch (on SQLite every
-    transaction holds the write lock): the column names first, then the rows."""
-    columns = Columns()
-    async for rows in _batches(sessionmaker, query=query, upto=upto, limit=limit):
-        columns.add(rows)
-    yield result_service.csv_header(columns)
-    async for rows in _batches(sessionmaker, query=query, upto=upto, limit=limit):
-        yield result_service.csv_rows(columns, rows)
-
-
-async def _batches(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    query: ResultsQuery,
-    upto: Key | None,
-    limit: int | None,
-) -> AsyncIterator[list[Row[Any]]]:
-    if upto is None:
-        return
-    after: Key | None = None
-    left = limit
-    while left is None or left > 0:
-        size = min(left or result_service.CSV_BATCH_ROWS, result_service.CSV_BATCH_ROWS)
-        async with sessionmaker() as session, session.begin():
-            rows = list(
-                await result_service.fetch_rows(
-                    session, query=query, after=after, upto=upto, limit=size
-                )
-            )
-        if not rows:
-            return
-        yield rows
-        after = result_service.key_of(rows[-1])
-        if left is not None:
-            left -= len(rows)
-        if len(rows) < size:
-            return

@@ -14,13 +14,14 @@ from fastapi.responses import FileResponse
 
 from hq import errors
 from hq.schemas.common import is_number
+from hq.server.deps import StoreDep
+from hq.server.storage import ObjectStore
 from hq.server.storage.local import STORAGE_ROUTE_PREFIX, LocalStore
 
 router = APIRouter(prefix=STORAGE_ROUTE_PREFIX, tags=["storage"], include_in_schema=False)
 
 
-def _local_store(request: Request) -> LocalStore:
-    store = getattr(request.app.state, "store", None)
+def _local(store: ObjectStore) -> LocalStore:
     if not isinstance(store, LocalStore):
         raise errors.NotFound("this server's object store serves its own URLs")
     return store
@@ -28,16 +29,16 @@ def _local_store(request: Request) -> LocalStore:
 
 @router.get("/{key:path}")
 async def get_object(
-    request: Request,
     key: str,
+    store: StoreDep,
     expires: Annotated[str | None, Query()] = None,
     sig: Annotated[str | None, Query()] = None,
     filename: Annotated[str | None, Query()] = None,
 ) -> FileResponse:
     """Stream one object to the holder of a signed, unexpired GET URL."""
-    store = _local_store(request)
-    store.verify(method="GET", key=key, expires=expires, sig=sig, filename=filename)
-    path = store.path_for(key)
+    local = _local(store)
+    local.verify(method="GET", key=key, expires=expires, sig=sig, filename=filename)
+    path = local.path_for(key)
     if not path.is_file():
         raise errors.NotFound(f"no object {key!r} in the store")
     media_type = (mimetypes.guess_type(filename or key)[0]) or "application/octet-stream"
@@ -50,20 +51,21 @@ async def get_object(
 async def put_object(
     request: Request,
     key: str,
+    store: StoreDep,
     expires: Annotated[str | None, Query()] = None,
     sig: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Receive one object from the holder of a signed, unexpired PUT URL (streamed, atomic)."""
-    store = _local_store(request)
-    store.verify(method="PUT", key=key, expires=expires, sig=sig)
+    local = _local(store)
+    local.verify(method="PUT", key=key, expires=expires, sig=sig)
     declared = request.headers.get("content-length")
-    if declared is not None and store.max_put_bytes is not None:
+    if declared is not None and local.max_put_bytes is not None:
         if not is_number(declared):
             raise errors.BadRequest("Content-Length must be a number")
-        if int(declared) > store.max_put_bytes:
+        if int(declared) > local.max_put_bytes:
             raise errors.PayloadTooLarge(
                 f"the upload ({declared} bytes) is larger than this server's limit of "
-                f"{store.max_put_bytes} bytes"
+                f"{local.max_put_bytes} bytes"
             )
-    size = await store.write_stream(key, request.stream())
+    size = await local.write_stream(key, request.stream())
     return Response(status_code=200, headers={"x-hq-size": str(size)})

@@ -7,11 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from hq.schemas.common import Page
-from hq.schemas.sweeps import MAX_SWEEP_JOBS, ResultsTable, SweepCreate, SweepRead
+from hq.schemas.sweeps import ResultsTable, SweepCreate, SweepRead
 from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
-from hq.server.services import results as result_service
 from hq.server.services import sweeps as sweep_service
-from hq.server.services.results import ResultsQuery
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 MAX_SWEEP_PAGE = 200  # each carries its spec, whose grid can hold thousands of values
@@ -40,10 +38,7 @@ async def list_sweeps(
     cursor: str | None = None,
 ) -> Page[SweepRead]:
     """Sweeps, newest first, each with its jobs counted by status."""
-    items, next_cursor = await sweep_service.list_sweeps(
-        session, script=script, limit=limit, cursor=cursor
-    )
-    return Page[SweepRead](items=items, next_cursor=next_cursor)
+    return await sweep_service.list_sweeps(session, script=script, limit=limit, cursor=cursor)
 
 
 @router.get("/{sweep_id}", response_model=SweepRead)
@@ -53,7 +48,4 @@ async def get_sweep(sweep_id: str, session: SessionDep, _: Viewer) -> SweepRead:
 
 @router.get("/{sweep_id}/results", response_model=ResultsTable)
 async def sweep_results(sweep_id: str, session: SessionDep, _: Viewer) -> ResultsTable:
-    await sweep_service.get_sweep(session, sweep_id=sweep_id)
-    return await result_service.results_page(  # a sweep fits one page
-        session, query=ResultsQuery(sweep_id=sweep_id), limit=MAX_SWEEP_JOBS
-    )
+    return await sweep_service.get_results(session, sweep_id=sweep_id)

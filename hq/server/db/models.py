@@ -1,4 +1,4 @@
-"""The tables. Services use these; only ``hq/server/queue.py`` writes lease columns."""
+"""The tables. Services use these; only ``hq/server/queue/`` writes lease columns."""
 
 from __future__ import annotations
 

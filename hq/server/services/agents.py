@@ -1,4 +1,4 @@
-"""Agents: registration, listing, drain, and turning claimed jobs into leases."""
+"""Agents: registration, listing, drain; the claim itself is ``services.claims``."""
 
 from __future__ import annotations
 
@@ -9,20 +9,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.agents import AgentCreate, AgentRead, InputDownload, Lease
+from hq.schemas.agents import AgentCreate, AgentRead
 from hq.schemas.common import JobStatus
-from hq.schemas.manifest import Manifest
 from hq.server.db.models import Agent, Job
 from hq.server.db.types import utcnow
-from hq.server.services import jobs as job_service
-from hq.server.storage import ObjectStore, dataset_key
-
-INPUT_URL_EXPIRY_SECONDS = 900
+from hq.server.services import submissions
 
 
 async def register(
     session: AsyncSession, *, body: AgentCreate, token_id: str, offline_seconds: float
-) -> Agent:
+) -> AgentRead:
     agent = Agent(
         id=str(uuid.uuid4()),
         name=body.name,
@@ -43,19 +39,20 @@ async def register(
             )
         )
     ).all()
-    agents = await job_service.live_agents(session, offline_seconds=offline_seconds)
+    agents = await submissions.live_agents(session, offline_seconds=offline_seconds)
     for job in waiting:
-        job.unschedulable_reason = job_service.unschedulable_reason(
+        job.unschedulable_reason = submissions.unschedulable_reason(
             agents=agents, labels=job.labels, gpus=job.gpus, queue_name=job.queue
         )
     await session.flush()
-    return agent
+    return _read(agent, running=0, offline_seconds=offline_seconds)
 
 
 async def get_agent(
     session: AsyncSession, *, agent_id: str, token_id: str | None, for_update: bool = False
 ) -> Agent:
-    """The agent; ``token_id`` (None for admins) must be the token that registered it."""
+    """The agent's row (for services); ``token_id`` (None for admins) must be the token that
+    registered it."""
     stmt = select(Agent).where(Agent.id == agent_id)
     agent = await session.scalar(stmt.with_for_update() if for_update else stmt)
     if agent is None:
@@ -91,23 +88,14 @@ async def list_agents(session: AsyncSession, *, offline_seconds: float) -> list[
         ).all()
     )
     rows = (await session.scalars(select(Agent).order_by(Agent.created_at))).all()
-    return [to_read(a, running=running.get(a.id, 0), offline_seconds=offline_seconds) for a in rows]
+    return [_read(a, running=running.get(a.id, 0), offline_seconds=offline_seconds) for a in rows]
 
 
-def to_read(agent: Agent, *, running: int, offline_seconds: float) -> AgentRead:
-    return AgentRead(
-        id=agent.id,
-        name=agent.name,
-        labels=agent.labels,
-        capacity=agent.capacity,
-        gpus=agent.gpus,
-        queues=agent.queues,
-        status=_status(agent, offline_seconds=offline_seconds),
-        running=running,
-        drain_requested=agent.drain_requested,
-        last_seen_at=agent.last_seen_at,
-        created_at=agent.created_at,
-    )
+def _read(agent: Agent, *, running: int, offline_seconds: float) -> AgentRead:
+    """The row, with what is derived: its status (from when it was last seen) and how many
+    jobs it runs."""
+    status = _status(agent, offline_seconds=offline_seconds)
+    return AgentRead.from_row(agent, status=status, running=running)
 
 
 async def drain(session: AsyncSession, *, agent_id: str, offline_seconds: float) -> AgentRead:
@@ -122,33 +110,4 @@ async def drain(session: AsyncSession, *, agent_id: str, offline_seconds: float)
         )
         or 0
     )
-    return to_read(agent, running=running, offline_seconds=offline_seconds)
-
-
-async def to_lease(job: Job, *, store: ObjectStore) -> Lease:
-    """A claimed job as the agent needs it, inputs as short-lived presigned URLs."""
-    downloads = [
-        InputDownload(
-            name=name,
-            filename=ref["filename"],
-            sha256=ref["sha256"],
-            size=ref["size"],
-            url=await store.presign_get(
-                dataset_key(ref["sha256"]), expires_s=INPUT_URL_EXPIRY_SECONDS
-            ),
-        )
-        for name, ref in job.inputs.items()
-    ]
-    assert job.lease_token is not None and job.lease_expires_at is not None
-    return Lease(
-        job_id=job.id,
-        lease_token=job.lease_token,
-        attempt=job.attempts,
-        lease_expires_at=job.lease_expires_at,
-        image=job.image,
-        digest=job.digest,
-        manifest=Manifest.model_validate(job.manifest),
-        params=job.params,
-        inputs=downloads,
-        timeout_s=job.timeout_s,
-    )
+    return _read(agent, running=running, offline_seconds=offline_seconds)

@@ -43,16 +43,6 @@ def _check_files(files: Sequence[ArtifactFile]) -> None:
         seen.add(f.path)
 
 
-def to_read(row: Artifact) -> ArtifactRead:
-    return ArtifactRead(
-        path=row.path,
-        size=row.size,
-        sha256=row.sha256,
-        attempt=row.attempt,
-        created_at=row.created_at,
-    )
-
-
 async def create_upload_urls(
     session: AsyncSession,
     *,
@@ -182,7 +172,7 @@ async def list_artifacts(session: AsyncSession, *, job_id: str) -> list[Artifact
             .order_by(Artifact.path, Artifact.attempt)
         )
     ).all()
-    return [to_read(r) for r in rows]
+    return [ArtifactRead.model_validate(r) for r in rows]
 
 
 async def artifact_url(session: AsyncSession, *, store: ObjectStore, job_id: str, path: str) -> str:

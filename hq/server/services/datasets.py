@@ -43,22 +43,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def to_read(row: DatasetVersion) -> DatasetVersionRead:
-    return DatasetVersionRead(
-        dataset=row.dataset_name,
-        version=row.version,
-        sha256=row.sha256,
-        size=row.size,
-        filename=row.filename,
-        content_type=row.content_type,
-        rows=row.rows,
-        columns=row.columns,
-        preview=row.preview,
-        produced_by_job=row.produced_by_job_id,
-        created_at=row.created_at,
-    )
-
-
 async def _latest(session: AsyncSession, *, name: str) -> DatasetVersion | None:
     return await session.scalar(
         select(DatasetVersion)
@@ -146,7 +130,7 @@ async def create_version(
         "" if created else " already present",
         extra={"dataset": name, "version": row.version},
     )
-    return to_read(row), created
+    return DatasetVersionRead.model_validate(row), created
 
 
 async def list_datasets(session: AsyncSession) -> list[DatasetRead]:
@@ -160,7 +144,7 @@ async def list_datasets(session: AsyncSession) -> list[DatasetRead]:
         .outerjoin(latest, latest.c.dataset_name == Dataset.name)
         .order_by(Dataset.name)
     )
-    return [DatasetRead(name=d.name, created_at=d.created_at, latest_version=v) for d, v in rows]
+    return [DatasetRead.from_row(d, latest_version=v) for d, v in rows]
 
 
 async def get_dataset(session: AsyncSession, *, name: str) -> DatasetRead:
@@ -174,18 +158,18 @@ async def get_dataset(session: AsyncSession, *, name: str) -> DatasetRead:
             .order_by(DatasetVersion.version.desc())
         )
     ).all()
-    return DatasetRead(
-        name=dataset.name,
-        created_at=dataset.created_at,
+    return DatasetRead.from_row(
+        dataset,
         latest_version=versions[0].version if versions else None,
-        versions=[to_read(v) for v in versions],
+        versions=[DatasetVersionRead.model_validate(v) for v in versions],
     )
 
 
 async def get_version_row(
     session: AsyncSession, *, name: str, version: int | None
 ) -> DatasetVersion:
-    """One version (the latest when ``version`` is None), or NotFound saying what exists."""
+    """One version's row (the latest when ``version`` is None; for services), or NotFound
+    saying what exists."""
     if version is None:
         row = await _latest(session, name=name)
     else:
@@ -207,11 +191,13 @@ async def get_version_row(
 
 
 async def get_version(session: AsyncSession, *, name: str, version: int) -> DatasetVersionRead:
-    return to_read(await get_version_row(session, name=name, version=version))
+    row = await get_version_row(session, name=name, version=version)
+    return DatasetVersionRead.model_validate(row)
 
 
 async def resolve_input(session: AsyncSession, *, ref: str) -> DatasetVersion:
-    """``name`` or ``name@version`` (or ``name@latest``) to a stored version, for submissions."""
+    """``name`` or ``name@version`` (or ``name@latest``) to a stored version's row, for
+    submissions."""
     name, sep, version_text = ref.strip().partition("@")
     if not NAME_RE.match(name):
         raise errors.ValidationFailed(
@@ -307,4 +293,4 @@ async def promote(
         description=description,
         produced_by_job_id=job_id,
     )
-    return to_read(row)
+    return DatasetVersionRead.model_validate(row)

@@ -1,26 +1,33 @@
-"""What an agent does with a lease: heartbeat, ship logs, complete."""
+"""What an agent does with a lease: heartbeat, complete (one job, or a batch).
+
+``complete`` checks each listed artifact's size and sha256 in storage between a short
+transaction that reads the lease and the one that accepts the result, so hashing holds no
+database lock: it opens those transactions itself (it takes the sessionmaker).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq import errors
 from hq.schemas.agents import (
+    CompleteBatchResponse,
     CompleteItem,
     CompleteItemResponse,
     CompleteRequest,
     CompleteResponse,
     HeartbeatResponse,
-    LogBatch,
 )
 from hq.schemas.common import JobStatus
-from hq.server import notify, queue
-from hq.server.db.models import Agent, Job, JobLog, JobResultRow
+from hq.server import queue
+from hq.server.db.models import Job, JobResultRow
+from hq.server.metrics import Metrics
 from hq.server.services import artifacts as artifact_service
 from hq.server.services.artifacts import VerifiedArtifacts
+from hq.server.storage import ObjectStore
 
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled}
@@ -35,6 +42,7 @@ async def heartbeat(
     agent_token_id: str | None,
     lease_ttl_seconds: float,
 ) -> HeartbeatResponse:
+    """Extend the lease; the answer carries a cancel request."""
     job = await queue.get_leased_job(
         session,
         job_id=job_id,
@@ -44,24 +52,102 @@ async def heartbeat(
     )
     await queue.renew_lease(session, job=job, lease_ttl_seconds=lease_ttl_seconds)
     assert job.lease_expires_at is not None
-    return HeartbeatResponse(
-        lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested
-    )
+    return HeartbeatResponse.model_validate(job)
 
 
-async def append_logs(
-    session: AsyncSession, *, job_id: str, batch: LogBatch, agent_token_id: str | None
-) -> int:
-    job = await queue.get_leased_job(
-        session, job_id=job_id, lease_token=batch.lease_token, agent_token_id=agent_token_id
+@dataclass
+class Report:
+    """The end of one attempt as the agent reports it, and what checking it before the
+    accepting transaction found: ``attempt``, the attempt whose upload keys hold the listed
+    artifacts; ``precheck``, those artifacts verified in storage, or the error ``complete``
+    refuses the report with. Both stay None when there is nothing to check (no artifacts, or
+    a replay)."""
+
+    job_id: str
+    body: CompleteRequest
+    attempt: int | None = None
+    precheck: VerifiedArtifacts | errors.HQError | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a report got: accepted (with its status) or refused (with the error's code)."""
+
+    answer: CompleteItemResponse
+    duration_s: float | None  # the accepted attempt's run time; None for a replay or a refusal
+
+
+async def complete(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    metrics: Metrics,
+    job_id: str,
+    body: CompleteRequest,
+    agent_token_id: str | None,
+) -> CompleteResponse:
+    """Accept exactly one result per job: a stale token gets 409, the same token twice the
+    first answer."""
+    [outcome] = await _complete(
+        sessionmaker=sessionmaker,
+        store=store,
+        metrics=metrics,
+        reports=[Report(job_id=job_id, body=body)],
+        agent_token_id=agent_token_id,
+        raise_errors=True,
     )
-    session.add_all(
-        JobLog(job_id=job.id, attempt=job.attempts, at=line.at, stream=line.stream, text=line.text)
-        for line in batch.lines
+    assert outcome.answer.status is not None
+    return CompleteResponse(job_id=job_id, status=outcome.answer.status, accepted=True)
+
+
+async def complete_many(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    metrics: Metrics,
+    items: Sequence[CompleteItem],
+    agent_token_id: str | None,
+) -> CompleteBatchResponse:
+    """``complete`` for each item, in one transaction. An item that ``complete`` would refuse
+    gets its error code and message; the rest go on."""
+    outcomes = await _complete(
+        sessionmaker=sessionmaker,
+        store=store,
+        metrics=metrics,
+        reports=[Report(job_id=item.job_id, body=item) for item in items],
+        agent_token_id=agent_token_id,
+        raise_errors=False,
     )
-    await notify.mark(session, "logs")
-    await session.flush()
-    return len(batch.lines)
+    return CompleteBatchResponse(results=[outcome.answer for outcome in outcomes])
+
+
+async def _complete(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    metrics: Metrics,
+    reports: list[Report],
+    agent_token_id: str | None,
+    raise_errors: bool,
+) -> list[Outcome]:
+    """Check the artifacts (a read, then storage with no transaction open), then accept or
+    refuse every report in one transaction; completions count in ``metrics`` once committed."""
+    if any(report.body.artifacts for report in reports):
+        async with sessionmaker() as session, session.begin():
+            await _attempts_to_verify(session, reports=reports, agent_token_id=agent_token_id)
+        await _verify_artifacts(store=store, reports=reports)
+    if raise_errors:  # refused before the transaction that accepts: nothing to lock
+        for report in reports:
+            if isinstance(report.precheck, errors.HQError):
+                raise report.precheck
+    async with sessionmaker() as session, session.begin():
+        outcomes = await _settle(
+            session, reports=reports, agent_token_id=agent_token_id, raise_errors=raise_errors
+        )
+    for outcome in outcomes:
+        if outcome.answer.accepted and outcome.answer.status is not None:
+            metrics.observe_completion(status=outcome.answer.status, duration_s=outcome.duration_s)
+    return outcomes
 
 
 def _check_status(body: CompleteRequest) -> None:
@@ -71,164 +157,105 @@ def _check_status(body: CompleteRequest) -> None:
         )
 
 
-def _replay(job: Job, body: CompleteRequest) -> CompleteResponse | None:
-    """The first answer again when this lease token already completed the job."""
-    if job.completed_token is not None and job.completed_token == body.lease_token:
-        return CompleteResponse(job_id=job.id, status=JobStatus(job.status), accepted=True)
-    return None
+def _is_replay(job: Job | None, body: CompleteRequest) -> bool:
+    """Whether this lease token already completed the job (it gets the first answer again)."""
+    completed = job.completed_token if job is not None else None
+    return completed is not None and completed == body.lease_token
 
 
-async def _load(
-    session: AsyncSession, *, ids: set[str], agent_token_id: str | None, lock: bool
-) -> tuple[dict[str, Job], dict[str, str | None]]:
-    """The jobs by id, and the agent token each one's agent registered with (looked up only
-    when an agent, not an admin, asks). Locked rows are taken in id order, so concurrent
-    batches cannot deadlock."""
-    stmt = select(Job).where(Job.id.in_(sorted(ids))).order_by(Job.id)
-    if lock:
-        stmt = stmt.with_for_update()
-    jobs = {job.id: job for job in (await session.scalars(stmt)).all()}
-    agent_ids = {job.agent_id for job in jobs.values() if job.agent_id is not None}
-    owners: dict[str, str | None] = {}
-    if agent_token_id is not None and agent_ids:
-        owners = dict(
-            (
-                await session.execute(
-                    select(Agent.id, Agent.token_id).where(Agent.id.in_(agent_ids))
-                )
-            ).all()
-        )
-    return jobs, owners
-
-
-def _leased(
-    jobs: dict[str, Job],
-    owners: dict[str, str | None],
-    *,
-    job_id: str,
-    body: CompleteRequest,
-    agent_token_id: str | None,
-) -> Job:
-    job = jobs.get(job_id)
-    return queue.check_lease(
-        job,
-        job_id=job_id,
-        lease_token=body.lease_token,
-        agent_token_id=agent_token_id,
-        owner_token_id=owners.get(job.agent_id or "") if job else None,
-    )
-
-
-Precheck = VerifiedArtifacts | errors.HQError | None
-Report = tuple[str, CompleteRequest]  # (job id, what complete says of it)
-
-
-async def attempts_to_verify(
+async def _attempts_to_verify(
     session: AsyncSession, *, reports: Sequence[Report], agent_token_id: str | None
-) -> list[int | errors.HQError | None]:
-    """For each item that lists artifacts, the attempt whose upload keys hold them (or what
-    ``complete`` would refuse it with); None where there is nothing to check (no artifacts, or
-    a replay). Read before the storage is read, so nobody but the lease holder makes HQ hash."""
-    ids = {job_id for job_id, body in reports if body.artifacts}
-    if not ids:
-        return [None] * len(reports)
-    jobs, owners = await _load(session, ids=ids, agent_token_id=agent_token_id, lock=False)
-    out: list[int | errors.HQError | None] = []
-    for job_id, body in reports:
-        job = jobs.get(job_id)
-        if not body.artifacts or (job is not None and _replay(job, body)):
-            out.append(None)
+) -> None:
+    """For each report that lists artifacts, the attempt whose upload keys hold them (or, in
+    ``precheck``, what ``complete`` would refuse it with). Read before the storage is, so
+    nobody but the lease holder makes HQ hash."""
+    leases = await queue.load_leases(
+        session,
+        ids=[r.job_id for r in reports if r.body.artifacts],
+        agent_token_id=agent_token_id,
+        lock=False,
+    )
+    for report in reports:
+        if not report.body.artifacts or _is_replay(leases.jobs.get(report.job_id), report.body):
             continue
         try:
-            _check_status(body)
-            leased = _leased(jobs, owners, job_id=job_id, body=body, agent_token_id=agent_token_id)
-            out.append(leased.attempts)
+            _check_status(report.body)
+            job = leases.check(
+                job_id=report.job_id,
+                lease_token=report.body.lease_token,
+                agent_token_id=agent_token_id,
+            )
         except errors.HQError as exc:
-            out.append(exc)
-    return out
+            report.precheck = exc
+        else:
+            report.attempt = job.attempts
 
 
-async def complete(
-    session: AsyncSession,
-    *,
-    job_id: str,
-    body: CompleteRequest,
-    agent_token_id: str | None,
-    verified: VerifiedArtifacts | None = None,
-) -> tuple[CompleteResponse, float | None]:
-    """Accept exactly one result per job: a stale token gets 409, the same token twice the
-    first answer. Returns the answer and the attempt's run time (None for a replay).
-    ``verified`` holds the listed artifacts, checked in storage before this transaction."""
-    [(answer, duration)] = await _complete(
-        session,
-        reports=[(job_id, body)],
-        agent_token_id=agent_token_id,
-        prechecks=[verified],
-        raise_errors=True,
-    )
-    return CompleteResponse(job_id=job_id, status=answer.status, accepted=True), duration
+async def _verify_artifacts(*, store: ObjectStore, reports: Sequence[Report]) -> None:
+    """Check each report's listed artifacts in storage (no transaction is open)."""
+    for report in reports:
+        if report.attempt is None:
+            continue
+        try:
+            report.precheck = await artifact_service.verify_artifacts(
+                store=store,
+                job_id=report.job_id,
+                attempt=report.attempt,
+                files=report.body.artifacts,
+            )
+        except errors.HQError as exc:
+            report.precheck = exc
 
 
-async def complete_many(
-    session: AsyncSession,
-    *,
-    items: list[CompleteItem],
-    agent_token_id: str | None,
-    prechecks: Sequence[Precheck],
-) -> list[tuple[CompleteItemResponse, float | None]]:
-    """``complete`` for each item, in one transaction (``prechecks`` aligned with ``items``).
-    An item that ``complete`` would refuse gets its error code and message; the rest go on."""
-    return await _complete(
-        session,
-        reports=[(item.job_id, item) for item in items],
-        agent_token_id=agent_token_id,
-        prechecks=prechecks,
-        raise_errors=False,
-    )
-
-
-async def _complete(
+async def _settle(
     session: AsyncSession,
     *,
     reports: Sequence[Report],
     agent_token_id: str | None,
-    prechecks: Sequence[Precheck],
     raise_errors: bool,
-) -> list[tuple[CompleteItemResponse, float | None]]:
-    jobs, owners = await _load(
-        session, ids={job_id for job_id, _ in reports}, agent_token_id=agent_token_id, lock=True
+) -> list[Outcome]:
+    """Accept or refuse each report, its job locked (in id order, so batches cannot deadlock)."""
+    leases = await queue.load_leases(
+        session, ids=[r.job_id for r in reports], agent_token_id=agent_token_id, lock=True
     )
-    out: list[tuple[CompleteItemResponse, float | None]] = []
-    for (job_id, body), precheck in zip(reports, prechecks, strict=True):
+    out: list[Outcome] = []
+    for report in reports:
+        job_id, body = report.job_id, report.body
         try:
             _check_status(body)
-            job = jobs.get(job_id)
-            replay = _replay(job, body) if job is not None else None
-            if replay is not None:
-                answer, duration = replay, None
-            else:
-                if isinstance(precheck, errors.HQError):
-                    raise precheck
-                job = _leased(jobs, owners, job_id=job_id, body=body, agent_token_id=agent_token_id)
-                answer, duration = await _accept(session, job=job, body=body, verified=precheck)
+            job = leases.jobs.get(job_id)
+            if _is_replay(job, body):
+                assert job is not None
+                out.append(Outcome(_accepted(job_id, JobStatus(job.status)), None))
+                continue
+            if isinstance(report.precheck, errors.HQError):
+                raise report.precheck
+            job = leases.check(
+                job_id=job_id, lease_token=body.lease_token, agent_token_id=agent_token_id
+            )
+            duration = await _accept(session, job=job, body=body, verified=report.precheck)
         except errors.HQError as exc:
             if raise_errors:
                 raise
             refused = CompleteItemResponse(
                 job_id=job_id, accepted=False, code=exc.code, message=exc.message
             )
-            out.append((refused, None))
+            out.append(Outcome(refused, None))
             continue
-        accepted = CompleteItemResponse(job_id=job_id, accepted=True, status=answer.status)
-        out.append((accepted, duration))
+        out.append(Outcome(_accepted(job_id, body.status), duration))
     return out
+
+
+def _accepted(job_id: str, status: JobStatus) -> CompleteItemResponse:
+    return CompleteItemResponse(job_id=job_id, accepted=True, status=status)
 
 
 async def _accept(
     session: AsyncSession, *, job: Job, body: CompleteRequest, verified: VerifiedArtifacts | None
-) -> tuple[CompleteResponse, float | None]:
-    """Record a result whose lease was checked: artifacts, results, the final status. Nothing
-    here refuses after writing, so a refused item leaves nothing behind."""
+) -> float | None:
+    """Record a result whose lease was checked: artifacts, results, the final status; returns
+    the attempt's run time. Nothing here refuses after writing, so a refused item leaves
+    nothing behind."""
     if body.status == JobStatus.succeeded and body.results is not None:
         try:
             body.results.check_tables_referenced()
@@ -263,5 +290,4 @@ async def _accept(
         flush=False,
     )  # written together at commit
     started = job.attempt_started_at
-    duration = (job.finished_at - started).total_seconds() if started and job.finished_at else None
-    return CompleteResponse(job_id=job.id, status=body.status, accepted=True), duration
+    return (job.finished_at - started).total_seconds() if started and job.finished_at else None

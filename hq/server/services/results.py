@@ -1,8 +1,8 @@
 """The flat results table: one row per job, its params and metrics side by side.
 
-JSON comes in pages (oldest first, keyset cursors over ``(created_at, id)``). CSV has no cap: the
-route streams it in batches, each read in a transaction of its own, in two passes (the column
-names, then the rows), both bounded by the newest row when the download began.
+JSON comes in pages (oldest first, keyset cursors over ``(created_at, id)``). CSV has no cap:
+``csv_download`` streams it in batches, each read in a transaction of its own, in two passes
+(the column names, then the rows), both bounded by the newest row when the download began.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq import errors
 from hq.schemas.common import JobStatus
@@ -182,12 +182,56 @@ def build_table(rows: Sequence[Row[Any]]) -> ResultsTable:
     )
 
 
-def csv_header(columns: Columns) -> str:
-    return _csv_text(columns, [], header=True)
+async def csv_download(
+    *, sessionmaker: async_sessionmaker[AsyncSession], query: ResultsQuery, limit: int | None
+) -> AsyncIterator[str]:
+    """The whole table as CSV text, streamed: the rows that exist now (at most ``limit``);
+    rows added while it streams are not part of it."""
+    async with sessionmaker() as session, session.begin():
+        upto = await newest_key(session, query=query)
+    return _csv(sessionmaker, query=query, upto=upto, limit=limit)
 
 
-def csv_rows(columns: Columns, rows: Sequence[Row[Any]]) -> str:
-    return _csv_text(columns, rows, header=False)
+async def _csv(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    query: ResultsQuery,
+    upto: Key | None,
+    limit: int | None,
+) -> AsyncIterator[str]:
+    """Two passes over the same rows, a short transaction per batch (on SQLite every
+    transaction holds the write lock): the column names first, then the rows."""
+    columns = Columns()
+    async for rows in _batches(sessionmaker, query=query, upto=upto, limit=limit):
+        columns.add(rows)
+    yield _csv_text(columns, [], header=True)
+    async for rows in _batches(sessionmaker, query=query, upto=upto, limit=limit):
+        yield _csv_text(columns, rows, header=False)
+
+
+async def _batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    query: ResultsQuery,
+    upto: Key | None,
+    limit: int | None,
+) -> AsyncIterator[list[Row[Any]]]:
+    if upto is None:
+        return
+    after: Key | None = None
+    left = limit
+    while left is None or left > 0:
+        size = min(left or CSV_BATCH_ROWS, CSV_BATCH_ROWS)
+        async with sessionmaker() as session, session.begin():
+            rows = list(await fetch_rows(session, query=query, after=after, upto=upto, limit=size))
+        if not rows:
+            return
+        yield rows
+        after = key_of(rows[-1])
+        if left is not None:
+            left -= len(rows)
+        if len(rows) < size:
+            return
 
 
 def _csv_text(columns: Columns, rows: Sequence[Row[Any]], *, header: bool) -> str:

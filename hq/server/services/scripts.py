@@ -11,17 +11,6 @@ from hq.schemas.scripts import ScriptRead, ScriptVersionCreate, ScriptVersionRea
 from hq.server.db.models import Script, ScriptVersion
 
 
-def _version_read(row: ScriptVersion) -> ScriptVersionRead:
-    return ScriptVersionRead(
-        script=row.script_name,
-        version=row.version,
-        image=row.image,
-        digest=row.digest,
-        manifest=row.manifest,
-        created_at=row.created_at,
-    )
-
-
 async def publish_version(
     session: AsyncSession, *, name: str, body: ScriptVersionCreate
 ) -> tuple[ScriptVersionRead, bool]:
@@ -56,7 +45,7 @@ async def publish_version(
             and latest.manifest == manifest
             and latest.image == body.image
         ):
-            return _version_read(latest), False
+            return ScriptVersionRead.model_validate(latest), False
     number = (
         await session.scalar(
             select(func.max(ScriptVersion.version)).where(ScriptVersion.script_name == name)
@@ -68,7 +57,7 @@ async def publish_version(
     )
     session.add(row)
     await session.flush()
-    return _version_read(row), True
+    return ScriptVersionRead.model_validate(row), True
 
 
 async def list_scripts(session: AsyncSession) -> list[ScriptRead]:
@@ -82,12 +71,7 @@ async def list_scripts(session: AsyncSession) -> list[ScriptRead]:
         .outerjoin(latest, latest.c.script_name == Script.name)
         .order_by(Script.name)
     )
-    return [
-        ScriptRead(
-            name=s.name, description=s.description, created_at=s.created_at, latest_version=v
-        )
-        for s, v in rows
-    ]
+    return [ScriptRead.from_row(s, latest_version=v) for s, v in rows]
 
 
 async def get_script(session: AsyncSession, *, name: str) -> ScriptRead:
@@ -101,17 +85,15 @@ async def get_script(session: AsyncSession, *, name: str) -> ScriptRead:
             .order_by(ScriptVersion.version.desc())
         )
     ).all()
-    return ScriptRead(
-        name=script.name,
-        description=script.description,
-        created_at=script.created_at,
+    return ScriptRead.from_row(
+        script,
         latest_version=versions[0].version if versions else None,
-        versions=[_version_read(v) for v in versions],
+        versions=[ScriptVersionRead.model_validate(v) for v in versions],
     )
 
 
 async def resolve(session: AsyncSession, *, ref: str) -> ScriptVersion:
-    """``name`` or ``name@version`` to a stored version."""
+    """``name`` or ``name@version`` to a stored version's row (for submissions)."""
     name, _, version_text = ref.partition("@")
     stmt = select(ScriptVersion).where(ScriptVersion.script_name == name)
     if version_text:

@@ -13,12 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.common import FINISHED_STATUSES, JobStatus
+from hq.schemas.common import FINISHED_STATUSES, JobStatus, Page
 from hq.schemas.jobs import JobCreate
-from hq.schemas.sweeps import MAX_SWEEP_JOBS, RandomSpec, SweepCreate, SweepRead
+from hq.schemas.sweeps import MAX_SWEEP_JOBS, RandomSpec, ResultsTable, SweepCreate, SweepRead
 from hq.server import paging
 from hq.server.db.models import Job, Sweep
-from hq.server.services import jobs as job_service
+from hq.server.services import results as result_service
+from hq.server.services import submissions
+from hq.server.services.results import ResultsQuery
 
 SWEEP_SORT = "-created_at"  # the one order sweeps are listed in; cursors carry it
 
@@ -78,8 +80,8 @@ async def create_sweep(
     default_timeout_s: int,
 ) -> SweepRead:
     points = expand(body)
-    prepared = await job_service.prepare(session, script=body.script, inputs=body.inputs)
-    agents = await job_service.live_agents(session, offline_seconds=offline_seconds)
+    prepared = await submissions.prepare(session, script=body.script, inputs=body.inputs)
+    agents = await submissions.live_agents(session, offline_seconds=offline_seconds)
     sweep = Sweep(
         id=str(uuid.uuid4()),
         script_name=prepared.version.script_name,
@@ -100,16 +102,16 @@ async def create_sweep(
     )
     for i, point in enumerate(points):
         for repeat in range(body.repeats):
+            origin = submissions.Origin(
+                params=point, sweep_id=sweep.id, repeat=repeat, created_by=created_by
+            )
             try:
-                await job_service.create_job(
+                await submissions.create_job(
                     session,
                     body=template,
                     prepared=prepared,
                     agents=agents,
-                    params=point,
-                    sweep_id=sweep.id,
-                    repeat=repeat,
-                    created_by=created_by,
+                    origin=origin,
                     default_timeout_s=default_timeout_s,
                 )
             except errors.ValidationFailed as exc:
@@ -120,16 +122,29 @@ async def create_sweep(
     return await get_sweep(session, sweep_id=sweep.id)
 
 
-async def get_sweep(session: AsyncSession, *, sweep_id: str) -> SweepRead:
+async def _get_row(session: AsyncSession, *, sweep_id: str) -> Sweep:
     sweep = await session.get(Sweep, sweep_id)
     if sweep is None:
         raise errors.NotFound(f"sweep {sweep_id} not found")
+    return sweep
+
+
+async def get_sweep(session: AsyncSession, *, sweep_id: str) -> SweepRead:
+    sweep = await _get_row(session, sweep_id=sweep_id)
     return (await _with_counts(session, [sweep]))[0]
+
+
+async def get_results(session: AsyncSession, *, sweep_id: str) -> ResultsTable:
+    """The sweep's params and metrics, one row per job: a sweep fits one page."""
+    await _get_row(session, sweep_id=sweep_id)
+    return await result_service.results_page(
+        session, query=ResultsQuery(sweep_id=sweep_id), limit=MAX_SWEEP_JOBS
+    )
 
 
 async def list_sweeps(
     session: AsyncSession, *, script: str | None, limit: int, cursor: str | None
-) -> tuple[list[SweepRead], str | None]:
+) -> Page[SweepRead]:
     """Sweeps, newest first, with their counts by status; keyset pages over (created_at, id)."""
     stmt = select(Sweep)
     if script:
@@ -144,7 +159,7 @@ async def list_sweeps(
     page, next_cursor = paging.cut_page(
         rows, limit, sort=SWEEP_SORT, key=lambda s: (s.created_at, s.id)
     )
-    return await _with_counts(session, page), next_cursor
+    return Page[SweepRead](items=await _with_counts(session, page), next_cursor=next_cursor)
 
 
 async def _with_counts(session: AsyncSession, sweeps: list[Sweep]) -> list[SweepRead]:
@@ -162,16 +177,5 @@ async def _with_counts(session: AsyncSession, sweeps: list[Sweep]) -> list[Sweep
     for sweep in sweeps:
         mine = counts[sweep.id]
         done = sum(n for s, n in mine.items() if JobStatus(s) in FINISHED_STATUSES)
-        reads.append(
-            SweepRead(
-                id=sweep.id,
-                script=sweep.script_name,
-                script_version=sweep.script_version,
-                total=sweep.total,
-                counts=mine,
-                spec=sweep.spec,
-                created_at=sweep.created_at,
-                finished=done == sweep.total,
-            )
-        )
+        reads.append(SweepRead.from_row(sweep, counts=mine, finished=done == sweep.total))
     return reads

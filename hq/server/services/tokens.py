@@ -36,7 +36,7 @@ async def create_token(
     row = Token(id=uuid.uuid4().hex, name=name, role=role.value, hash=hash_token(value))
     session.add(row)
     await session.flush()
-    return TokenCreated(id=row.id, name=row.name, role=role, created_at=row.created_at, token=value)
+    return TokenCreated.from_row(row, token=value)
 
 
 async def find_by_hash(session: AsyncSession, *, token_hash: str) -> Token | None:

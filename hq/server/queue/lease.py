@@ -1,0 +1,152 @@
+"""Leases: the fencing rule, renewal, and the end of an attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq import errors
+from hq.schemas.common import JobStatus
+from hq.server import notify
+from hq.server.db.models import Agent, Job, JobEventRow
+from hq.server.db.types import utcnow
+
+
+async def get_leased_job(
+    session: AsyncSession,
+    *,
+    job_id: str,
+    lease_token: str,
+    agent_token_id: str | None,
+    for_update: bool = False,
+) -> Job:
+    """The job if ``lease_token`` is its current lease, held through the caller's agent token.
+
+    ``agent_token_id`` None means an admin, who may act for any agent.
+    """
+    stmt = select(Job).where(Job.id == job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    job = await session.scalar(stmt)
+    owner = None
+    if job is not None and agent_token_id is not None:
+        owner = await session.scalar(select(Agent.token_id).where(Agent.id == job.agent_id))
+    return check_lease(
+        job,
+        job_id=job_id,
+        lease_token=lease_token,
+        agent_token_id=agent_token_id,
+        owner_token_id=owner,
+    )
+
+
+def check_lease(
+    job: Job | None,
+    *,
+    job_id: str,
+    lease_token: str,
+    agent_token_id: str | None,
+    owner_token_id: str | None,
+) -> Job:
+    """The fencing rule on an already loaded job: ``lease_token`` must be its current lease,
+    held by the agent token ``owner_token_id`` registered with (unless an admin acts)."""
+    if job is None:
+        raise errors.NotFound(f"job {job_id} not found")
+    if job.status != JobStatus.running.value or job.lease_token != lease_token:
+        raise errors.LeaseLost(
+            f"lease on job {job_id} is no longer valid "
+            f"(job is {job.status}, attempt {job.attempts})"
+        )
+    if agent_token_id is not None and owner_token_id != agent_token_id:
+        raise errors.Forbidden(f"job {job_id} is leased to another agent")
+    return job
+
+
+@dataclass(frozen=True)
+class Leases:
+    """Jobs loaded by id, with the agent token each one's agent registered with."""
+
+    jobs: dict[str, Job]
+    owners: dict[str, str | None]
+
+    def check(self, *, job_id: str, lease_token: str, agent_token_id: str | None) -> Job:
+        """``check_lease`` on a job of this batch (NotFound when it was not found)."""
+        job = self.jobs.get(job_id)
+        return check_lease(
+            job,
+            job_id=job_id,
+            lease_token=lease_token,
+            agent_token_id=agent_token_id,
+            owner_token_id=self.owners.get(job.agent_id or "") if job else None,
+        )
+
+
+async def load_leases(
+    session: AsyncSession, *, ids: Iterable[str], agent_token_id: str | None, lock: bool
+) -> Leases:
+    """The jobs by id, and the agent token each one's agent registered with (looked up only
+    when an agent, not an admin, asks). Locked rows are taken in id order, so concurrent
+    batches cannot deadlock."""
+    stmt = select(Job).where(Job.id.in_(sorted(set(ids)))).order_by(Job.id)
+    if lock:
+        stmt = stmt.with_for_update()
+    jobs = {job.id: job for job in (await session.scalars(stmt)).all()}
+    agent_ids = {job.agent_id for job in jobs.values() if job.agent_id is not None}
+    owners: dict[str, str | None] = {}
+    if agent_token_id is not None and agent_ids:
+        owners = dict(
+            (
+                await session.execute(
+                    select(Agent.id, Agent.token_id).where(Agent.id.in_(agent_ids))
+                )
+            ).all()
+        )
+    return Leases(jobs=jobs, owners=owners)
+
+
+async def renew_lease(session: AsyncSession, *, job: Job, lease_ttl_seconds: float) -> Job:
+    now = utcnow()
+    job.lease_expires_at = now + timedelta(seconds=lease_ttl_seconds)
+    await session.execute(update(Agent).where(Agent.id == job.agent_id).values(last_seen_at=now))
+    await session.flush()
+    return job
+
+
+async def finish(
+    session: AsyncSession,
+    *,
+    job: Job,
+    status: JobStatus,
+    reason: str | None,
+    exit_code: int | None = None,
+    detail: str | None = None,
+    flush: bool = True,
+) -> None:
+    """Move a job to a final status, remembering the token that finished it.
+
+    ``flush=False`` leaves the writes to the commit, which sends those of many jobs together.
+    """
+    now = utcnow()
+    job.status = status.value
+    job.failure_reason = reason
+    job.exit_code = exit_code
+    job.finished_at = now
+    job.completed_token = job.lease_token
+    job.lease_expires_at = None
+    session.add(
+        JobEventRow(
+            job_id=job.id,
+            at=now,
+            kind=status.value,
+            attempt=job.attempts,
+            agent_id=job.agent_id,
+            detail=detail or reason,
+        )
+    )
+    await notify.mark(session, "done")
+    if flush:
+        await session.flush()

@@ -1,0 +1,202 @@
+"""Reaping: requeue expired leases (with backoff) or fail them as lost; backstop timeouts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hq.schemas.common import JobStatus
+from hq.server.db.models import Job, JobEventRow
+from hq.server.db.types import utcnow
+from hq.server.queue.lease import finish
+
+LOST_REASON = "lost"
+REAP_BATCH = 1000  # due jobs locked and settled per tick; the rest wait for the next
+
+Outcome = Literal["requeued", "lost", "timed_out", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: int = 0
+    lost: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long a requeued job waits: doubling per attempt from ``seconds``, at most
+    ``max_seconds``."""
+
+    seconds: float
+    max_seconds: float
+
+    def delay(self, attempts: int) -> float:
+        return min(self.seconds * 2.0 ** (attempts - 1), self.max_seconds)
+
+
+async def extend_running_leases(session: AsyncSession, *, grace_seconds: float) -> int:
+    """After an outage of HQ or its database, give every running lease a grace period."""
+    until = utcnow() + timedelta(seconds=grace_seconds)
+    result = await session.execute(
+        update(Job)
+        .where(Job.status == JobStatus.running.value, Job.lease_expires_at < until)
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _overdue(
+    *,
+    now: datetime,
+    attempt_started_at: datetime | None,
+    timeout_s: int,
+    lease_expires_at: datetime | None,
+    slack_seconds: float,
+) -> tuple[bool, bool]:
+    """(past its timeout plus slack, lease expired) for a running job."""
+    started = attempt_started_at or now
+    timed_out = started + timedelta(seconds=timeout_s + slack_seconds) < now
+    return timed_out, lease_expires_at is not None and lease_expires_at < now
+
+
+async def reap(
+    session: AsyncSession,
+    *,
+    backoff_seconds: float,
+    backoff_max_seconds: float,
+    timeout_slack_seconds: float,
+) -> ReapResult:
+    """Requeue expired leases (with backoff) or fail them as lost; backstop job timeouts.
+
+    A scan of four columns, with no lock, finds the due jobs; only those are then locked (SKIP
+    LOCKED: a job whose agent is completing it right now is left to that agent) and checked
+    again. Healthy running jobs are never locked, so their heartbeats never wait on a tick."""
+    now = utcnow()
+    due = await _due_ids(session, now=now, slack_seconds=timeout_slack_seconds)
+    if not due:
+        return ReapResult()
+    running = (
+        await session.scalars(
+            select(Job)
+            .where(Job.id.in_(due), Job.status == JobStatus.running.value)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    backoff = Backoff(seconds=backoff_seconds, max_seconds=backoff_max_seconds)
+    outcomes: Counter[str] = Counter()
+    for job in running:
+        outcome = await _settle(
+            session, job=job, now=now, backoff=backoff, slack_seconds=timeout_slack_seconds
+        )
+        if outcome is not None:
+            outcomes[outcome] += 1
+    await session.flush()
+    return ReapResult(**outcomes)
+
+
+async def _due_ids(session: AsyncSession, *, now: datetime, slack_seconds: float) -> list[str]:
+    """Running jobs past their timeout or lease, found with no lock (at most ``REAP_BATCH``)."""
+    candidates = await session.execute(
+        select(Job.id, Job.attempt_started_at, Job.timeout_s, Job.lease_expires_at).where(
+            Job.status == JobStatus.running.value
+        )
+    )
+    return [
+        job_id
+        for job_id, started, timeout_s, expires in candidates
+        if any(
+            _overdue(
+                now=now,
+                attempt_started_at=started,
+                timeout_s=timeout_s,
+                lease_expires_at=expires,
+                slack_seconds=slack_seconds,
+            )
+        )
+    ][:REAP_BATCH]
+
+
+async def _settle(
+    session: AsyncSession, *, job: Job, now: datetime, backoff: Backoff, slack_seconds: float
+) -> Outcome | None:
+    """End or requeue one locked running job that is overdue (None: it no longer is)."""
+    timed_out, lease_expired = _overdue(
+        now=now,
+        attempt_started_at=job.attempt_started_at,
+        timeout_s=job.timeout_s,
+        lease_expires_at=job.lease_expires_at,
+        slack_seconds=slack_seconds,
+    )
+    if timed_out:
+        reason = "timeout (enforced by HQ: the agent did not report)"
+        await finish(session, job=job, status=JobStatus.timed_out, reason=reason)
+        return "timed_out"
+    if not lease_expired:
+        return None
+    if job.cancel_requested:
+        await finish(
+            session,
+            job=job,
+            status=JobStatus.cancelled,
+            reason="cancelled (its agent stopped reporting)",
+            detail="its agent stopped reporting",
+        )
+        return "cancelled"
+    if job.attempts >= job.max_attempts:
+        await finish(
+            session,
+            job=job,
+            status=JobStatus.failed,
+            reason=LOST_REASON,
+            detail=f"lease expired on attempt {job.attempts} of {job.max_attempts}",
+        )
+        return "lost"
+    _requeue(session, job=job, now=now, delay=backoff.delay(job.attempts))
+    return "requeued"
+
+
+def _requeue(session: AsyncSession, *, job: Job, now: datetime, delay: float) -> None:
+    """Back to the queue, claimable again after ``delay`` seconds."""
+    session.add(
+        JobEventRow(
+            job_id=job.id,
+            at=now,
+            kind="requeued",
+            attempt=job.attempts,
+            agent_id=job.agent_id,
+            detail=f"lease expired; retry in {delay:g} s",
+        )
+    )
+    job.status = JobStatus.queued.value
+    job.lease_token = None
+    job.lease_expires_at = None
+    job.agent_id = None
+    job.run_after = now + timedelta(seconds=delay)
+
+
+async def due_since(session: AsyncSession, *, since: datetime) -> bool:
+    """Whether a requeued job became claimable (its backoff ended) after ``since``. A new job
+    is not asked about: its submission already woke a claim."""
+    now = utcnow()
+    found = await session.scalar(
+        select(Job.id)
+        .where(
+            and_(
+                Job.status == JobStatus.queued.value,
+                Job.attempts > 0,
+                Job.run_after > since,
+                Job.run_after <= now,
+            )
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -1,0 +1,144 @@
+"""The long-poll claim: lease up to ``capacity`` jobs; with none queued, wait in line for one.
+
+The wait is a place in the notifier's ``ClaimLine``: a queued job wakes one waiter. A wake-up a
+claim receives and does not turn into a lease (it found nothing, its agent went away, it
+drains, it failed) is passed on to the next waiter, on every way out: ``claim_line`` is the
+context manager that keeps that promise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hq.schemas.agents import ClaimRequest, ClaimResponse, InputDownload, Lease
+from hq.server import queue
+from hq.server.db.models import Agent, Job
+from hq.server.metrics import Metrics
+from hq.server.notify import ClaimLine, ClaimWaiter, Disconnected, Notifier
+from hq.server.services import agents as agent_service
+from hq.server.settings import ServerSettings
+from hq.server.storage import ObjectStore, dataset_key
+
+INPUT_URL_EXPIRY_SECONDS = 900
+
+
+class Turns:
+    """One claim's places in the line, and the wake-ups it received and has not used."""
+
+    def __init__(self, line: ClaimLine) -> None:
+        self._line = line
+        self._unused: list[ClaimWaiter] = []
+
+    @contextlib.contextmanager
+    def place(self) -> Iterator[ClaimWaiter]:
+        """A place in line for one query and the wait after it. Take it before the query, so
+        that a job queued meanwhile wakes it; leaving, a wake-up it got is kept as unused."""
+        waiter = self._line.join()
+        try:
+            yield waiter
+        finally:
+            self._line.leave(waiter)
+            if waiter.woken:
+                self._unused.append(waiter)
+
+    def used(self) -> None:
+        """A query found work: the wake-ups before it were used."""
+        self._unused.clear()
+
+    def pass_on(self) -> None:
+        """A query after these wake-ups found nothing: give each to the next waiter."""
+        for woken in self._unused:
+            self._line.pass_on(woken)
+        self._unused.clear()
+
+
+@contextlib.contextmanager
+def claim_line(line: ClaimLine) -> Iterator[Turns]:
+    """This claim's turns in ``line``; however the claim ends (an answer, an error, the caller
+    gone), every wake-up it did not use goes on to the next waiter."""
+    turns = Turns(line)
+    try:
+        yield turns
+    finally:
+        turns.pass_on()
+
+
+async def claim(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    store: ObjectStore,
+    metrics: Metrics,
+    settings: ServerSettings,
+    agent_id: str,
+    token_id: str | None,
+    body: ClaimRequest,
+    disconnected: Disconnected,
+) -> ClaimResponse:
+    """Lease up to ``body.capacity`` jobs to the agent (``token_id``, None for an admin, must
+    be the token that registered it); with none queued, wait up to ``body.wait_s`` for one.
+    Each pass is a short transaction of its own: the wait holds none."""
+    deadline = time.monotonic() + body.wait_s
+    agent: Agent | None = None
+    with claim_line(notifier.claims) as turns:
+        while True:
+            with turns.place() as waiter:
+                if notifier.closing or await disconnected():
+                    return ClaimResponse(leases=[])  # nobody would receive the lease
+                async with sessionmaker() as session, session.begin():
+                    if agent is None:  # the first pass; a wake-up goes straight to the claim
+                        agent = await _check_in(
+                            session, agent_id=agent_id, token_id=token_id, settings=settings
+                        )
+                        if agent.drain_requested:
+                            return ClaimResponse(leases=[], drain=True)
+                    jobs = await queue.claim_jobs(
+                        session,
+                        agent=agent,
+                        capacity=body.capacity,
+                        lease_ttl_seconds=settings.lease_ttl_seconds,
+                    )
+                    leases = [await to_lease(job, store=store) for job in jobs]
+                if leases:
+                    turns.used()
+                    metrics.observe_claims(jobs)
+                    return ClaimResponse(leases=leases)
+                turns.pass_on()  # this query came after their wake-ups and found nothing
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return ClaimResponse(leases=[])
+                await notifier.wait(waiter.event, remaining)
+
+
+async def _check_in(
+    session: AsyncSession, *, agent_id: str, token_id: str | None, settings: ServerSettings
+) -> Agent:
+    """The claiming agent, marked seen (a small part of the offline threshold spares a write
+    on every claim)."""
+    agent = await agent_service.get_agent(session, agent_id=agent_id, token_id=token_id)
+    await agent_service.touch(
+        session, agent=agent, fresh_seconds=settings.agent_offline_seconds / 20
+    )
+    return agent
+
+
+async def to_lease(job: Job, *, store: ObjectStore) -> Lease:
+    """A claimed job as the agent needs it, inputs as short-lived presigned URLs."""
+    downloads = [
+        InputDownload(
+            name=name,
+            filename=ref["filename"],
+            sha256=ref["sha256"],
+            size=ref["size"],
+            url=await store.presign_get(
+                dataset_key(ref["sha256"]), expires_s=INPUT_URL_EXPIRY_SECONDS
+            ),
+        )
+        for name, ref in job.inputs.items()
+    ]
+    assert job.lease_token is not None and job.lease_expires_at is not None
+    return Lease.from_row(job, job_id=job.id, attempt=job.attempts, inputs=downloads)
