@@ -1,5 +1,7 @@
 """``python -m agent``: the same as ``hq agent``."""
 
-from hq.cli.agent import agent
+import sys
 
-agent()
+from agent.main import main
+
+sys.exit(main())

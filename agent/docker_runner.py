@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -225,10 +224,6 @@ class DockerRunner:
         return ExitState(
             exit_code=int(state.get("ExitCode", -1)), oom_killed=bool(state.get("OOMKilled"))
         )
-
-    def inspect(self, container_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.api.inspect_container(container_id)
-        return result
 
     def remove(self, container_id: str) -> None:
         try:

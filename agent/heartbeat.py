@@ -6,7 +6,7 @@ import logging
 import threading
 
 from hq import errors
-from hq.client import HQClient
+from hq.client import LeaseHandle
 
 log = logging.getLogger(__name__)
 
@@ -14,25 +14,18 @@ log = logging.getLogger(__name__)
 class Heartbeater:
     """Heartbeats every ``interval_s`` in its own thread; sets ``wake`` on cancel or loss."""
 
-    def __init__(
-        self,
-        *,
-        client: HQClient,
-        job_id: str,
-        lease_token: str,
-        interval_s: float,
-        wake: threading.Event,
-    ) -> None:
-        self._client = client
-        self._job_id = job_id
-        self._lease_token = lease_token
+    def __init__(self, *, lease: LeaseHandle, interval_s: float, wake: threading.Event) -> None:
+        self._lease = lease
+        self._job_id = lease.job_id
         self._interval_s = interval_s
         self._wake = wake
         self._stop = threading.Event()
         self.cancel_requested = False
         self.lost = False
         self._completing = False
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-{lease.job_id}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -48,7 +41,7 @@ class Heartbeater:
     def beat(self) -> None:
         """One heartbeat, now."""
         try:
-            response = self._client.heartbeat(self._job_id, lease_token=self._lease_token)
+            response = self._lease.heartbeat()
         except (errors.Conflict, errors.NotFound) as exc:
             level = logging.DEBUG if self._completing else logging.WARNING
             log.log(level, "lease lost: %s", exc, extra={"job_id": self._job_id})

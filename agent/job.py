@@ -27,17 +27,11 @@ from agent.docker_runner import (
     ImageUnavailable,
     Mount,
 )
+from agent.final import Final, final_from_exit
 from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
 from agent.report import deliver_failure, report_result
-from agent.workspace import (
-    OUTPUTS_DIR,
-    PARAMS_FILE,
-    Final,
-    Workspace,
-    input_target,
-    substitute,
-)
+from agent.workspace import OUTPUTS_DIR, PARAMS_FILE, Workspace, input_target, substitute
 from hq import errors
 from hq.schemas.agents import Lease
 from hq.schemas.common import JobStatus
@@ -56,21 +50,13 @@ class JobRun:
         self.ws = workspace
         self.job_id = lease.job_id
         self.wake = threading.Event()
+        # The one holder of the lease token: heartbeats, logs and the report all go through it.
+        self.handle = ctx.client.lease(lease.job_id, token=lease.lease_token)
         self.heart = Heartbeater(
-            client=ctx.client,
-            job_id=lease.job_id,
-            lease_token=lease.lease_token,
-            interval_s=ctx.settings.heartbeat_interval_s,
-            wake=self.wake,
+            lease=self.handle, interval_s=ctx.settings.heartbeat_interval_s, wake=self.wake
         )
-        self.logs = LogShipper(
-            client=ctx.client,
-            job_id=lease.job_id,
-            lease_token=lease.lease_token,
-            flush_s=ctx.settings.log_flush_s,
-        )
+        self.logs = LogShipper(lease=self.handle, flush_s=ctx.settings.log_flush_s)
         self.container_id: str | None = None
-        self._exit_code: int | None = None
 
     # -- entry points ---------------------------------------------------------------------
     def run(self) -> None:
@@ -119,70 +105,85 @@ class JobRun:
             self._finish(final)
 
     def _start_and_watch(self) -> Final | None:
-        lease, ctx = self.lease, self.ctx
+        """Resolve the image, fetch the inputs, start the container and watch it end."""
+        lease, runner = self.lease, self.ctx.runner
         try:
-            image_id = ctx.runner.resolve_image(image=lease.image, digest=lease.digest)
+            image_id = runner.resolve_image(image=lease.image, digest=lease.digest)
         except ImageUnavailable as exc:
             self.logs.note(f"image unavailable: {exc}")
             return Final(JobStatus.failed, None, f"image unavailable: {exc}")
         # Inputs stay pinned in the cache until the started container's bind mounts hold them.
         with contextlib.ExitStack() as pins:
-            mounts = []
-            for item in lease.inputs:
-                try:
-                    cached = ctx.cache.ensure(
-                        sha256=item.sha256,
-                        size=item.size,
-                        url=item.url,
-                        download=ctx.client.download_url,
-                    )
-                except (InputUnavailable, errors.HQError, OSError) as exc:
-                    self.logs.note(f"input {item.name} unavailable: {exc}")
-                    return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
-                pins.enter_context(cached)
-                target = input_target(item.name, item.filename)
-                mounts.append(Mount(cached.path, target, read_only=True))
-            mounts.append(Mount(self.ws.params_file, PARAMS_FILE, read_only=True))
-            mounts.append(Mount(self.ws.outputs, OUTPUTS_DIR, read_only=False))
+            mounts = self._mount_inputs(pins)
+            if isinstance(mounts, Final):
+                return mounts
             if self.heart.lost:
                 return None
             if self.heart.cancel_requested:
                 return Final(JobStatus.cancelled, None, "cancelled")
-            resources = lease.manifest.resources
-            spec = ContainerSpec(
-                image_id=image_id,
-                command=substitute(lease),
-                mounts=mounts,
-                labels={
-                    **ctx.settings.container_labels,
-                    JOB_LABEL: lease.job_id,
-                    ATTEMPT_LABEL: str(lease.attempt),
-                    LEASE_LABEL: lease.lease_token,
-                    AGENT_LABEL: ctx.settings.agent_name,
-                },
-                memory_bytes=resources.memory_bytes,
-                cpus=resources.cpus,
-                pids=resources.pids,
-                gpus=resources.gpus,
-                uid=ctx.settings.job_uid,
-                gid=ctx.settings.job_gid,
-                environment={
-                    "HQ_JOB_ID": lease.job_id,
-                    "HQ_ATTEMPT": str(lease.attempt),
-                    "HQ_OUTPUTS": OUTPUTS_DIR,
-                    "HQ_PARAMS": PARAMS_FILE,
-                    "TMPDIR": "/tmp",
-                    "MPLCONFIGDIR": "/tmp/matplotlib",
-                    "XDG_CACHE_HOME": "/tmp/.cache",
-                },
-                tmpfs_bytes=min(resources.memory_bytes, 1024**3),
-            )
-            self.container_id = ctx.runner.create(spec)
-            stream = ctx.runner.attach(self.container_id)
-            ctx.runner.start(self.container_id)
+            self.container_id = runner.create(self._spec(image_id, mounts))
+            stream = runner.attach(self.container_id)
+            runner.start(self.container_id)
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
         reader.start()
         return self._watch(time.time() + lease.timeout_s, reader)
+
+    def _mount_inputs(self, pins: contextlib.ExitStack) -> list[Mount] | Final:
+        """The container's mounts, each input fetched into the cache and pinned in ``pins``;
+        the job's end instead when an input cannot be had."""
+        ctx = self.ctx
+        mounts: list[Mount] = []
+        for item in self.lease.inputs:
+            try:
+                cached = ctx.cache.ensure(
+                    sha256=item.sha256,
+                    size=item.size,
+                    url=item.url,
+                    download=ctx.client.download_url,
+                )
+            except (InputUnavailable, errors.HQError, OSError) as exc:
+                self.logs.note(f"input {item.name} unavailable: {exc}")
+                return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
+            pins.enter_context(cached)
+            mounts.append(
+                Mount(cached.path, input_target(item.name, item.filename), read_only=True)
+            )
+        mounts.append(Mount(self.ws.params_file, PARAMS_FILE, read_only=True))
+        mounts.append(Mount(self.ws.outputs, OUTPUTS_DIR, read_only=False))
+        return mounts
+
+    def _spec(self, image_id: str, mounts: list[Mount]) -> ContainerSpec:
+        """The hardened container of this attempt (the settings fixed in ``docker_runner``)."""
+        lease, settings = self.lease, self.ctx.settings
+        resources = lease.manifest.resources
+        return ContainerSpec(
+            image_id=image_id,
+            command=substitute(lease),
+            mounts=mounts,
+            labels={
+                **settings.container_labels,
+                JOB_LABEL: lease.job_id,
+                ATTEMPT_LABEL: str(lease.attempt),
+                LEASE_LABEL: lease.lease_token,
+                AGENT_LABEL: settings.agent_name,
+            },
+            memory_bytes=resources.memory_bytes,
+            cpus=resources.cpus,
+            pids=resources.pids,
+            gpus=resources.gpus,
+            uid=settings.job_uid,
+            gid=settings.job_gid,
+            environment={
+                "HQ_JOB_ID": lease.job_id,
+                "HQ_ATTEMPT": str(lease.attempt),
+                "HQ_OUTPUTS": OUTPUTS_DIR,
+                "HQ_PARAMS": PARAMS_FILE,
+                "TMPDIR": "/tmp",
+                "MPLCONFIGDIR": "/tmp/matplotlib",
+                "XDG_CACHE_HOME": "/tmp/.cache",
+            },
+            tmpfs_bytes=min(resources.memory_bytes, 1024**3),
+        )
 
     def _watch(self, deadline: float, reader: threading.Thread) -> Final | None:
         """Wait for the container to end, killing it on cancel, timeout or a lost lease."""
@@ -210,23 +211,18 @@ class JobRun:
             self.wake.clear()
         reader.join(timeout=5)
         state = self.ctx.runner.exit_state(cid)
-        code = state.exit_code
-        if why is JobStatus.cancelled:
-            return Final(JobStatus.cancelled, code, "cancelled")
-        if why is JobStatus.timed_out:
-            return Final(JobStatus.timed_out, code, "timeout")
-        if state.oom_killed:
+        if state.oom_killed and why is None:
             self.logs.note("the container was killed for running out of memory")
-            return Final(JobStatus.failed, code, "out-of-memory")
-        if code != 0:
-            return Final(JobStatus.failed, code, f"exit code {code}")
-        return Final(JobStatus.succeeded, 0, None)
+        return final_from_exit(
+            exit_code=state.exit_code, oom_killed=state.oom_killed, killed_for=why
+        )
 
     def _wait_exit(self, cid: str) -> None:
+        """Block until the container ends (or is gone), then wake the watch."""
         try:
-            self._exit_code = self.ctx.runner.wait(cid)
+            self.ctx.runner.wait(cid)
         except ContainerGone:
-            self._exit_code = -1
+            pass
         except Exception:
             log.exception("waiting for the container failed", extra={"job_id": self.job_id})
         finally:
@@ -255,8 +251,7 @@ class JobRun:
         self.ws.save_final(final)
         report_result(
             ctx=self.ctx,
-            lease_token=self.lease.lease_token,
-            job_id=self.job_id,
+            lease=self.handle,
             ws=self.ws,
             logs=self.logs,
             final=final,
@@ -269,8 +264,7 @@ class JobRun:
             self.ctx.runner.kill(self.container_id)
         deliver_failure(
             ctx=self.ctx,
-            lease_token=self.lease.lease_token,
-            job_id=self.job_id,
+            lease=self.handle,
             ws=self.ws,
             logs=self.logs,
             reason=f"agent error: {exc}",

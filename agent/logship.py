@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, datetime
 
 from hq import errors
-from hq.client import HQClient
+from hq.client import LeaseHandle
 from hq.schemas.jobs import LogLine
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,9 @@ MAX_PENDING_CHARS = 64 * 1024 * 1024
 
 
 class LogShipper:
-    def __init__(self, *, client: HQClient, job_id: str, lease_token: str, flush_s: float) -> None:
-        self._client = client
-        self._job_id = job_id
-        self._lease_token = lease_token
+    def __init__(self, *, lease: LeaseHandle, flush_s: float) -> None:
+        self._lease = lease
+        self._job_id = lease.job_id
         self._flush_s = flush_s
         self._pending: list[LogLine] = []
         self._pending_chars = 0
@@ -39,7 +38,7 @@ class LogShipper:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.lost = False
-        self._thread = threading.Thread(target=self._loop, name=f"logs-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"logs-{lease.job_id}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -95,7 +94,7 @@ class LogShipper:
                 if not batch:
                     return True
                 try:
-                    self._client.send_logs(self._job_id, lease_token=self._lease_token, lines=batch)
+                    self._lease.send_logs(batch)
                 except errors.Conflict:
                     self.lost = True
                     log.info("lease lost: log shipping stopped", extra={"job_id": self._job_id})

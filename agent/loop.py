@@ -26,14 +26,14 @@ from agent.docker_runner import (
     DockerRunner,
     JobContainer,
 )
+from agent.final import Final, final_from_exit
 from agent.job import JobRun
 from agent.report import cleanup
 from agent.settings import AgentSettings
-from agent.workspace import Final, Workspace
+from agent.workspace import Workspace
 from hq import errors
 from hq.client import HQClient
 from hq.schemas.agents import AgentCreate, Lease
-from hq.schemas.common import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class Agent:
             return
         if container.running:
             try:
-                self.ctx.client.heartbeat(job_id, lease_token=token)
+                self.ctx.client.lease(job_id, token=token).heartbeat()
             except (errors.Conflict, errors.NotFound) as exc:
                 log.warning(
                     "job %s is no longer leased to this agent (%s): killing its container",
@@ -258,12 +258,7 @@ class Agent:
         final = ws.final()
         if final is None:
             state = runner.exit_state(container.id)
-            if state.oom_killed:
-                final = Final(JobStatus.failed, state.exit_code, "out-of-memory")
-            elif state.exit_code:
-                final = Final(JobStatus.failed, state.exit_code, f"exit code {state.exit_code}")
-            else:
-                final = Final(JobStatus.succeeded, 0, None)
+            final = final_from_exit(exit_code=state.exit_code, oom_killed=state.oom_killed)
         log.info("reporting job %s, which ended while the agent was away", job_id)
         self._start_slot(lease, _settler(final, container.id))
 

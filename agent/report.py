@@ -4,7 +4,7 @@ HQ being away is never a reason to lose a result: uploads and ``complete`` are r
 exponential backoff (fresh presigned URLs each round, files already uploaded are not sent again)
 until HQ answers. A 409 means the lease went elsewhere: the result is dropped, and the container
 and folder removed. Only a hard stop of the agent ends the retries, leaving everything on disk for
-its next start.
+its next start. Everything here works on one lease, through its handle.
 """
 
 from __future__ import annotations
@@ -13,22 +13,24 @@ import logging
 from collections.abc import Callable
 
 from agent.context import AgentContext
+from agent.final import Final
 from agent.logship import LogShipper
-from agent.workspace import Final, Workspace
+from agent.workspace import Workspace
 from hq import errors
-from hq.schemas.agents import ArtifactFile, CompleteRequest
+from hq.client import LeaseHandle
+from hq.schemas.agents import ArtifactFile, JobOutcome
 from hq.schemas.common import JobStatus
 
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.5
+MAX_REASON_CHARS = 4000  # under JobOutcome's 4096, so a cut reason is always accepted
 
 
 def report_result(
     *,
     ctx: AgentContext,
-    lease_token: str,
-    job_id: str,
+    lease: LeaseHandle,
     ws: Workspace,
     logs: LogShipper,
     final: Final,
@@ -51,25 +53,23 @@ def report_result(
         f" ({final.failure_reason})" if final.failure_reason else ""
     )
     logs.note(ended)
-    log.info("%s: %s", job_id, ended, extra={"job_id": job_id})
+    log.info("%s: %s", lease.job_id, ended, extra={"job_id": lease.job_id})
     logs.close()
-    request = CompleteRequest(
-        lease_token=lease_token,
+    outcome = JobOutcome(
         status=final.status,
         exit_code=final.exit_code,
         failure_reason=final.failure_reason,
         results=results,
         artifacts=collected.artifacts,
     )
-    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request, before_complete=before_complete):
+    if deliver(ctx=ctx, lease=lease, ws=ws, outcome=outcome, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)
 
 
 def deliver_failure(
     *,
     ctx: AgentContext,
-    lease_token: str,
-    job_id: str,
+    lease: LeaseHandle,
     ws: Workspace,
     logs: LogShipper,
     reason: str,
@@ -79,10 +79,8 @@ def deliver_failure(
     """Report a job that the agent itself could not run (a bug or a broken host)."""
     logs.note(reason)
     logs.close()
-    request = CompleteRequest(
-        lease_token=lease_token, status=JobStatus.failed, failure_reason=reason[:4000]
-    )
-    if deliver(ctx=ctx, job_id=job_id, ws=ws, request=request, before_complete=before_complete):
+    outcome = JobOutcome(status=JobStatus.failed, failure_reason=reason[:MAX_REASON_CHARS])
+    if deliver(ctx=ctx, lease=lease, ws=ws, outcome=outcome, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)
 
 
@@ -95,22 +93,23 @@ def cleanup(*, ctx: AgentContext, ws: Workspace, container_id: str | None) -> No
 def deliver(
     *,
     ctx: AgentContext,
-    job_id: str,
+    lease: LeaseHandle,
     ws: Workspace,
-    request: CompleteRequest,
+    outcome: JobOutcome,
     before_complete: Callable[[], None] = lambda: None,
 ) -> bool:
     """Upload artifacts and complete, retrying while HQ is away; True once HQ has answered.
-    ``before_complete`` runs before each complete call (the heartbeat then expects its end)."""
-    client = ctx.client
+    ``before_complete`` runs before each complete call (the heartbeat then expects its end).
+    A result HQ refuses (not for its lease) is reported once more as a failure saying why."""
+    job_id = lease.job_id
     uploaded: set[str] = set()
     delay = FIRST_RETRY_SECONDS
     refused_once = False
     while True:
         try:
-            _upload(ctx=ctx, job_id=job_id, ws=ws, request=request, uploaded=uploaded)
+            _upload(ctx=ctx, lease=lease, ws=ws, outcome=outcome, uploaded=uploaded)
             before_complete()
-            answer = client.complete(job_id, request)
+            answer = lease.complete(outcome)
             log.info(
                 "job completed: %s (accepted=%s)",
                 answer.status,
@@ -128,29 +127,15 @@ def deliver(
             )
             return True
         except errors.HQError as exc:
-            transient = isinstance(exc, errors.TransportError | errors.Unavailable) or (
-                exc.status_code >= 500 or exc.status_code == 429
-            )
-            if not transient:
+            if not _transient(exc):
+                what = "failure report" if refused_once else "result"
+                log.error(
+                    "HQ refused the %s of job %s: %s", what, job_id, exc, extra={"job_id": job_id}
+                )
                 if refused_once:
-                    log.error(
-                        "HQ refused the failure report of job %s: %s",
-                        job_id,
-                        exc,
-                        extra={"job_id": job_id},
-                    )
                     return True
                 refused_once = True
-                log.error(
-                    "HQ refused the result of job %s: %s", job_id, exc, extra={"job_id": job_id}
-                )
-                request = CompleteRequest(
-                    lease_token=request.lease_token,
-                    status=JobStatus.failed,
-                    exit_code=request.exit_code,
-                    failure_reason=f"HQ refused the result: {exc.message}"[:4000],
-                    artifacts=[a for a in request.artifacts if a.path in uploaded],
-                )
+                outcome = _refused(outcome, exc=exc, uploaded=uploaded)
                 continue
             log.warning(
                 "HQ unreachable while reporting job %s, retrying in %.1f s: %s",
@@ -159,24 +144,52 @@ def deliver(
                 exc,
                 extra={"job_id": job_id},
             )
-        if ctx.stopping.wait(delay):
-            log.warning(
-                "stopping: job %s stays on disk until the next start",
-                job_id,
-                extra={"job_id": job_id},
-            )
+        if _stopped(ctx=ctx, job_id=job_id, delay=delay):
             return False
         delay = min(delay * 2, ctx.settings.retry_max_s)
 
 
+def _transient(exc: errors.HQError) -> bool:
+    """HQ (or the way to it) is away for now: worth asking again."""
+    return isinstance(exc, errors.TransportError | errors.Unavailable) or (
+        exc.status_code >= 500 or exc.status_code == 429
+    )
+
+
+def _refused(outcome: JobOutcome, *, exc: errors.HQError, uploaded: set[str]) -> JobOutcome:
+    """What is reported instead of a result HQ refused: a failure that says why, with the
+    artifacts that did reach the store."""
+    return JobOutcome(
+        status=JobStatus.failed,
+        exit_code=outcome.exit_code,
+        failure_reason=f"HQ refused the result: {exc.message}"[:MAX_REASON_CHARS],
+        artifacts=[a for a in outcome.artifacts if a.path in uploaded],
+    )
+
+
+def _stopped(*, ctx: AgentContext, job_id: str, delay: float) -> bool:
+    """Wait ``delay`` before the next try; True when a hard stop came meanwhile."""
+    if not ctx.stopping.wait(delay):
+        return False
+    log.warning(
+        "stopping: job %s stays on disk until the next start", job_id, extra={"job_id": job_id}
+    )
+    return True
+
+
 def _upload(
-    *, ctx: AgentContext, job_id: str, ws: Workspace, request: CompleteRequest, uploaded: set[str]
+    *,
+    ctx: AgentContext,
+    lease: LeaseHandle,
+    ws: Workspace,
+    outcome: JobOutcome,
+    uploaded: set[str],
 ) -> None:
-    todo: list[ArtifactFile] = [a for a in request.artifacts if a.path not in uploaded]
+    todo: list[ArtifactFile] = [a for a in outcome.artifacts if a.path not in uploaded]
     if not todo:
         return
     wanted = {a.path for a in todo}
-    answer = ctx.client.artifact_uploads(job_id, lease_token=request.lease_token, files=todo)
+    answer = lease.upload_urls(todo)
     for item in answer.uploads:
         if item.path not in wanted:  # only ever read the files the agent itself listed
             continue

@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.final import Final
 from hq.client import sha256_stream
 from hq.schemas.agents import ArtifactFile, Lease
-from hq.schemas.common import JobStatus
 from hq.schemas.manifest import PLACEHOLDER_RE
 from hq.schemas.results import MAX_RESULTS_BYTES, Results
 
@@ -34,30 +34,6 @@ RESULTS_FILE = "results.json"
 INPUTS_ROOT = "/hq/inputs"
 OUTPUTS_DIR = "/hq/outputs"
 PARAMS_FILE = "/hq/params.json"
-
-
-@dataclass
-class Final:
-    """How a job ended, as the agent will report it."""
-
-    status: JobStatus
-    exit_code: int | None
-    failure_reason: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": str(self.status),
-            "exit_code": self.exit_code,
-            "failure_reason": self.failure_reason,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Final:
-        return cls(
-            status=JobStatus(data["status"]),
-            exit_code=data.get("exit_code"),
-            failure_reason=data.get("failure_reason"),
-        )
 
 
 @dataclass

@@ -1,11 +1,12 @@
-"""`hq agent`: run the worker agent on this host (claims jobs from HQ, runs them in Docker)."""
+"""`hq agent`: run the worker agent on this host (claims jobs from HQ, runs them in Docker).
+
+The agent builds itself in ``agent.main``; this command only turns its flags into settings.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -48,62 +49,20 @@ def agent(
     nothing new is claimed, then the agent exits 0. A second signal stops at once; whatever was
     running is settled with HQ on the next start.
     """
-    from pydantic import ValidationError
+    from agent.main import AgentError, start  # Docker and the agent load only for this command
 
-    from agent.abortable import AbortableTransport
-    from agent.docker_runner import DockerRunner
-    from agent.loop import Agent
-    from agent.settings import AgentSettings, get_settings
-    from hq import errors
-    from hq.client import HQClient
-
-    logging.basicConfig(
-        level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if log_level != "DEBUG":  # a line per heartbeat and log batch is noise
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("url", url),
-            ("token", token),
-            ("agent_name", name),
-            ("agent_labels", labels),
-            ("agent_queues", queues),
-            ("agent_capacity", capacity),
-            ("agent_gpus", gpus),
-            ("agent_work_dir", work_dir),
-        )
-        if value is not None
+    overrides = {
+        "url": url,
+        "token": token,
+        "agent_name": name,
+        "agent_labels": labels,
+        "agent_queues": queues,
+        "agent_capacity": capacity,
+        "agent_gpus": gpus,
+        "agent_work_dir": work_dir,
     }
     try:
-        settings = AgentSettings(**overrides) if overrides else get_settings()
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid agent settings: {exc}") from exc
-    if not settings.token:
-        raise click.ClickException("an agent token is needed: pass --token or set HQ_TOKEN")
-    try:
-        runner = DockerRunner()
-    except Exception as exc:
-        raise click.ClickException(f"cannot reach the Docker engine: {exc}") from exc
-    client = HQClient(settings.url, settings.token)
-    transport = AbortableTransport()
-    claim_client = HQClient(settings.url, settings.token, transport=transport)
-    worker = Agent(
-        settings=settings,
-        client=client,
-        runner=runner,
-        claim_client=claim_client,
-        abort_claims=transport.abort,
-    )
-    worker.install_signal_handlers()
-    try:
-        code = worker.run()
-    except errors.HQError as exc:  # e.g. a revoked token: say so, not a traceback
-        message = f"HQ at {settings.url} refused the agent: {exc.message}"
-        raise click.ClickException(message) from exc
-    finally:
-        client.close()
-        claim_client.close()
-        runner.close()
+        code = start(overrides=overrides, log_level=log_level)
+    except AgentError as exc:
+        raise click.ClickException(str(exc)) from exc
     sys.exit(code)

@@ -1,6 +1,7 @@
 """`hq standalone`: the API, one local agent and the Dash app in one command, for one machine.
 
-Each part runs as a child process (`hq server`, `hq agent`, `hq dash`) on the embedded defaults:
+Each part runs as a child process (`hq server`, the agent's own `python -m agent`, which is what
+`hq agent` runs too, and `hq dash`) on the embedded defaults:
 SQLite and a local folder under ``$HQ_HOME`` (default ``~/.hq``). The agent gets a fresh agent
 token minted with the admin token that the server wrote to ``$HQ_HOME/admin.token``. SIGINT or
 SIGTERM is forwarded: the agent drains first (a second signal, a second or more later, stops
@@ -28,14 +29,15 @@ SIGNAL_REPEAT_SECONDS = 1.0
 
 
 class Child:
-    """One supervised `hq` subcommand, its own session so that only we forward signals."""
+    """One supervised ``python -m <module> <args>``, its own session so that only we forward
+    signals."""
 
     def __init__(self, name: str, args: list[str], *, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hq", *args],
+            [sys.executable, "-m", *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -175,8 +177,6 @@ def standalone(
     examples_dir: Path,
 ) -> None:
     """Run HQ on this machine: the API, one local agent and the Dash app (Ctrl-C stops them)."""
-    from hq.client import HQClient
-
     home = get_settings().home.expanduser()
     log_dir = home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -186,66 +186,80 @@ def standalone(
     if not no_dash:
         _check_port_free(host, dash_port, "--dash-port")
     children: list[Child] = []
-    stopping = {"signals": 0, "at": 0.0}
-
-    def forward(signum: int, _: Any) -> None:
-        # One Ctrl-C can arrive twice (from the terminal and from `make` passing it on): a
-        # repeat within SIGNAL_REPEAT_SECONDS is the same request, not a second one.
-        now = time.monotonic()
-        if stopping["signals"] and now - stopping["at"] < SIGNAL_REPEAT_SECONDS:
-            return
-        stopping["signals"] += 1
-        stopping["at"] = now
-        agent = next((c for c in children if c.name == "agent"), None)
-        if agent is not None:
-            agent.signal(signal.SIGTERM)  # drain; a second one stops it at once
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    stopping = _Forwarder(children)
+    signal.signal(signal.SIGINT, stopping.forward)
+    signal.signal(signal.SIGTERM, stopping.forward)
     try:
-        server = Child("server", ["server"], env=env, log_dir=log_dir)
+        server = Child("server", ["hq", "server"], env=env, log_dir=log_dir)
         children.append(server)
         _wait_healthy(url, server)
         admin = _admin_token(home, env)
-        with HQClient(url, admin) as client:
-            agent_token = client.create_token(name="standalone-agent", role="agent").token
+        agent_token = _agent_token(url, admin)
         if publish_examples and examples_dir.is_dir():
             click.echo("publishing the examples:", err=True)
             _publish_examples(url, admin, examples_dir)
-        children.append(
-            Child(
-                "agent",
-                ["agent"],
-                env={**env, "HQ_TOKEN": agent_token, "HQ_AGENT_CAPACITY": str(capacity)},
-                log_dir=log_dir,
-            )
-        )
+        agent_env = {**env, "HQ_TOKEN": agent_token, "HQ_AGENT_CAPACITY": str(capacity)}
+        children.append(Child("agent", ["agent"], env=agent_env, log_dir=log_dir))
         if not no_dash:
-            children.append(
-                Child(
-                    "dash",
-                    ["dash", "--host", host, "--port", str(dash_port)],
-                    env=env,
-                    log_dir=log_dir,
-                )
-            )
-        click.echo(f"\nHQ API:    {url}  (OpenAPI at {url}/docs)")
-        if not no_dash:
-            click.echo(f"Dash app:  http://{host}:{dash_port}  (log in with the token below)")
-        click.echo(f"Token:     {admin}")
-        click.echo(f"           export HQ_URL={url} HQ_TOKEN=$(cat {home / 'admin.token'})")
-        click.echo(f"Logs:      {log_dir}/\nCtrl-C stops HQ (running jobs finish first).\n")
-        while not stopping["signals"] and all(c.alive() for c in children):
-            time.sleep(0.2)
-        dead = [c for c in children if not c.alive()]
-        for child in dead:
-            code = child.process.returncode
-            tail = f":\n{child.tail()}" if code else ""  # a clean exit needs no log excerpt
-            click.echo(f"hq {child.name} exited ({code}){tail}", err=True)
+            dash_args = ["hq", "dash", "--host", host, "--port", str(dash_port)]
+            children.append(Child("dash", dash_args, env=env, log_dir=log_dir))
+        dash_url = None if no_dash else f"http://{host}:{dash_port}"
+        _print_banner(url=url, dash_url=dash_url, admin=admin, home=home, log_dir=log_dir)
+        _supervise(children, stopping)
     finally:
         for name in ("agent", "dash", "server"):  # the agent reports its jobs before HQ stops
             for child in children:
                 if child.name == name:
                     child.stop(timeout=None if name == "agent" else STOP_TIMEOUT_SECONDS)
-    if not stopping["signals"]:
+    if not stopping.signals:
         sys.exit(1)
+
+
+class _Forwarder:
+    """Passes Ctrl-C and SIGTERM on to the agent (a drain; a second one stops it at once)."""
+
+    def __init__(self, children: list[Child]) -> None:
+        self.children = children
+        self.signals = 0
+        self._at = 0.0
+
+    def forward(self, signum: int, _: Any) -> None:
+        # One Ctrl-C can arrive twice (from the terminal and from `make` passing it on): a
+        # repeat within SIGNAL_REPEAT_SECONDS is the same request, not a second one.
+        now = time.monotonic()
+        if self.signals and now - self._at < SIGNAL_REPEAT_SECONDS:
+            return
+        self.signals += 1
+        self._at = now
+        agent = next((c for c in self.children if c.name == "agent"), None)
+        if agent is not None:
+            agent.signal(signal.SIGTERM)
+
+
+def _agent_token(url: str, admin: str) -> str:
+    """A fresh agent token for the local agent, minted with the admin token."""
+    from hq.client import HQClient
+
+    with HQClient(url, admin) as client:
+        return client.create_token(name="standalone-agent", role="agent").token
+
+
+def _print_banner(*, url: str, dash_url: str | None, admin: str, home: Path, log_dir: Path) -> None:
+    click.echo(f"\nHQ API:    {url}  (OpenAPI at {url}/docs)")
+    if dash_url is not None:
+        click.echo(f"Dash app:  {dash_url}  (log in with the token below)")
+    click.echo(f"Token:     {admin}")
+    click.echo(f"           export HQ_URL={url} HQ_TOKEN=$(cat {home / 'admin.token'})")
+    click.echo(f"Logs:      {log_dir}/\nCtrl-C stops HQ (running jobs finish first).\n")
+
+
+def _supervise(children: list[Child], stopping: _Forwarder) -> None:
+    """Wait for a signal or for a child to exit; say which exited, and how."""
+    while not stopping.signals and all(c.alive() for c in children):
+        time.sleep(0.2)
+    for child in children:
+        if child.alive():
+            continue
+        code = child.process.returncode
+        tail = f":\n{child.tail()}" if code else ""  # a clean exit needs no log excerpt
+        click.echo(f"hq {child.name} exited ({code}){tail}", err=True)

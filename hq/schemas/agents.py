@@ -114,6 +114,17 @@ class CompleteRequest(Model):
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
 
 
+class JobOutcome(Model):
+    """How a job ended, as ``complete`` reports it: ``CompleteRequest`` but the lease token,
+    which the one who holds the lease adds (the client's ``LeaseHandle``)."""
+
+    status: JobStatus = Field(description="succeeded, failed, timed_out or cancelled")
+    exit_code: int | None = None
+    failure_reason: str | None = Field(default=None, max_length=4096)
+    results: Results | None = None
+    artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+
+
 class CompleteResponse(ReadModel):
     job_id: str
     status: JobStatus

@@ -1,0 +1,48 @@
+"""How a job ended, as the agent reports it, and the one mapping from a container's end to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hq.schemas.common import JobStatus
+
+
+@dataclass
+class Final:
+    """How a job ended, as the agent will report it (kept in the job folder's ``final.json``)."""
+
+    status: JobStatus
+    exit_code: int | None
+    failure_reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "exit_code": self.exit_code,
+            "failure_reason": self.failure_reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Final:
+        return cls(
+            status=JobStatus(data["status"]),
+            exit_code=data.get("exit_code"),
+            failure_reason=data.get("failure_reason"),
+        )
+
+
+def final_from_exit(
+    *, exit_code: int, oom_killed: bool, killed_for: JobStatus | None = None
+) -> Final:
+    """A container's end as a job's: a kill the agent made itself (``killed_for`` cancelled or
+    timed_out) comes first, then an out-of-memory kill, then the exit code."""
+    if killed_for is JobStatus.cancelled:
+        return Final(JobStatus.cancelled, exit_code, "cancelled")
+    if killed_for is JobStatus.timed_out:
+        return Final(JobStatus.timed_out, exit_code, "timeout")
+    if oom_killed:
+        return Final(JobStatus.failed, exit_code, "out-of-memory")
+    if exit_code != 0:
+        return Final(JobStatus.failed, exit_code, f"exit code {exit_code}")
+    return Final(JobStatus.succeeded, 0, None)

@@ -1,0 +1,27 @@
+"""Agents: register, list, drain, and the long-poll claim that hands out leases."""
+
+from __future__ import annotations
+
+from hq.client._base import DEFAULT_TIMEOUT_SECONDS, BaseClient
+from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse
+
+
+class AgentsClient(BaseClient):
+    def register_agent(self, agent: AgentCreate) -> AgentRead:
+        return self._json("POST", "/api/v1/agents", AgentRead, body=agent)
+
+    def list_agents(self) -> list[AgentRead]:
+        return self._list("/api/v1/agents", AgentRead)
+
+    def drain_agent(self, agent_id: str) -> AgentRead:
+        return self._json("POST", f"/api/v1/agents/{agent_id}/drain", AgentRead)
+
+    def claim(self, agent_id: str, *, capacity: int, wait_s: float) -> ClaimResponse:
+        """Leases for up to ``capacity`` jobs, waiting up to ``wait_s`` for the first."""
+        return self._json(
+            "POST",
+            f"/api/v1/agents/{agent_id}/claim",
+            ClaimResponse,
+            body=ClaimRequest(capacity=capacity, wait_s=wait_s),
+            timeout=wait_s + DEFAULT_TIMEOUT_SECONDS,
+        )
