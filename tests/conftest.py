@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.agent",
     "tests.fixtures.inprocess",
+    "tests.fixtures.compose",
 ]
