@@ -30,13 +30,11 @@ from tests.fixtures.compose import (
     OVERRIDE_DIR,
     ComposeImages,
     ComposeProject,
-    VethLink,
-    free_link_subnet,
     remove_containers_using,
-    run_checked,
     stack_env,
 )
 from tests.fixtures.docker import REPO_ROOT, SCRIPTS_DIR, BaseImage
+from tests.fixtures.hosts import VethLink, free_link_subnet, run_checked
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
