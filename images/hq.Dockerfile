@@ -8,13 +8,17 @@ ARG BASE_IMAGE=hq-base:bookworm
 FROM ${BASE_IMAGE} AS build
 COPY images/ca/ /tmp/ca/
 COPY pyproject.toml README.md /src/
+# The dependencies first, from pyproject.toml alone (HQ's own packages are not there yet), so a
+# change to HQ's code reuses this layer; the hq and agent images share it.
+RUN python3 -m venv /opt/hq \
+ && if [ -s /tmp/ca/extra-ca.crt ]; then export PIP_CERT=/tmp/ca/extra-ca.crt; fi \
+ && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/hq/bin/pip install --no-cache-dir /src \
+ && /opt/hq/bin/pip uninstall -y -q hq
 COPY hq /src/hq
 COPY agent /src/agent
 COPY dash_app /src/dash_app
-COPY images /src/images
-RUN python3 -m venv /opt/hq \
- && if [ -s /tmp/ca/extra-ca.crt ]; then export PIP_CERT=/tmp/ca/extra-ca.crt; fi \
- && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/hq/bin/pip install --no-cache-dir /src
+RUN if [ -s /tmp/ca/extra-ca.crt ]; then export PIP_CERT=/tmp/ca/extra-ca.crt; fi \
+ && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/hq/bin/pip install --no-cache-dir --no-deps /src
 
 FROM ${BASE_IMAGE}
 RUN (getent group 1000 > /dev/null || groupadd --gid 1000 hq) \

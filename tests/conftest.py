@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.agent",
     "tests.fixtures.inprocess",
+    "tests.fixtures.compose",
 ]
 
 E2E = Path(__file__).parent / "e2e"

@@ -20,6 +20,7 @@ COMMANDS = {
     "dash": "hq.cli.dash:dash",
     "agent": "hq.cli.agent:agent",
     "standalone": "hq.cli.standalone:standalone",
+    "db": "hq.cli.db:db",
 }
 
 

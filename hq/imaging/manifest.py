@@ -27,7 +27,7 @@ def format_validation_error(exc: ValidationError, *, source: str) -> errors.Vali
             where = "command" if message.startswith("command ") else "(top level)"
         first_field = first_field or where
         if err["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling; see DESIGN.md for the manifest's keys)"
+            message = "unknown key (check its spelling; docs/manifest.md lists the manifest's keys)"
         problems.append(f"  - {where}: {message}")
     return errors.ValidationFailed(
         f"{source} is not a valid manifest:\n" + "\n".join(problems),
@@ -59,8 +59,8 @@ def load_manifest(script_dir: Path) -> Manifest:
         raise errors.ValidationFailed(f"{script_dir} is not a directory", field="script_dir")
     if not path.is_file():
         raise errors.ValidationFailed(
-            f"{script_dir} has no {MANIFEST_FILE}: write one (see DESIGN.md, "
-            "'A script and its manifest')",
+            f"{script_dir} has no {MANIFEST_FILE}: write one (docs/manifest.md in HQ's "
+            "repository describes it)",
             field="hq.yaml",
         )
     manifest = parse_manifest(path.read_text(encoding="utf-8"), source=str(path))

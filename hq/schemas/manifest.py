@@ -91,7 +91,7 @@ class Resources(Model):
 
 
 class Manifest(Model):
-    """What ``scripts/<name>/hq.yaml`` holds; see DESIGN.md, 'A script and its manifest'."""
+    """What ``scripts/<name>/hq.yaml`` holds; docs/manifest.md is its reference."""
 
     name: Name
     description: str = ""

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -138,6 +139,10 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
 async def _bootstrap_admin(app: FastAPI, settings: ServerSettings) -> None:
     """On first start: create the admin token, print it once, write $HQ_HOME/admin.token."""
     async with app.state.sessionmaker() as session, session.begin():
+        if session.bind.dialect.name == "postgresql":
+            # Replicas starting together take turns here, or both insert the same token.
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            await session.execute(lock, {"key": migrations.MIGRATION_LOCK_KEY})
         if settings.admin_token:
             token_hash = token_service.hash_token(settings.admin_token)
             known = await token_service.find_by_hash(session, token_hash=token_hash)
