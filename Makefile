@@ -28,9 +28,10 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-test
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
+# The host's part of `make run` (as root: apt installs what is missing and starts the engine;
+# otherwise it prints the commands to run and stops). The same script serves tests/infra/up.sh.
 docker-ready:
-	@docker info > /dev/null 2>&1 || { echo "error: the Docker engine does not answer."; \
-	  echo "  On Debian: apt-get install docker.io && dockerd --bridge=none &"; exit 1; }
+	@PYTHON=$(PYTHON) bash images/host-setup.sh run
 
 base-image: $(VENV)/.installed-run docker-ready
 	$(HQ) base-image build --tag $(BASE_IMAGE)
@@ -41,7 +42,7 @@ images: base-image
 # -- the two commands --------------------------------------------------------------------------
 PORT ?= 8080
 DASH_PORT ?= 8050
-run: images
+run: docker-ready images
 	$(HQ) standalone --publish-examples --port $(PORT) --dash-port $(DASH_PORT)
 
 test: infra $(VENV)/.installed-dev lint typecheck

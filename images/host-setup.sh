@@ -42,6 +42,8 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
+# make run creates a virtualenv first: Debian's python3 needs python3-venv for that.
+if ! "${PYTHON:-python3}" -c 'import ensurepip, venv' > /dev/null 2>&1; then missing+=(python3-venv); fi
 start_engine=0
 engine_answers || start_engine=1
 pg_action=none   # none | start | install
