@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hq import client as client_module
 from hq import errors
 from hq.client import HQClient
+from hq.client import jobs as client_jobs
 from hq.schemas.agents import CompleteRequest
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import JobRead
@@ -243,7 +243,7 @@ def test_a_wait_longer_than_one_request_is_several_long_polls(
 ) -> None:
     """``--wait 3600`` works: the client waits in turns of at most the server's one-request
     wait (shrunk here to 0.4 s so that one job takes several turns)."""
-    monkeypatch.setattr(client_module, "MAX_WAIT_SECONDS", 0.4)
+    monkeypatch.setattr(client_jobs, "MAX_WAIT_SECONDS", 0.4)
     thread, seen = complete_later(FakeAgent(server, queue=queue), delay_s=1.5, metrics={"rows": 3})
     done = submitter.submit_job(script=script, params={"n": 2}, queue=queue, wait_s=30)
     answered = time.monotonic()
