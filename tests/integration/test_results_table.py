@@ -42,6 +42,7 @@ async def jobs(inprocess: InProcess) -> list[str]:
     return ids
 
 
+@pytest.mark.slow  # 12,345 rows put in first: about 3 s a database
 async def test_json_pages_cover_every_row_once_in_order(
     inprocess: InProcess, jobs: list[str]
 ) -> None:
@@ -67,6 +68,7 @@ async def test_json_pages_cover_every_row_once_in_order(
     assert len(default["rows"]) == 10_000 and default["next_cursor"] is not None
 
 
+@pytest.mark.slow  # 12,345 rows put in first: about 3 s a database
 async def test_csv_has_every_row_and_every_column(inprocess: InProcess, jobs: list[str]) -> None:
     answer = await inprocess.http.get(
         "/api/v1/results", params={"script": "fit", "status": "succeeded", "format": "csv"}
