@@ -78,13 +78,6 @@ FORBIDS = (
         forbidden=("hq.server", "hq.cli", "fastapi", "minio", *DATABASE_DRIVERS),
         why="an agent runs on a worker host with only HQ's URL and a token: it reaches HQ "
         "through hq.client, never its database, its object store or its code",
-        exempt=(
-            (
-                "agent/__main__.py",
-                "`python -m agent` is `hq agent`: it only calls the CLI command, which starts "
-                "the agent (cli -> agent)",
-            ),
-        ),
     ),
     Forbids(
         "web-app-talks-to-hq-through-the-client",
