@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import jsonschema
@@ -239,3 +239,65 @@ def sweep_size(grid: dict[str, list[Any]], repeats: int) -> int:
     for values in grid.values():
         total *= len(values)
     return total * repeats
+
+
+def by_name(values: Sequence[Any], states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Values read with an ``ALL`` pattern, keyed by the ``name`` in each one's id."""
+    return {s["id"]["name"]: v for s, v in zip(states, values, strict=True)}
+
+
+@dataclass(frozen=True)
+class FormCheck:
+    """A submit form checked against its script: what ParamFormAIO hands the page.
+
+    ``clicks`` tells one press of a submit button from the next, so pressing again with the same
+    form is still a new check (and a new submission).
+    """
+
+    sweep: bool
+    clicks: int
+    params: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    input_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.input_errors
+
+    @property
+    def general(self) -> str:
+        """The message above the fields when the form is not ok."""
+        return self.errors.get("", "Fix the fields marked below.")
+
+    def to_json(self) -> str:
+        """A JSON string, not a dict, for a dcc.Store: the browser would turn 10.0 into 10."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> FormCheck:
+        return cls(**json.loads(text))
+
+
+def check_form(
+    *,
+    params_schema: dict[str, Any],
+    inputs_spec: dict[str, Any],
+    values: dict[str, Any],
+    sweeps: dict[str, Any] | None,
+    chosen: dict[str, Any],
+    clicks: int,
+) -> FormCheck:
+    """Form values, sweep values (None for a single job) and picked datasets, checked."""
+    result = coerce_form(params_schema, values, sweeps)
+    picked, input_errors = coerce_inputs(inputs_spec, chosen)
+    return FormCheck(
+        sweep=sweeps is not None,
+        clicks=clicks,
+        params=result.params,
+        grid=result.grid,
+        inputs=picked,
+        errors=result.errors,
+        input_errors=input_errors,
+    )

@@ -20,6 +20,83 @@ dash.register_page(  # type: ignore[no-untyped-call]
 )
 
 
+def _versions_card(dataset: Any, chosen: Any) -> html.Div:
+    """The version picker and every version with its sha256."""
+    return html.Div(
+        className="card",
+        children=[
+            html.H2("Versions"),
+            dcc.Dropdown(
+                id=ids.DATASET_VERSION,
+                value=chosen.version,
+                clearable=False,
+                options=[{"label": f"v{v.version}", "value": v.version} for v in dataset.versions],
+            ),
+            table_grid(
+                ids.DATASET_VERSIONS_GRID,
+                version_rows(dataset.model_dump(mode="json")),
+                height="220px",
+            ),
+        ],
+    )
+
+
+def _detail(dataset: Any, chosen: Any) -> html.Dl:
+    """The chosen version's file, size, sha256, shape and download link."""
+    download = html.A(
+        "download",
+        href=f"/download/datasets/{dataset.name}/{chosen.version}",
+        target="_blank",
+    )
+    return kv(
+        [
+            ("file", chosen.filename),
+            ("size", human_size(chosen.size)),
+            ("sha256", chosen.sha256),
+            ("rows", str(chosen.rows or "—")),
+            ("columns", ", ".join(chosen.columns or []) or "—"),
+            ("created", chosen.created_at.isoformat()),
+            ("download", download),
+        ]
+    )
+
+
+def _detail_card(dataset: Any, chosen: Any, lineage: Any) -> html.Div:
+    return html.Div(
+        className="card",
+        id=ids.DATASET_DETAIL,
+        children=[
+            html.H2(f"Version {chosen.version}"),
+            _detail(dataset, chosen),
+            html.H2("Lineage"),
+            table_grid(
+                ids.DATASET_LINEAGE_GRID,
+                lineage_rows(lineage.model_dump(mode="json")),
+                height="160px",
+            ),
+        ],
+    )
+
+
+def _preview_card(chosen: Any) -> html.Div:
+    """The first rows of the chosen version, when its file type has a preview."""
+    preview = chosen.preview or []
+    return html.Div(
+        className="card",
+        children=[
+            html.H2(f"Preview (first {len(preview)} rows)"),
+            table_grid(
+                ids.DATASET_PREVIEW_GRID,
+                preview,
+                columns=chosen.columns or None,
+                height="320px",
+            )
+            if preview
+            else html.Div("No preview for this file type.", className="muted"),
+        ],
+    )
+
+
 def layout(name: str | None = None, version: str | None = None, **_query: Any) -> html.Div:
     try:
         with hq_client() as client:
@@ -31,7 +108,6 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
             lineage = client.dataset_lineage(dataset.name, chosen.version)
     except errors.HQError as exc:
         return html.Div([html.H1(f"Dataset {name}"), error_message(exc)])
-    preview = chosen.preview or []
     return html.Div(
         [
             html.H1(f"Dataset {dataset.name}"),
@@ -39,74 +115,11 @@ def layout(name: str | None = None, version: str | None = None, **_query: Any) -
             html.Div(
                 className="row",
                 children=[
-                    html.Div(
-                        className="card",
-                        children=[
-                            html.H2("Versions"),
-                            dcc.Dropdown(
-                                id=ids.DATASET_VERSION,
-                                value=chosen.version,
-                                clearable=False,
-                                options=[
-                                    {"label": f"v{v.version}", "value": v.version}
-                                    for v in dataset.versions
-                                ],
-                            ),
-                            table_grid(
-                                ids.DATASET_VERSIONS_GRID,
-                                version_rows(dataset.model_dump(mode="json")),
-                                height="220px",
-                            ),
-                        ],
-                    ),
-                    html.Div(
-                        className="card",
-                        id=ids.DATASET_DETAIL,
-                        children=[
-                            html.H2(f"Version {chosen.version}"),
-                            kv(
-                                [
-                                    ("file", chosen.filename),
-                                    ("size", human_size(chosen.size)),
-                                    ("sha256", chosen.sha256),
-                                    ("rows", str(chosen.rows or "—")),
-                                    ("columns", ", ".join(chosen.columns or []) or "—"),
-                                    ("created", chosen.created_at.isoformat()),
-                                    (
-                                        "download",
-                                        html.A(
-                                            "download",
-                                            href=f"/download/datasets/{dataset.name}/"
-                                            f"{chosen.version}",
-                                            target="_blank",
-                                        ),
-                                    ),
-                                ]
-                            ),
-                            html.H2("Lineage"),
-                            table_grid(
-                                ids.DATASET_LINEAGE_GRID,
-                                lineage_rows(lineage.model_dump(mode="json")),
-                                height="160px",
-                            ),
-                        ],
-                    ),
+                    _versions_card(dataset, chosen),
+                    _detail_card(dataset, chosen, lineage),
                 ],
             ),
-            html.Div(
-                className="card",
-                children=[
-                    html.H2(f"Preview (first {len(preview)} rows)"),
-                    table_grid(
-                        ids.DATASET_PREVIEW_GRID,
-                        preview,
-                        columns=chosen.columns or None,
-                        height="320px",
-                    )
-                    if preview
-                    else html.Div("No preview for this file type.", className="muted"),
-                ],
-            ),
+            _preview_card(chosen),
         ]
     )
 

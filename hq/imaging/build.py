@@ -98,6 +98,77 @@ def _run_streaming(cmd: list[str], *, on_line: OnLine) -> None:
         raise errors.HQError(f"{cmd[0]} exited with {code}:\n" + "\n".join(tail))
 
 
+def _require_debootstrap() -> None:
+    """Refuse early, saying what to do, when debootstrap cannot run here."""
+    if os.geteuid() != 0:
+        raise errors.HQError(
+            "building the base image runs debootstrap, which needs root: run it as root "
+            "(or use a base image from a registry with --base, e.g. python:3.11-slim)"
+        )
+    if shutil.which("debootstrap") is None:
+        raise errors.HQError(
+            "debootstrap is not installed: apt-get install -y debootstrap "
+            "(or use a base image from a registry with --base, e.g. python:3.11-slim)"
+        )
+
+
+def _debootstrap_rootfs(*, root: Path, suite: str, mirror: str, on_line: OnLine) -> None:
+    """A minbase rootfs with python3, python3-venv and ca-certificates, without apt's caches."""
+    on_line(f"debootstrap {suite} (minbase + {', '.join(BASE_PACKAGES)}) from {mirror}")
+    _run_streaming(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            suite,
+            str(root),
+            mirror,
+        ],
+        on_line=on_line,
+    )
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for child in (root / junk).glob("*"):
+            if child.is_file():
+                child.unlink()
+
+
+def _import_rootfs(
+    *, client: docker.DockerClient, root: Path, rootfs_tag: str, on_line: OnLine
+) -> None:
+    """Pack the rootfs into a tarball beside it and ``docker import`` it as ``rootfs_tag``."""
+    tarball = root.parent / "rootfs.tar"
+    on_line("packing the rootfs")
+    _run_streaming(["tar", "-C", str(root), "-cf", str(tarball), "."], on_line=on_line)
+    on_line(f"docker import -> {rootfs_tag}")
+    repo, _, rootfs_version = rootfs_tag.partition(":")
+    client.api.import_image_from_file(str(tarball), repository=repo, tag=rootfs_version)
+
+
+def _add_base_user(
+    *, client: docker.DockerClient, rootfs_tag: str, tag: str, on_line: OnLine
+) -> Image:
+    """Build images/base.Dockerfile on the imported rootfs: the user hq, uid/gid 1000."""
+    on_line(f"adding the user hq (1000:1000) -> {tag}")
+    return _stream_build(
+        client=client,
+        on_line=on_line,
+        path=str(IMAGES_DIR),
+        dockerfile=BASE_DOCKERFILE.name,
+        buildargs={"ROOTFS": rootfs_tag},
+        tag=tag,
+        labels={LABEL_BASE: "1", "org.opencontainers.image.description": "HQ Python base"},
+        network_mode="none",
+        pull=False,
+    )
+
+
+def _untag_rootfs(*, client: docker.DockerClient, rootfs_tag: str) -> None:
+    try:
+        client.images.remove(rootfs_tag, noprune=True)  # only the tag: its layer is the base's
+    except docker.errors.APIError as exc:
+        logger.warning("could not untag %s: %s", rootfs_tag, exc)
+
+
 @_docker_errors
 def build_base_image(
     *,
@@ -121,57 +192,14 @@ def build_base_image(
     if existing is not None and not force:
         on_line(f"base image {tag} exists ({existing.short_id}); reusing it (--force rebuilds)")
         return existing, False
-    if os.geteuid() != 0:
-        raise errors.HQError(
-            "building the base image runs debootstrap, which needs root: run it as root "
-            "(or use a base image from a registry with --base, e.g. python:3.11-slim)"
-        )
-    if shutil.which("debootstrap") is None:
-        raise errors.HQError(
-            "debootstrap is not installed: apt-get install -y debootstrap "
-            "(or use a base image from a registry with --base, e.g. python:3.11-slim)"
-        )
+    _require_debootstrap()
     rootfs_tag = f"hq-base-rootfs:{suite}"
     with tempfile.TemporaryDirectory(prefix="hq-base-") as tmp:
         root = Path(tmp) / "rootfs"
-        on_line(f"debootstrap {suite} (minbase + {', '.join(BASE_PACKAGES)}) from {mirror}")
-        _run_streaming(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
-                suite,
-                str(root),
-                mirror,
-            ],
-            on_line=on_line,
-        )
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for child in (root / junk).glob("*"):
-                if child.is_file():
-                    child.unlink()
-        tarball = Path(tmp) / "rootfs.tar"
-        on_line("packing the rootfs")
-        _run_streaming(["tar", "-C", str(root), "-cf", str(tarball), "."], on_line=on_line)
-        on_line(f"docker import -> {rootfs_tag}")
-        repo, _, rootfs_version = rootfs_tag.partition(":")
-        client.api.import_image_from_file(str(tarball), repository=repo, tag=rootfs_version)
-    on_line(f"adding the user hq (1000:1000) -> {tag}")
-    image = _stream_build(
-        client=client,
-        on_line=on_line,
-        path=str(IMAGES_DIR),
-        dockerfile=BASE_DOCKERFILE.name,
-        buildargs={"ROOTFS": rootfs_tag},
-        tag=tag,
-        labels={LABEL_BASE: "1", "org.opencontainers.image.description": "HQ Python base"},
-        network_mode="none",
-        pull=False,
-    )
-    try:
-        client.images.remove(rootfs_tag, noprune=True)  # only the tag: its layer is the base's
-    except docker.errors.APIError as exc:
-        logger.warning("could not untag %s: %s", rootfs_tag, exc)
+        _debootstrap_rootfs(root=root, suite=suite, mirror=mirror, on_line=on_line)
+        _import_rootfs(client=client, root=root, rootfs_tag=rootfs_tag, on_line=on_line)
+    image = _add_base_user(client=client, rootfs_tag=rootfs_tag, tag=tag, on_line=on_line)
+    _untag_rootfs(client=client, rootfs_tag=rootfs_tag)
     return image, True
 
 
@@ -234,6 +262,64 @@ def _ensure_base(*, client: docker.DockerClient, base_image: str, on_line: OnLin
         ) from exc
 
 
+def _reusable_image(
+    *, client: docker.DockerClient, ref: str, content_hash: str, manifest: Manifest
+) -> Image | None:
+    """The image tagged ``ref`` if it was built from the same context hash and manifest."""
+    existing = find_image(client=client, ref=ref)
+    if (
+        existing is not None
+        and existing.labels.get(LABEL_CONTEXT_SHA) == content_hash
+        and existing.labels.get(LABEL_MANIFEST) == manifest_label(manifest)
+    ):
+        return existing
+    return None
+
+
+def _write_context(*, context: Path, script_dir: Path, dockerfile_text: str) -> None:
+    """The build context: the script's files under src/, requirements.txt (maybe empty), the
+    Dockerfile, and the host CA bundle (maybe empty) for the builder stage's pip."""
+    for rel, path in _context_files(script_dir):
+        (context / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, context / "src" / rel)
+    (context / "src").mkdir(exist_ok=True)
+    requirements = script_dir / "requirements.txt"
+    (context / "requirements.txt").write_bytes(
+        requirements.read_bytes() if requirements.is_file() else b""
+    )
+    (context / "Dockerfile").write_text(dockerfile_text, encoding="utf-8")
+    ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
+    (context / CA_FILE_IN_CONTEXT).write_bytes(ca)
+
+
+def _build_script_context(
+    *,
+    client: docker.DockerClient,
+    context: Path,
+    ref: str,
+    base_image: str,
+    manifest: Manifest,
+    content_hash: str,
+    on_line: OnLine,
+) -> Image:
+    """Build a written context, labelled with the manifest, the script name and the hash."""
+    return _stream_build(
+        client=client,
+        on_line=on_line,
+        path=str(context),
+        dockerfile="Dockerfile",
+        tag=ref,
+        buildargs={"BASE_IMAGE": base_image},
+        labels={
+            LABEL_MANIFEST: manifest_label(manifest),
+            LABEL_SCRIPT: manifest.name,
+            LABEL_CONTEXT_SHA: content_hash,
+        },
+        network_mode="host",
+        pull=False,
+    )
+
+
 @_docker_errors
 def build_script_image(
     *,
@@ -257,42 +343,21 @@ def build_script_image(
     content_hash = context_sha256(
         script_dir=script_dir, dockerfile_text=dockerfile_text, base_image_id=str(base.id)
     )
-    existing = find_image(client=client, ref=ref)
-    if (
-        existing is not None
-        and not force
-        and existing.labels.get(LABEL_CONTEXT_SHA) == content_hash
-        and existing.labels.get(LABEL_MANIFEST) == manifest_label(manifest)
-    ):
+    existing = _reusable_image(client=client, ref=ref, content_hash=content_hash, manifest=manifest)
+    if existing is not None and not force:
         on_line(f"{ref} is up to date ({existing.short_id}); reusing it")
         return BuiltImage(ref, str(existing.id), manifest, content_hash, reused=True)
     with tempfile.TemporaryDirectory(prefix="hq-build-") as tmp:
         context = Path(tmp)
-        for rel, path in _context_files(script_dir):
-            (context / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, context / "src" / rel)
-        (context / "src").mkdir(exist_ok=True)
-        requirements = script_dir / "requirements.txt"
-        (context / "requirements.txt").write_bytes(
-            requirements.read_bytes() if requirements.is_file() else b""
-        )
-        (context / "Dockerfile").write_text(dockerfile_text, encoding="utf-8")
-        ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
-        (context / CA_FILE_IN_CONTEXT).write_bytes(ca)
+        _write_context(context=context, script_dir=script_dir, dockerfile_text=dockerfile_text)
         on_line(f"building {ref} from {script_dir} on {base_image}")
-        image = _stream_build(
+        image = _build_script_context(
             client=client,
+            context=context,
+            ref=ref,
+            base_image=base_image,
+            manifest=manifest,
+            content_hash=content_hash,
             on_line=on_line,
-            path=str(context),
-            dockerfile="Dockerfile",
-            tag=ref,
-            buildargs={"BASE_IMAGE": base_image},
-            labels={
-                LABEL_MANIFEST: manifest_label(manifest),
-                LABEL_SCRIPT: manifest.name,
-                LABEL_CONTEXT_SHA: content_hash,
-            },
-            network_mode="host",
-            pull=False,
         )
     return BuiltImage(ref, str(image.id), manifest, content_hash, reused=False)

@@ -356,6 +356,67 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
     expect(lineage.first).to_contain_text("read by")
 
 
+def test_the_script_form_marks_bad_fields_then_submits_a_job_and_a_sweep_and_opens_them(
+    hq: LiveServer, dash: DashServer, page: Page, shoot: Shoot
+) -> None:
+    """ParamFormAIO checks itself and the page submits what it hands over (no agent runs)."""
+    manifest = imaging.load_manifest(SCRIPTS_DIR / "linear-fit")
+    hq.client("publisher").publish_script_version(
+        name="linear-fit", image="hq/linear-fit:1", digest="sha256:" + "2" * 64, manifest=manifest
+    )
+    with hq.client("submitter") as client:
+        client.upload_dataset(name="diabetes", path=DIABETES)
+    dash.login(page, "sam")
+    page.goto(f"{dash.url}/scripts/linear-fit")
+    page.fill(field("value", "features"), "[age")
+    page.locator("#script-submit").click()
+    expect(page.locator("#script-message")).to_have_text("Fix the fields marked below.")
+    expect(page.locator(field("error", "features"))).to_contain_text("features: is not valid JSON")
+    expect(page.locator(field("error", "target"))).to_have_text("target is required")
+    expect(page.locator(field("input-error", "table"))).to_have_text("input table needs a dataset")
+    page.fill(field("value", "features"), "")
+    page.fill(field("value", "alpha"), "2.5")
+    page.fill(field("value", "target"), "progression")
+    pick(page, field("input", "table"), "diabetes")
+    # a sweep too large is refused before anything is submitted, and the fields are clean now
+    page.fill(field("sweep", "alpha"), ", ".join(str(n) for n in range(11)))
+    page.fill("#script-repeats", "1000")
+    page.locator("#script-sweep").click()
+    expect(page.locator("#script-message")).to_have_text("A sweep makes at most 10000 jobs.")
+    expect(page.locator(field("error", "features"))).to_be_empty()
+    expect(page.locator(field("error", "target"))).to_be_empty()
+    expect(page.locator(field("input-error", "table"))).to_be_empty()
+    shoot(page, "script-form-checked")
+    page.fill(field("sweep", "alpha"), "0, 10.5")
+    page.fill("#script-repeats", "2")
+    page.locator("#script-sweep").click()
+    page.wait_for_url(re.compile(r".*/compare\?sweep=[0-9a-f-]{36}$"))
+    sweep_id = page.url.rsplit("=", 1)[1]
+    # a single job takes the value field, not the sweep's values
+    page.goto(f"{dash.url}/scripts/linear-fit")
+    page.fill(field("value", "target"), "progression")
+    page.fill(field("value", "alpha"), "2.5")
+    page.fill(field("sweep", "alpha"), "0, 10.5")
+    pick(page, field("input", "table"), "diabetes")
+    page.locator("#script-submit").click()
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#job-status")).to_have_text("queued")
+    with hq.client("viewer") as viewer:
+        job = viewer.get_job(job_id)
+        swept = viewer.list_jobs(sweep=sweep_id).items
+    assert job.params == {"target": "progression", "alpha": 2.5}
+    assert (job.inputs["table"].dataset, job.inputs["table"].version) == ("diabetes", 1)
+    assert sorted(j.params["alpha"] for j in swept) == [0, 0, 10.5, 10.5]
+    assert {j.params["target"] for j in swept} == {"progression"}
+    # a viewer sees the form but cannot press either button
+    page.goto(f"{dash.url}/logout")
+    dash.login(page, "val")
+    page.goto(f"{dash.url}/scripts/linear-fit")
+    expect(page.locator("#script-submit")).to_be_disabled()
+    expect(page.locator("#script-sweep")).to_be_disabled()
+
+
 @pytest.mark.docker
 def test_an_admin_drains_an_agent_from_the_agents_page(
     hq: LiveServer, dash: DashServer, page: Page, hq_agents: AgentFactory

@@ -450,6 +450,50 @@ def test_dataset_options_list_latest_then_versions() -> None:
     assert [o["value"] for o in options] == ["points", "points@2", "points@1"]
 
 
+def test_a_checked_form_names_its_errors_and_says_what_to_fix() -> None:
+    check = forms.check_form(
+        params_schema=SCHEMA,
+        inputs_spec={"table": {"required": True}},
+        values={"n": "2.5"},
+        sweeps=None,
+        chosen={},
+        clicks=1,
+    )
+    assert not check.ok and not check.sweep
+    assert set(check.errors) == {"target", "n"} and list(check.input_errors) == ["table"]
+    assert check.general == "Fix the fields marked below."
+    whole = forms.check_form(
+        params_schema={"type": "object", "properties": {}, "minProperties": 1},
+        inputs_spec={},
+        values={},
+        sweeps=None,
+        chosen={},
+        clicks=1,
+    )
+    assert not whole.ok and whole.general == "{} should be non-empty"
+
+
+def test_a_checked_sweep_keeps_its_python_types_through_json() -> None:
+    check = forms.check_form(
+        params_schema=SCHEMA,
+        inputs_spec={"table": {"required": True}},
+        values={"target": "y", "n": 2},
+        sweeps={"alpha": "0, 10"},
+        chosen={"table": "points@1"},
+        clicks=3,
+    )
+    assert check.ok and check.sweep and check.clicks == 3
+    assert check.grid == {"alpha": [0.0, 10.0]} and check.inputs == {"table": "points@1"}
+    back = forms.FormCheck.from_json(check.to_json())
+    assert back == check
+    assert [type(v) for v in back.grid["alpha"]] == [float, float]  # the browser would say 0, 10
+
+
+def test_values_read_with_all_are_keyed_by_their_id_name() -> None:
+    states = [{"id": {"name": "a"}}, {"id": {"name": "b"}}]
+    assert forms.by_name([1, None], states) == {"a": 1, "b": None}
+
+
 # -- views --------------------------------------------------------------------------------------
 
 
