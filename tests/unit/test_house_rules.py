@@ -14,21 +14,12 @@ import os
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hq", "agent", "dash_app")
 EXCLUDED = ROOT / "hq" / "server" / "migrations" / "versions"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 OUTSIDE_THE_CLONE = re.compile(r"\.\./shared\b|/work/shared\b")
-
-# Left over when this test was written; being split. Delete the xfail once the list is empty.
-FUNCTION_OFFENDERS = (
-    "hq/imaging/build.py:build_base_image (74), hq/imaging/build.py:build_script_image (61), "
-    "dash_app/components/param_form.py:__init__ (67), dash_app/pages/dataset.py:layout (89), "
-    "dash_app/pages/script.py:layout (123), dash_app/pages/script.py:submit (68)"
-)
 
 
 def sources() -> list[Path]:
@@ -77,7 +68,6 @@ def test_no_module_is_over_400_lines() -> None:
     assert long_modules() == []
 
 
-@pytest.mark.xfail(strict=False, reason=f"functions over 60: {FUNCTION_OFFENDERS}")
 def test_no_function_is_over_60_lines() -> None:
     assert long_functions() == []
 
