@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from hq import imaging
 from tests.fixtures.agent import AgentFactory
-from tests.fixtures.browser import DashFactory, DashServer, Shoot
+from tests.fixtures.browser import DashFactory, DashServer, Shoot, field, pick
 from tests.fixtures.docker import SCRIPTS_DIR
 from tests.fixtures.server import LiveServer, ServerFactory
 
@@ -125,21 +125,6 @@ GRAPH_JS = """([title]) => [...document.querySelectorAll('.js-plotly-plot')].map
     title: gd.layout && gd.layout.title ? gd.layout.title.text : null,
     traces: (gd.data || []).map(t => ({type: t.type, n: (t.x || t.y || []).length})),
 })).filter(g => title === null || (g.title || '').includes(title))"""
-
-
-def field(sub: str, name: str) -> str:
-    """The selector of a ParamFormAIO part (Dash renders pattern-matching ids as sorted JSON)."""
-    pattern = json.dumps(
-        {"aio_id": "submit", "component": "ParamFormAIO", "name": name, "subcomponent": sub},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    return f"[id='{pattern}']"
-
-
-def pick(page: Page, selector: str, option: str) -> None:
-    page.locator(selector).click()
-    page.locator("[role=option]", has_text=option).first.click()
 
 
 def graphs(page: Page, title: str | None = None) -> list[dict[str, Any]]:

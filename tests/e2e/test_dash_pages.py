@@ -9,7 +9,6 @@ lineage, with no preview for a file that is not a table.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from hq import imaging
 from hq.schemas.jobs import JobCreate
-from tests.fixtures.browser import DashFactory, DashServer, Shoot
+from tests.fixtures.browser import DashFactory, DashServer, Shoot, field, pick
 from tests.fixtures.docker import SCRIPTS_DIR
 from tests.fixtures.server import LiveServer, ServerFactory
 
@@ -48,21 +47,6 @@ def hq(server_factory: ServerFactory) -> LiveServer:
 @pytest.fixture
 def dash(hq: LiveServer, dash_factory: DashFactory) -> DashServer:
     return dash_factory(hq)
-
-
-def field(sub: str, name: str) -> str:
-    """The selector of a part of the script page's ParamFormAIO (ids as sorted JSON)."""
-    pattern = json.dumps(
-        {"aio_id": "submit", "component": "ParamFormAIO", "name": name, "subcomponent": sub},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    return f"[id='{pattern}']"
-
-
-def pick(page: Page, selector: str, option: str) -> None:
-    page.locator(selector).click()
-    page.locator("[role=option]", has_text=option).first.click()
 
 
 def fill_target_and_table(page: Page) -> None:
