@@ -215,11 +215,11 @@ async def test_due_since_reports_a_backoff_that_ended_not_a_new_job(sessionmaker
     await asyncio.sleep(0.03)
     async with sessionmaker() as session, session.begin():
         await queue.reap(
-            session, backoff_seconds=0.05, backoff_max_seconds=1, timeout_slack_seconds=30
+            session, backoff_seconds=1, backoff_max_seconds=2, timeout_slack_seconds=30
         )
-    async with sessionmaker() as session:
+    async with sessionmaker() as session:  # a second: room for a loaded machine
         assert not await queue.due_since(session, since=since)  # still backing off
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1.1)
     async with sessionmaker() as session:
         assert await queue.due_since(session, since=since)
 

@@ -20,6 +20,7 @@ import uuid
 
 from hq.server.queue.claim import claim_jobs
 from hq.server.queue.lease import (
+    Finishes,
     Leases,
     check_lease,
     finish,
@@ -44,6 +45,7 @@ def new_job_id() -> str:
 __all__ = [
     "LOST_REASON",
     "REAP_BATCH",
+    "Finishes",
     "Leases",
     "ReapResult",
     "check_lease",

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hq import errors
 from hq.schemas.common import JobStatus
 from hq.server import notify
-from hq.server.db.models import Agent, Job, JobEventRow
+from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow
 from hq.server.db.types import utcnow
 
 
@@ -150,3 +152,66 @@ async def finish(
     await notify.mark(session, "done")
     if flush:
         await session.flush()
+
+
+@dataclass
+class Finishes:
+    """The ends of many attempts, written together: one executemany UPDATE of the jobs, one
+    multi-row INSERT of their events (and of their results), instead of the unit of work's
+    per-object bookkeeping, which was most of a completed batch's CPU.
+
+    ``add`` also puts the new values on the loaded ``Job`` objects without marking them dirty,
+    so later checks in the same transaction (the same job twice in one batch is a replay) see
+    them, and nothing is written twice."""
+
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        job: Job,
+        *,
+        status: JobStatus,
+        reason: str | None,
+        exit_code: int | None,
+        metrics: dict[str, int | float] | None = None,
+        result: tuple[dict[str, Any], list[Any]] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status.value,
+            "failure_reason": reason,
+            "exit_code": exit_code,
+            "finished_at": utcnow(),
+            "completed_token": job.lease_token,
+            "lease_expires_at": None,
+            "metrics": job.metrics if metrics is None else metrics,
+        }
+        for key, value in values.items():
+            set_committed_value(job, key, value)
+        self.jobs.append({"id": job.id, **values})
+        self.events.append(
+            {
+                "job_id": job.id,
+                "at": values["finished_at"],
+                "kind": status.value,
+                "attempt": job.attempts,
+                "agent_id": job.agent_id,
+                "detail": reason,
+            }
+        )
+        if result is not None:
+            tables, charts = result
+            self.results.append(
+                {"job_id": job.id, "attempt": job.attempts, "tables": tables, "charts": charts}
+            )
+
+    async def write(self, session: AsyncSession) -> None:
+        if not self.jobs:
+            return
+        await session.execute(update(Job), self.jobs)  # by primary key, one executemany
+        await session.execute(insert(JobEventRow), self.events)
+        if self.results:
+            await session.execute(insert(JobResultRow), self.results)
+        for _ in self.jobs:
+            await notify.mark(session, "done")

@@ -23,7 +23,7 @@ from hq.schemas.agents import (
 )
 from hq.schemas.common import JobStatus
 from hq.server import queue
-from hq.server.db.models import Job, JobResultRow
+from hq.server.db.models import Job
 from hq.server.metrics import Metrics
 from hq.server.services import artifacts as artifact_service
 from hq.server.services.artifacts import VerifiedArtifacts
@@ -218,6 +218,7 @@ async def _settle(
     leases = await queue.load_leases(
         session, ids=[r.job_id for r in reports], agent_token_id=agent_token_id, lock=True
     )
+    finishes = queue.Finishes()
     out: list[Outcome] = []
     for report in reports:
         job_id, body = report.job_id, report.body
@@ -233,7 +234,9 @@ async def _settle(
             job = leases.check(
                 job_id=job_id, lease_token=body.lease_token, agent_token_id=agent_token_id
             )
-            duration = await _accept(session, job=job, body=body, verified=report.precheck)
+            duration = await _accept(
+                session, job=job, body=body, verified=report.precheck, finishes=finishes
+            )
         except errors.HQError as exc:
             if raise_errors:
                 raise
@@ -243,6 +246,7 @@ async def _settle(
             out.append(Outcome(refused, None))
             continue
         out.append(Outcome(_accepted(job_id, body.status), duration))
+    await finishes.write(session)
     return out
 
 
@@ -251,11 +255,16 @@ def _accepted(job_id: str, status: JobStatus) -> CompleteItemResponse:
 
 
 async def _accept(
-    session: AsyncSession, *, job: Job, body: CompleteRequest, verified: VerifiedArtifacts | None
+    session: AsyncSession,
+    *,
+    job: Job,
+    body: CompleteRequest,
+    verified: VerifiedArtifacts | None,
+    finishes: queue.Finishes,
 ) -> float | None:
-    """Record a result whose lease was checked: artifacts, results, the final status; returns
-    the attempt's run time. Nothing here refuses after writing, so a refused item leaves
-    nothing behind."""
+    """Record a result whose lease was checked: artifacts now, results and the final status in
+    ``finishes`` (written once for the batch); returns the attempt's run time. Nothing here
+    refuses after writing, so a refused item leaves nothing behind."""
     if body.status == JobStatus.succeeded and body.results is not None:
         try:
             body.results.check_tables_referenced()
@@ -271,23 +280,16 @@ async def _accept(
             raise RuntimeError(f"artifacts of job {job.id} were not verified for this attempt")
         await artifact_service.record_artifacts(session, verified=verified)
     results = body.results
-    if results is not None:
-        job.metrics = results.metrics
-        session.add(
-            JobResultRow(
-                job_id=job.id, attempt=job.attempts, tables=results.tables, charts=results.charts
-            )
-        )
     reason = body.failure_reason
     if body.status == JobStatus.failed and not reason:
         reason = f"exit code {body.exit_code}" if body.exit_code is not None else "failed"
-    await queue.finish(
-        session,
-        job=job,
+    finishes.add(
+        job,
         status=body.status,
         reason=None if body.status == JobStatus.succeeded else reason,
         exit_code=body.exit_code,
-        flush=False,
-    )  # written together at commit
+        metrics=results.metrics if results is not None else None,
+        result=(results.tables, results.charts) if results is not None else None,
+    )
     started = job.attempt_started_at
     return (job.finished_at - started).total_seconds() if started and job.finished_at else None
