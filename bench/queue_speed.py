@@ -38,6 +38,7 @@ from bench.common import (
     ADMIN_TOKEN,
     STEP_TIMEOUT_S,
     Talker,
+    cpu_seconds,
     create_database,
     drop_database,
     free_port,
@@ -94,7 +95,7 @@ def publish_noop(admin: Any) -> None:
 def hq_throughput(*, database_url: str, home: Path, jobs: int, capacity: int) -> dict[str, Any]:
     from hq.client import HQClient
 
-    _server, url = start_hq(home, database_url)
+    server, url = start_hq(home, database_url)
     try:
         with HQClient(url, ADMIN_TOKEN, timeout=STEP_TIMEOUT_S) as admin:
             publish_noop(admin)
@@ -108,15 +109,16 @@ def hq_throughput(*, database_url: str, home: Path, jobs: int, capacity: int) ->
             started = time.monotonic()
             sweep = admin.submit_sweep(script=SCRIPT, grid={"i": list(range(jobs))}, reuse=False)
             enqueue_s = time.monotonic() - started
-            go = time.time()
+            go, cpu_before = time.time(), cpu_seconds(server.proc.pid)
             for agent in agents:
                 agent.send("go")
             reports = [json.loads(agent.expect()) for agent in agents]
+            cpu_ms = (cpu_seconds(server.proc.pid) - cpu_before) * 1000 / jobs
             done = admin.get_sweep(sweep.id).counts.get("succeeded", 0)
         if done != jobs or sum(r["done"] for r in reports) != jobs:
             raise RuntimeError(f"HQ finished {done} of {jobs} jobs ({reports})")
         drain = max(r["last"] for r in reports) - go
-        return {"jobs_s": jobs / drain, "drain_s": drain, "enqueue_s": enqueue_s}
+        return {"jobs_s": jobs / drain, "drain_s": drain, "enqueue_s": enqueue_s, "cpu_ms": cpu_ms}
     finally:
         stop_all()
 
@@ -340,11 +342,19 @@ def report(
         f"procrastinate: concurrency {args.capacity}. Celery: -P solo, prefetch 4."
     )
     hq = rows.get("hq-pg")
-    print(f"{'system':34} {'jobs/s':>8} {'drain s':>8} {'HQ(PG)/x':>9}  all rounds (jobs/s)")
+    print(
+        f"{'system':34} {'jobs/s':>8} {'drain s':>8} {'HQ(PG)/x':>9} {'CPU ms/job':>10}"
+        "  all rounds (jobs/s)"
+    )
     for name, row in rows.items():
         ratio = f"{hq['jobs_s'] / row['jobs_s']:.2f}" if hq else "-"
         every = ", ".join(f"{r['jobs_s']:.0f}" for r in runs[name])
-        print(f"{LABELS[name]:34} {row['jobs_s']:8.0f} {row['drain_s']:8.2f} {ratio:>9}  {every}")
+        cpu = f"{row['cpu_ms']:.2f}" if "cpu_ms" in row else "-"
+        print(
+            f"{LABELS[name]:34} {row['jobs_s']:8.0f} {row['drain_s']:8.2f} {ratio:>9} {cpu:>10}"
+            f"  {every}"
+        )
+    print("(CPU ms/job: the HQ server process's own CPU time during the drain, per job)")
     if latency:
         print(
             f"\nSubmit-to-claim latency: {args.latency_jobs} jobs submitted one at a time, "

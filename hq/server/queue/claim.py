@@ -106,11 +106,14 @@ async def claim_jobs(
         "claim_expires": now + timedelta(seconds=lease_ttl_seconds),
     }
     jobs = list((await session.scalars(_claim_statement(dialect), params)).all())
-    if jobs and dialect != "postgresql":
-        session.add_all(
-            JobEventRow(job_id=j.id, at=now, kind="started", attempt=j.attempts, agent_id=agent.id)
-            for j in jobs
+    if jobs and dialect != "postgresql":  # one executemany, not an ORM flush of each row
+        await session.execute(
+            insert(JobEventRow),
+            [
+                {"job_id": j.id, "at": now, "kind": "started", "attempt": j.attempts}
+                | {"agent_id": agent.id}
+                for j in jobs
+            ],
         )
-        await session.flush()
     jobs.sort(key=lambda j: (-j.priority, j.created_at, j.id))
     return jobs

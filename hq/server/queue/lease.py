@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -93,20 +93,22 @@ async def load_leases(
     """The jobs by id, and the agent token each one's agent registered with (looked up only
     when an agent, not an admin, asks). Locked rows are taken in id order, so concurrent
     batches cannot deadlock."""
-    stmt = select(Job).where(Job.id.in_(sorted(set(ids)))).order_by(Job.id)
+    # The owners come in the same round trip (NULL for an admin, who needs none).
+    owner = Agent.token_id if agent_token_id is not None else null()
+    stmt = (
+        select(Job, owner)
+        .outerjoin(Agent, Agent.id == Job.agent_id)
+        .where(Job.id.in_(sorted(set(ids))))
+        .order_by(Job.id)
+    )
     if lock:
-        stmt = stmt.with_for_update()
-    jobs = {job.id: job for job in (await session.scalars(stmt)).all()}
-    agent_ids = {job.agent_id for job in jobs.values() if job.agent_id is not None}
+        stmt = stmt.with_for_update(of=Job)
+    jobs: dict[str, Job] = {}
     owners: dict[str, str | None] = {}
-    if agent_token_id is not None and agent_ids:
-        owners = dict(
-            (
-                await session.execute(
-                    select(Agent.id, Agent.token_id).where(Agent.id.in_(agent_ids))
-                )
-            ).all()
-        )
+    for job, token_id in (await session.execute(stmt)).all():
+        jobs[job.id] = job
+        if agent_token_id is not None and job.agent_id is not None:
+            owners[job.agent_id] = token_id
     return Leases(jobs=jobs, owners=owners)
 
 

@@ -1,0 +1,103 @@
+"""The queue's hot path in database statements: a count does not depend on the machine's load.
+
+A claim of 16 jobs and the completion of those 16 (each with metrics and a results table) are
+each a handful of statements, whatever the batch size: set-based SQL, not one statement per job.
+The app runs in-process on both databases; every statement sent to the database is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from hq.server.db.models import Job, JobEventRow, JobResultRow
+from tests.fixtures.factories import build_agent, build_job
+from tests.fixtures.inprocess import InProcess
+
+BATCH = 16
+CLAIM_STATEMENTS = 3  # the agent's check-in, the claim, its events (SQLite: no DML in CTEs)
+COMPLETE_STATEMENTS = 5  # lock the jobs, update them, insert events, insert results, NOTIFY
+
+
+@pytest.fixture(autouse=True)
+def _no_reaper_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reaper's own statements would join the count: it waits out the test."""
+    monkeypatch.setenv("HQ_REAPER_INTERVAL_SECONDS", "3600")
+
+
+@contextmanager
+def counted(inprocess: InProcess) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def count(*args: Any) -> None:
+        statement = " ".join(str(args[2]).split())
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE: per transaction
+            sent.append(statement[:90])
+
+    engine = inprocess.app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_a_batch_is_claimed_and_completed_in_a_few_statements(inprocess: InProcess) -> None:
+    agent = build_agent(capacity=BATCH)
+    async with inprocess.sessionmaker() as session, session.begin():
+        session.add(agent)
+        for _ in range(BATCH):
+            job, _labels = build_job()
+            session.add(job)
+    assert (await inprocess.http.get("/api/v1/agents")).status_code == 200  # the token, cached
+    with counted(inprocess) as claim_sent:
+        answer = await inprocess.http.post(
+            f"/api/v1/agents/{agent.id}/claim", json={"capacity": BATCH, "wait_s": 0}
+        )
+    assert answer.status_code == 200, answer.text
+    leases = answer.json()["leases"]
+    assert len(leases) == BATCH
+    items = [
+        {
+            "job_id": lease["job_id"],
+            "lease_token": lease["lease_token"],
+            "status": "succeeded",
+            "exit_code": 0,
+            "results": {
+                "metrics": {"score": float(i)},
+                "tables": {"t": [{"a": i}]},
+            },
+        }
+        for i, lease in enumerate(leases)
+    ]
+    with counted(inprocess) as complete_sent:
+        answer = await inprocess.http.post("/api/v1/jobs/complete", json={"items": items})
+    assert answer.status_code == 200, answer.text
+    assert all(r["accepted"] for r in answer.json()["results"])
+    assert len(claim_sent) <= CLAIM_STATEMENTS, claim_sent
+    assert len(complete_sent) <= COMPLETE_STATEMENTS, complete_sent
+
+    async with inprocess.sessionmaker() as session:
+        jobs = (await session.scalars(select(Job).order_by(Job.id))).all()
+        assert {j.status for j in jobs} == {"succeeded"}
+        assert sorted(j.metrics["score"] for j in jobs) == [float(i) for i in range(BATCH)]
+        assert all(j.completed_token == j.lease_token and j.finished_at for j in jobs)
+        ended = await session.scalar(
+            select(func.count()).select_from(JobEventRow).where(JobEventRow.kind == "succeeded")
+        )
+        assert ended == BATCH
+        assert await session.scalar(select(func.count()).select_from(JobResultRow)) == BATCH
+
+    # The same batch again is a replay: the first answers, and nothing written twice.
+    answer = await inprocess.http.post("/api/v1/jobs/complete", json={"items": items + items[:1]})
+    assert answer.status_code == 200, answer.text
+    assert all(r["accepted"] for r in answer.json()["results"])
+    async with inprocess.sessionmaker() as session:
+        again = await session.scalar(
+            select(func.count()).select_from(JobEventRow).where(JobEventRow.kind == "succeeded")
+        )
+        assert again == BATCH
