@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hq.client import HQClient
-from tests.fixtures.docker import BaseImage
+from tests.fixtures.docker import TEST_LABELS_CSV, BaseImage
 from tests.fixtures.server import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -29,7 +29,7 @@ def test_standalone_runs_a_job_and_stops_on_ctrl_c(
     home = tmp_path / "hq-home"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HQ_")}
-    env.update({"HQ_HOME": str(home), "HQ_AGENT_CONTAINER_LABELS": "hq.test=1"})
+    env.update({"HQ_HOME": str(home), "HQ_AGENT_CONTAINER_LABELS": TEST_LABELS_CSV})
     proc = subprocess.Popen(
         [sys.executable, "-m", "hq", "standalone", "--no-dash", "--port", str(port)],
         env=env,
