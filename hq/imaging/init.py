@@ -13,6 +13,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,8 @@ def init_script(
 ) -> InitResult:
     """Write ``hq.yaml`` (and ``requirements.txt``) beside ``script``; see the module docstring."""
     target = _check_script(script, force)
+    if python is not None and shutil.which(python) is None:
+        raise errors.ValidationFailed(f"--python {python} is not an interpreter", field="python")
     manifest_name = script_name(script, name)
     parser = read_parser(script, python=python, timeout_s=timeout_s)
     draft = map_actions(parser.actions)

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hq import errors
+
 KNOWN = {  # import name -> distribution, where they differ
     "sklearn": "scikit-learn",
     "cv2": "opencv-python",
@@ -78,15 +80,20 @@ def is_local(module: str, folder: Path) -> bool:
 
 def interpreter_packages(python: str | None) -> dict[str, dict[str, object]]:
     """packages_distributions(), versions and stdlib names of ``python`` (default: this one)."""
-    done = subprocess.run(
-        [python or sys.executable, "-c", LOOKUP],
-        capture_output=True,
-        text=True,
-        timeout=LOOKUP_TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-    )
+    python = python or sys.executable
+    try:
+        done = subprocess.run(
+            [python, "-c", LOOKUP],
+            capture_output=True,
+            text=True,
+            timeout=LOOKUP_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise errors.HQError(f"{python} could not list its packages: {exc}") from exc
     if done.returncode != 0:
-        raise RuntimeError(f"{python} could not list its packages: {done.stderr.strip()[-300:]}")
+        tail = done.stderr.strip()[-300:]
+        raise errors.HQError(f"{python} could not list its packages: {tail}")
     data: dict[str, dict[str, object]] = json.loads(done.stdout)
     return data
 

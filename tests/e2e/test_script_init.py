@@ -100,6 +100,7 @@ def test_csv_stats_draft_builds_and_runs_with_the_right_argv(
 
 
 @pytest.mark.skipif(not HAS_FORMS, reason="waits on h14-cmd: the manifest's command forms")
+@pytest.mark.timeout(900)  # a first build pip-installs numpy, scikit-learn and pandas
 def test_sk_bench_draft_with_switches_and_lists_runs_with_the_right_argv(
     tmp_path: Path,
     sqlite_server: LiveServer,

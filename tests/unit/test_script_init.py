@@ -279,3 +279,10 @@ def test_init_writes_requirements_beside_the_script(tmp_path: Path) -> None:
     assert result.requirements_path == script.parent / "requirements.txt"
     assert result.requirements_path.read_text().startswith("numpy==")
     assert result.problems is None
+
+
+def test_a_python_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    script = write(tmp_path / "plain", "stats.py", PLAIN)
+    done = CliRunner().invoke(cli, ["script", "init", str(script), "--python", "/nope/python3"])
+    assert done.exit_code == 1 and "--python /nope/python3 is not an interpreter" in done.output
+    assert not (script.parent / "hq.yaml").exists()
