@@ -286,3 +286,45 @@ def test_a_python_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     done = CliRunner().invoke(cli, ["script", "init", str(script), "--python", "/nope/python3"])
     assert done.exit_code == 1 and "--python /nope/python3 is not an interpreter" in done.output
     assert not (script.parent / "hq.yaml").exists()
+
+
+CLICK = """
+import click
+
+@click.command(help="Fit a model")
+@click.argument("table")
+@click.option("--alpha", type=float, default=0.5, help="regularisation")
+@click.option("--folds", type=int, required=True)
+@click.option("--model", type=click.Choice(["ridge", "lasso"]), default="ridge")
+@click.option("--plot", is_flag=True)
+@click.option("--cache/--no-cache", default=True)
+@click.option("--tag", multiple=True)
+@click.option("--size", type=int, nargs=2)
+@click.option("--out", default="fit.json")
+def main(table, alpha, folds, model, plot, cache, tag, size, out):
+    raise SystemExit("not reached")
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_click_command_maps_like_argparse(tmp_path: Path) -> None:
+    data = draft_of(write(tmp_path, "fit.py", CLICK))
+    assert data["description"] == "Fit a model"
+    assert data["command"] == [
+        "python", "fit.py", "{inputs.table}", "--alpha", "{params.alpha}",
+        "--folds", "{params.folds}", "--model", "{params.model}",
+        {"switch": "plot", "flag": "--plot"},
+        {"switch": "cache", "flag": "--cache", "off_flag": "--no-cache"},
+        {"list": "tag", "flag": "--tag", "repeat": True},
+        {"list": "size", "flag": "--size"},
+        "--out", "/hq/outputs/fit.json",
+    ]  # fmt: skip
+    props = data["params"]["properties"]
+    assert props["alpha"] == {"type": "number", "default": 0.5, "description": "regularisation"}
+    assert props["model"] == {"type": "string", "enum": ["ridge", "lasso"], "default": "ridge"}
+    assert props["cache"] == {"type": "boolean", "default": True}
+    assert props["size"]["minItems"] == props["size"]["maxItems"] == 2
+    assert set(data["params"]["required"]) == {"folds"}
+    assert data["inputs"] == {"table": {"description": "", "required": True}}
