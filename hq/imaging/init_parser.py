@@ -86,6 +86,8 @@ def read_parser(
         return ParserInfo(actions=dumped["actions"], description=dumped.get("description"))
     info = parser_from_source(script.read_text(encoding="utf-8"))
     info.why_not_run = why
+    if not info.actions:
+        info.skipped.append("no argparse add_argument call found in the source")
     return info
 
 

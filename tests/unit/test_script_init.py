@@ -328,3 +328,14 @@ def test_a_click_command_maps_like_argparse(tmp_path: Path) -> None:
     assert props["size"]["minItems"] == props["size"]["maxItems"] == 2
     assert set(data["params"]["required"]) == {"folds"}
     assert data["inputs"] == {"table": {"description": "", "required": True}}
+
+
+def test_a_click_script_that_cannot_run_says_nothing_was_read(tmp_path: Path) -> None:
+    script = write(tmp_path / "fit", "fit.py", "import not_installed_anywhere_h14\n" + CLICK)
+    result = init_script(script)
+    assert result.parser.how == "source" and result.parser.actions == []
+    assert result.notes == ["no argparse add_argument call found in the source"]
+    text = result.manifest_path.read_text()
+    assert "# Not mapped: no argparse add_argument call found in the source" in text
+    assert yaml.safe_load(text)["command"] == ["python", "fit.py"]
+    assert result.problems is None
