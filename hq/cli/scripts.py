@@ -17,6 +17,8 @@ from hq.cli.common import (
     when,
 )
 from hq.cli.images import echo_progress
+from hq.imaging.init import init_script
+from hq.imaging.init_parser import PROBE_TIMEOUT_S
 
 
 def _progress(quiet: bool) -> imaging.OnLine:
@@ -43,18 +45,31 @@ def script() -> None:
 @click.option("--tag", "ref", help="image reference (default hq/<name>:latest)")
 @base_option
 @click.option("--force", is_flag=True, help="rebuild even if an identical image exists")
+@click.option("--check", is_flag=True, help="only validate hq.yaml (no Docker needed)")
 @quiet_option
 @json_option
 @handle_errors
 def build(
-    script_dir: Path, ref: str | None, base: str, force: bool, quiet: bool, as_json: bool
+    script_dir: Path,
+    ref: str | None,
+    base: str,
+    force: bool,
+    check: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Validate SCRIPT_DIR/hq.yaml and build its image from images/script.Dockerfile.
 
     The manifest goes into the image's hq.manifest label. An image with the same tag and the same
-    content hash (hq.context-sha256) is reused.
+    content hash (hq.context-sha256) is reused. With --check, validate only.
     """
-    imaging.load_manifest(script_dir)  # fail on a bad manifest before touching Docker
+    manifest = imaging.load_manifest(script_dir)  # fail on a bad manifest before touching Docker
+    if check:
+        if as_json:
+            echo_json({"script": manifest.name, "valid": True})
+        else:
+            click.echo(f"{script_dir / imaging.MANIFEST_FILE}: valid manifest of {manifest.name}")
+        return
     built = imaging.build_script_image(
         client=imaging.get_docker_client(),
         script_dir=script_dir,
@@ -75,6 +90,70 @@ def build(
         )
     else:
         click.echo(f"{built.ref} {built.image_id} ({'reused' if built.reused else 'built'})")
+
+
+@script.command("init")
+@click.argument("script_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="the script's name (default: its folder's name)")
+@click.option(
+    "--python",
+    "python",
+    help="the interpreter that has the script's packages (default: HQ's own)",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=PROBE_TIMEOUT_S,
+    show_default=True,
+    help="seconds the script may run before it reaches parse_args",
+)
+@click.option("--force", is_flag=True, help="overwrite an existing hq.yaml / requirements.txt")
+@json_option
+@handle_errors
+def init(
+    script_path: Path,
+    name: str | None,
+    python: str | None,
+    timeout_s: float,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a draft hq.yaml beside SCRIPT_PATH from the script's own argparse parser.
+
+    The parser is read by running the script until it calls parse_args (nothing after that
+    runs), or from its source when it cannot run. Also writes requirements.txt from its imports
+    (unless one exists). Lines marked "HQ: confirm" are guesses (inputs, outputs) to check.
+    """
+    result = init_script(script_path, force=force, python=python, name=name, timeout_s=timeout_s)
+    if as_json:
+        echo_json(
+            {
+                "manifest": str(result.manifest_path),
+                "requirements": str(result.requirements_path) if result.requirements_path else None,
+                "read_by": result.parser.how,
+                "why_not_run": result.parser.why_not_run,
+                "not_mapped": result.notes,
+                "problems": result.problems,
+            }
+        )
+        return
+    how = (
+        "ran it up to parse_args"
+        if result.parser.how == "run"
+        else (f"read its source ({result.parser.why_not_run})")
+    )
+    click.echo(f"wrote {result.manifest_path} ({how})")
+    if result.requirements_path is not None:
+        click.echo(f"wrote {result.requirements_path}")
+    for note in result.notes:
+        click.echo(f"not mapped: {note}")
+    if result.problems:
+        click.echo(f"warning: the draft does not validate yet:\n{result.problems}", err=True)
+    click.echo(
+        f'check the lines marked "HQ: confirm", then: hq script build --check '
+        f"{result.manifest_path.parent}"
+    )
 
 
 @script.command("push")
