@@ -101,3 +101,25 @@ async def test_a_batch_is_claimed_and_completed_in_a_few_statements(inprocess: I
             select(func.count()).select_from(JobEventRow).where(JobEventRow.kind == "succeeded")
         )
         assert again == BATCH
+
+
+SUBMIT_STATEMENTS = 6  # the version, live agents, the memo, the job, its event, NOTIFY (PG)
+
+
+async def test_a_submission_is_a_few_statements(inprocess: InProcess) -> None:
+    manifest = {
+        "name": "noop",
+        "command": ["true"],
+        "params": {"type": "object", "properties": {"i": {"type": "integer"}}},
+    }
+    published = await inprocess.http.post(
+        "/api/v1/scripts/noop/versions",
+        json={"image": "127.0.0.1:5000/noop", "digest": "sha256:" + "0" * 64, "manifest": manifest},
+    )
+    assert published.status_code == 201, published.text
+    with counted(inprocess) as sent:
+        answer = await inprocess.http.post(
+            "/api/v1/jobs", json={"script": "noop", "params": {"i": 1}, "reuse": True}
+        )
+    assert answer.status_code == 201, answer.text
+    assert len(sent) <= SUBMIT_STATEMENTS, sent
