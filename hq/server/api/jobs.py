@@ -23,6 +23,7 @@ from hq.server.deps import (
 from hq.server.services import jobs as job_service
 from hq.server.services import logs as log_service
 from hq.server.services import submissions
+from hq.server.services.limits import check_job_params
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -45,6 +46,7 @@ async def submit_job(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
     wait: WaitQuery = None,
 ) -> JobRead:
+    check_job_params(body.params, max_bytes=settings.max_params_bytes)
     async with session.begin():
         job, created = await submissions.submit(
             session,
