@@ -10,6 +10,7 @@ databases, on the folder store and on a real S3 server (moto).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -136,3 +137,55 @@ async def test_a_complete_killed_between_its_transactions_leaves_nothing_half_wr
     assert names() == [blob_key(sha)]  # the upload object went once the result was accepted
     again = await inprocess.http.post(url, json=body)  # the same token: the first answer
     assert again.status_code == 200 and again.json()["accepted"] is True
+
+
+class CopyHeldOnce(LocalStore):
+    """The folder store, except that the first copy out of an upload key waits at a gate."""
+
+    def __init__(self, *, root: Path) -> None:
+        super().__init__(root=root, public_url="http://hq", secret_key="k" * 32)
+        self.copying, self.gate, self.held = asyncio.Event(), asyncio.Event(), False
+
+    async def copy(self, src: str, dst: str) -> None:
+        if src.startswith("artifacts/") and not self.held:
+            self.held = True
+            self.copying.set()
+            await self.gate.wait()
+        await super().copy(src, dst)
+
+
+async def test_a_duplicate_complete_racing_the_first_gets_the_first_answer(
+    inprocess: InProcess, tmp_path: Path
+) -> None:
+    """The first complete accepts and removes the upload while a duplicate (the same lease
+    token, as an agent retrying after a timeout sends) is still checking it: the duplicate
+    must get the first answer, not "not uploaded"."""
+    store = CopyHeldOnce(root=tmp_path / "store")
+    inprocess.app.state.store = store
+    async with inprocess.sessionmaker() as session, session.begin():
+        agent = build_agent()
+        job, _ = build_job()
+        session.add_all([agent, job])
+    async with inprocess.sessionmaker() as session, session.begin():
+        [claimed] = await queue.claim_jobs(session, agent=agent, capacity=1, lease_ttl_seconds=60)
+    source = tmp_path / "out.bin"
+    source.write_bytes(DATA)
+    await store.put_file(artifact_key(claimed.id, claimed.attempts, "out.bin"), source)
+    sha = hashlib.sha256(DATA).hexdigest()
+    body = {
+        "lease_token": claimed.lease_token,
+        "status": "succeeded",
+        "exit_code": 0,
+        "artifacts": [{"path": "out.bin", "size": len(DATA), "sha256": sha}],
+    }
+    url = f"/api/v1/jobs/{claimed.id}/complete"
+    duplicate = asyncio.create_task(inprocess.http.post(url, json=body))
+    await asyncio.wait_for(store.copying.wait(), 5)
+    try:
+        first = await inprocess.http.post(url, json=body)
+        assert first.status_code == 200, first.text
+    finally:
+        store.gate.set()
+    late = await duplicate
+    assert late.status_code == 200, late.text
+    assert late.json() == first.json()

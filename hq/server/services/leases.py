@@ -139,10 +139,9 @@ async def _complete(
         async with sessionmaker() as session, session.begin():
             await _attempts_to_verify(session, reports=reports, agent_token_id=agent_token_id)
         await _verify_artifacts(store=store, reports=reports)
-    if raise_errors:  # refused before the transaction that accepts: nothing to lock
-        for report in reports:
-            if isinstance(report.precheck, errors.HQError):
-                raise report.precheck
+    # A refusal found above is raised in ``_settle``, after its replay check: a duplicate
+    # complete whose check raced the first one's acceptance (which removes the uploads) gets
+    # the first answer, not "missing".
     async with sessionmaker() as session, session.begin():
         outcomes = await _settle(
             session, reports=reports, agent_token_id=agent_token_id, raise_errors=raise_errors
