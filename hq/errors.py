@@ -113,6 +113,12 @@ class TransportError(HQError):
     code = "transport"
 
 
+class IntegrityError(TransportError):
+    """The downloaded bytes do not match the sha256 HQ recorded for them; nothing was kept."""
+
+    code = "integrity"
+
+
 def _all_subclasses(cls: type[HQError]) -> list[type[HQError]]:
     out: list[type[HQError]] = [cls]
     for sub in cls.__subclasses__():

@@ -209,7 +209,7 @@ def download(ref: str, output: Path | None) -> None:
         if dest.is_dir():
             dest = dest / found.filename
         click.echo(f"downloading {name}@{version} ({found.size} bytes) to {dest}", err=True)
-        client.download_dataset(name, version, dest)
+        client.download_dataset(name, version, dest, sha256=found.sha256)
     click.echo(str(dest))
 
 

@@ -18,7 +18,7 @@ from hq.cli.common import (
     json_option,
     when,
 )
-from hq.client import HQClient, build, sha256_file
+from hq.client import HQClient, build
 from hq.schemas.common import JobStatus, is_number
 from hq.schemas.jobs import JobCreate, JobRead
 from hq.schemas.results import metric_text
@@ -375,10 +375,7 @@ def artifacts(job_id: str, paths: tuple[str, ...], output: Path | None) -> None:
         for item in chosen:
             dest = output.joinpath(*item.path.split("/"))
             dest.parent.mkdir(parents=True, exist_ok=True)
-            client.download_artifact(job_id, item.path, dest)
-            if sha256_file(dest) != item.sha256:
-                dest.unlink()
-                raise click.ClickException(f"{item.path}: the download does not match its sha256")
+            client.download_artifact(job_id, item.path, dest, sha256=item.sha256)
         click.echo(f"wrote {len(chosen)} artifacts under {output}", err=True)
 
 

@@ -177,9 +177,11 @@ class BaseClient:
             raise errors.TransportError(f"cannot reach HQ at {self.url}: {exc}") from exc
 
     # -- presigned URLs (no bearer token) ----------------------------------------------------
-    def download_url(self, url: str, dest: Path) -> None:
-        """Stream a presigned GET to ``dest`` (written to a temp name, then renamed)."""
+    def download_url(self, url: str, dest: Path, *, sha256: str | None = None) -> None:
+        """Stream a presigned GET to ``dest`` (written to a temp name, then renamed). With
+        ``sha256``, bytes that hash otherwise raise IntegrityError and leave no file behind."""
         tmp = dest.with_name(dest.name + ".part")
+        digest = hashlib.sha256()
         try:
             with self._raw.stream("GET", url) as response:
                 if not response.is_success:
@@ -187,7 +189,13 @@ class BaseClient:
                     raise_for_response(response)
                 with tmp.open("wb") as fh:
                     for chunk in response.iter_bytes(CHUNK_BYTES):
+                        digest.update(chunk)
                         fh.write(chunk)
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise errors.IntegrityError(
+                    f"the download of {dest.name} has sha256 {digest.hexdigest()} but HQ "
+                    f"recorded {sha256}; nothing was kept"
+                )
             tmp.replace(dest)
         except httpx.TransportError as exc:
             raise errors.TransportError(f"download failed: {exc}") from exc

@@ -43,8 +43,14 @@ class DatasetsClient(BaseClient):
     def dataset_download_url(self, name: str, version: int) -> str:
         return self._location(f"/api/v1/datasets/{name}/versions/{version}/download")
 
-    def download_dataset(self, name: str, version: int, dest: Path) -> Path:
-        self.download_url(self.dataset_download_url(name, version), dest)
+    def download_dataset(
+        self, name: str, version: int, dest: Path, *, sha256: str | None = None
+    ) -> Path:
+        """Download a version to ``dest``, checked against its sha256 (IntegrityError if the
+        bytes differ; ``dest`` is then not written)."""
+        if sha256 is None:
+            sha256 = self.get_dataset_version(name, version).sha256
+        self.download_url(self.dataset_download_url(name, version), dest, sha256=sha256)
         return dest
 
     def promote_artifact(self, *, job_id: str, path: str, dataset: str) -> DatasetVersionRead:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hq import errors
 from hq.client._base import DEFAULT_TIMEOUT_SECONDS, BaseClient, build, query
 from hq.schemas.common import Page
 from hq.schemas.jobs import (
@@ -112,6 +113,15 @@ class JobsClient(BaseClient):
     def artifact_url(self, job_id: str, path: str) -> str:
         return self._location(f"/api/v1/jobs/{job_id}/artifacts/{path}")
 
-    def download_artifact(self, job_id: str, path: str, dest: Path) -> Path:
-        self.download_url(self.artifact_url(job_id, path), dest)
+    def download_artifact(
+        self, job_id: str, path: str, dest: Path, *, sha256: str | None = None
+    ) -> Path:
+        """Download an artifact (of its latest recorded attempt) to ``dest``, checked against
+        its sha256 (IntegrityError if the bytes differ; ``dest`` is then not written)."""
+        if sha256 is None:
+            listed = [a for a in self.list_artifacts(job_id) if a.path == path]
+            if not listed:
+                raise errors.NotFound(f"job {job_id} has no artifact {path!r}; see its list")
+            sha256 = max(listed, key=lambda a: a.attempt).sha256
+        self.download_url(self.artifact_url(job_id, path), dest, sha256=sha256)
         return dest

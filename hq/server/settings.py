@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hq.server.storage.describe import PreviewLimits
+
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "please-change", "xxx"})
 
 
@@ -28,6 +30,10 @@ class ServerSettings(BaseSettings):
     admin_token: str | None = None  # bootstrap admin token; generated on first start if absent
     max_upload_bytes: int = 2 * 1024**3
     max_body_bytes: int = 32 * 1024**2
+    max_params_bytes: int = Field(default=64 * 1024, gt=0)  # one job's params, as JSON
+    max_sweep_params_bytes: int = Field(default=8 * 1024**2, gt=0)  # a sweep's, all jobs
+    preview_max_columns: int = Field(default=100, gt=0)
+    preview_max_bytes: int = Field(default=64 * 1024, gt=0)
     lease_ttl_seconds: float = 30.0
     reaper_interval_seconds: float = 1.0
     outage_grace_seconds: float = 60.0
@@ -59,6 +65,10 @@ class ServerSettings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or f"file://{self.home / 'storage'}"
+
+    @property
+    def preview_limits(self) -> PreviewLimits:
+        return PreviewLimits(max_columns=self.preview_max_columns, max_bytes=self.preview_max_bytes)
 
     @property
     def resolved_public_url(self) -> str:

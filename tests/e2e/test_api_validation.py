@@ -444,7 +444,9 @@ def test_an_unknown_id_is_404_naming_it(server: LiveServer, method: str, path: s
 def test_cancelling_a_finished_job_is_409_and_changes_nothing(
     server: LiveServer, tokens: dict[str, str], admin: HQClient
 ) -> None:
-    job = admin.submit_job(script=publish_fake(admin).script, params={"n": 1})
+    script = publish_fake(admin).script
+    with HQClient(server.url, tokens["submitter"]) as submitter:
+        job = submitter.submit_job(script=script, params={"n": 1})
     assert admin.cancel_job(job.id).status == "cancelled"
     body = problem(call(server, tokens["submitter"], "POST", f"/api/v1/jobs/{job.id}/cancel"), 409)
     assert "already ended (cancelled)" in body["message"]

@@ -73,7 +73,7 @@ async def upload_version(
     try:
         async with session.begin():
             version, created = await dataset_service.create_version(
-                session, store=store, name=name, upload=upload
+                session, store=store, name=name, upload=upload, limits=settings.preview_limits
             )
     finally:
         upload.discard()
@@ -144,4 +144,5 @@ async def promote(
             job_id=body.job_id,
             path=body.path,
             name=name,
+            limits=settings.preview_limits,
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from hq import errors
-from hq.schemas.common import Page
+from hq.schemas.common import Page, Role
 from hq.schemas.jobs import MAX_WAIT_SECONDS, JobCreate, JobDetail, JobRead, JobResult
 from hq.server.deps import (
     DisconnectedDep,
@@ -23,6 +23,7 @@ from hq.server.deps import (
 from hq.server.services import jobs as job_service
 from hq.server.services import logs as log_service
 from hq.server.services import submissions
+from hq.server.services.limits import check_job_params
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -45,6 +46,7 @@ async def submit_job(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
     wait: WaitQuery = None,
 ) -> JobRead:
+    check_job_params(body.params, max_bytes=settings.max_params_bytes)
     async with session.begin():
         job, created = await submissions.submit(
             session,
@@ -127,9 +129,11 @@ async def get_result(job_id: str, session: SessionDep, _: Viewer) -> JobResult:
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead)
-async def cancel_job(job_id: str, session: SessionDep, _: Submitter) -> JobRead:
+async def cancel_job(job_id: str, session: SessionDep, principal: Submitter) -> JobRead:
+    """A submitter cancels the jobs its token submitted; an admin any job."""
+    owner = None if principal.role == Role.admin else principal.token_id
     async with session.begin():
-        return await job_service.cancel(session, job_id=job_id)
+        return await job_service.cancel(session, job_id=job_id, owner_token_id=owner)
 
 
 @router.get(

@@ -26,6 +26,8 @@ async def create_sweep(
             created_by=principal.token_id,
             offline_seconds=settings.agent_offline_seconds,
             default_timeout_s=settings.default_timeout_seconds,
+            max_params_bytes=settings.max_params_bytes,
+            max_sweep_params_bytes=settings.max_sweep_params_bytes,
         )
 
 

@@ -3,6 +3,11 @@
 The agent asks for presigned PUT URLs (holding the job's lease), uploads, and lists each file with
 its size and sha256 when it completes the job. HQ checks every listed object against that claim
 before it accepts the result, so a result never points at a missing or different file.
+
+An upload URL stays valid for its 15 minutes after the result is accepted, so what HQ checks and
+keeps is not the upload key: ``complete`` snapshots each upload to a private key, hashes the
+snapshot and stores it under ``blobs/sha256/<hash>``, a key no URL grants writes to. Downloads
+and promotions read the blob; the upload objects are removed once the result is accepted.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from hq.schemas.agents import ArtifactFile, UploadResponse, UploadUrl
 from hq.schemas.jobs import ArtifactRead
 from hq.server import queue
 from hq.server.db.models import Artifact, Job
-from hq.server.storage import ObjectStore, artifact_key, check_relative_path
+from hq.server.storage import (
+    ObjectStore,
+    artifact_key,
+    blob_key,
+    check_relative_path,
+    staging_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +90,8 @@ async def create_upload_urls(
 
 @dataclass(frozen=True)
 class VerifiedArtifacts:
-    """Artifacts of one attempt found in storage with their declared size and sha256.
+    """Artifacts of one attempt, each hashed to its declared size and sha256 and stored under
+    its ``blob_key``.
 
     Made only by ``verify_artifacts``, which reads the store with no transaction open (hashing
     a large file takes seconds, and a transaction would hold locks all that time); the
@@ -90,47 +102,73 @@ class VerifiedArtifacts:
     files: tuple[ArtifactFile, ...]
 
 
+def _refusal(f: ArtifactFile, message: str, **details: object) -> errors.ValidationFailed:
+    return errors.ValidationFailed(message, field="artifacts", details={"path": f.path, **details})
+
+
+async def _adopt(store: ObjectStore, *, job_id: str, attempt: int, f: ArtifactFile) -> None:
+    """Snapshot the upload to a private key, hash the snapshot, and store it as its blob.
+
+    The upload key stays writable through its presigned URL, so it is never what is checked:
+    the snapshot is, and only a snapshot that matches becomes the blob. A blob already there
+    holds the same bytes (only this function writes blobs). The snapshot is removed on every
+    path, so a refusal or a crash in here leaves no staging object behind."""
+    staging = staging_key()
+    try:
+        try:
+            await store.copy(artifact_key(job_id, attempt, f.path), staging)
+        except errors.NotFound:
+            raise _refusal(
+                f,
+                f"artifact {f.path!r} was not uploaded for attempt {attempt}: upload it to the "
+                "URL from POST /api/v1/jobs/{id}/artifacts/uploads before completing",
+                problem="missing",
+            ) from None
+        info = await store.stat(staging)
+        size = info.size if info is not None else 0
+        if size != f.size:
+            raise _refusal(
+                f,
+                f"artifact {f.path!r} is {size} bytes in storage but declared as {f.size}",
+                problem="size",
+                stored=size,
+                declared=f.size,
+            )
+        actual = await store.sha256(staging)
+        if actual != f.sha256:
+            raise _refusal(
+                f,
+                f"artifact {f.path!r} has sha256 {actual} in storage but was declared as "
+                f"{f.sha256}",
+                problem="sha256",
+                stored=actual,
+                declared=f.sha256,
+            )
+        if not await store.exists(blob_key(f.sha256)):
+            await store.copy(staging, blob_key(f.sha256))
+    finally:
+        await store.delete(staging)
+
+
 async def verify_artifacts(
     *, store: ObjectStore, job_id: str, attempt: int, files: Sequence[ArtifactFile]
 ) -> VerifiedArtifacts:
-    """Check that each listed artifact was uploaded with the declared size and sha256.
-    Raises ValidationFailed naming the artifact and what differs."""
+    """Check that each listed artifact was uploaded with the declared size and sha256, and
+    keep the checked bytes where no upload URL reaches. Raises ValidationFailed naming the
+    artifact and what differs."""
     _check_files(files)
     for f in files:
-        key = artifact_key(job_id, attempt, f.path)
-        info = await store.stat(key)
-        if info is None:
-            raise errors.ValidationFailed(
-                f"artifact {f.path!r} was not uploaded for attempt {attempt}: upload it to the "
-                "URL from POST /api/v1/jobs/{id}/artifacts/uploads before completing",
-                field="artifacts",
-                details={"path": f.path, "problem": "missing"},
-            )
-        if info.size != f.size:
-            raise errors.ValidationFailed(
-                f"artifact {f.path!r} is {info.size} bytes in storage but declared as {f.size}",
-                field="artifacts",
-                details={
-                    "path": f.path,
-                    "problem": "size",
-                    "stored": info.size,
-                    "declared": f.size,
-                },
-            )
-        actual = await store.sha256(key)
-        if actual != f.sha256:
-            raise errors.ValidationFailed(
-                f"artifact {f.path!r} has sha256 {actual} in storage but was declared as "
-                f"{f.sha256}",
-                field="artifacts",
-                details={
-                    "path": f.path,
-                    "problem": "sha256",
-                    "stored": actual,
-                    "declared": f.sha256,
-                },
-            )
+        await _adopt(store, job_id=job_id, attempt=attempt, f=f)
     return VerifiedArtifacts(job_id=job_id, attempt=attempt, files=tuple(files))
+
+
+async def discard_uploads(store: ObjectStore, *, verified: VerifiedArtifacts) -> None:
+    """Remove an accepted attempt's upload objects (their bytes live on as blobs)."""
+    for f in verified.files:
+        try:
+            await store.delete(artifact_key(verified.job_id, verified.attempt, f.path))
+        except errors.HQError as exc:  # only space is lost; nothing reads these keys
+            logger.warning("could not remove the upload of %s: %s", f.path, exc)
 
 
 async def record_artifacts(session: AsyncSession, *, verified: VerifiedArtifacts) -> list[Artifact]:
@@ -146,7 +184,7 @@ async def record_artifacts(session: AsyncSession, *, verified: VerifiedArtifacts
             path=f.path,
             size=f.size,
             sha256=f.sha256,
-            key=artifact_key(job_id, attempt, f.path),
+            key=blob_key(f.sha256),
         )
         for f in verified.files
     ]

@@ -25,6 +25,7 @@ from hq.server.db.models import Artifact, Dataset, DatasetVersion, Job, JobInput
 from hq.server.storage import ObjectStore, dataset_key
 from hq.server.storage.describe import (
     Description,
+    PreviewLimits,
     describe_file,
     guess_content_type,
     is_tabular,
@@ -99,7 +100,12 @@ async def _add_version(
 
 
 async def create_version(
-    session: AsyncSession, *, store: ObjectStore, name: str, upload: ReceivedFile
+    session: AsyncSession,
+    *,
+    store: ObjectStore,
+    name: str,
+    upload: ReceivedFile,
+    limits: PreviewLimits | None = None,
 ) -> tuple[DatasetVersionRead, bool]:
     """Store an upload (once per distinct content) and record it as a dataset version.
 
@@ -107,7 +113,11 @@ async def create_version(
     """
     check_name(name)
     description = await asyncio.to_thread(
-        describe_file, upload.path, filename=upload.filename, content_type=upload.content_type
+        describe_file,
+        upload.path,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        limits=limits,
     )
     key = dataset_key(upload.sha256)
     if await store.stat(key) is None:
@@ -250,6 +260,7 @@ async def promote(
     job_id: str,
     path: str,
     name: str,
+    limits: PreviewLimits | None = None,
 ) -> DatasetVersionRead:
     """Make a job's artifact the next version of dataset ``name`` (lineage: produced by job)."""
     check_name(name)
@@ -278,7 +289,9 @@ async def promote(
         description = Description(content_type=guess_content_type(filename))
         if is_tabular(filename):
             await store.get_file(artifact.key, local)
-            description = await asyncio.to_thread(describe_file, local, filename=filename)
+            description = await asyncio.to_thread(
+                describe_file, local, filename=filename, limits=limits
+            )
         key = dataset_key(artifact.sha256)
         if await store.stat(key) is None:
             await store.copy(artifact.key, key)

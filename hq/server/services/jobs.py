@@ -76,11 +76,18 @@ async def wait_for_end(
         await notifier.wait(ev, min(remaining, WAIT_REQUERY_SECONDS))
 
 
-async def cancel(session: AsyncSession, *, job_id: str) -> JobRead:
-    """Queued: cancelled now. Running: the agent hears it on its next heartbeat and kills."""
+async def cancel(session: AsyncSession, *, job_id: str, owner_token_id: str | None) -> JobRead:
+    """Queued: cancelled now. Running: the agent hears it on its next heartbeat and kills.
+    ``owner_token_id``: the caller's token, which must be the one that submitted the job
+    (None for an admin, who may cancel any job)."""
     job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     if job is None:
         raise errors.NotFound(f"job {job_id} not found")
+    if owner_token_id is not None and job.created_by != owner_token_id:
+        raise errors.Forbidden(
+            f"job {job_id} was submitted with another token: only that token or an admin may "
+            "cancel it"
+        )
     if JobStatus(job.status).finished:
         raise errors.Conflict(f"job {job_id} already ended ({job.status}); nothing to cancel")
     if job.status == JobStatus.queued.value:

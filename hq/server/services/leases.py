@@ -2,7 +2,10 @@
 
 ``complete`` checks each listed artifact's size and sha256 in storage between a short
 transaction that reads the lease and the one that accepts the result, so hashing holds no
-database lock: it opens those transactions itself (it takes the sessionmaker).
+database lock: it opens those transactions itself (it takes the sessionmaker). Between the two,
+the checked bytes are already stored as blobs (``artifacts.verify_artifacts``); a complete that
+dies there leaves the job running with no artifact rows, and the blobs (whole, under their own
+hash) are found again by the retried complete.
 """
 
 from __future__ import annotations
@@ -136,17 +139,18 @@ async def _complete(
         async with sessionmaker() as session, session.begin():
             await _attempts_to_verify(session, reports=reports, agent_token_id=agent_token_id)
         await _verify_artifacts(store=store, reports=reports)
-    if raise_errors:  # refused before the transaction that accepts: nothing to lock
-        for report in reports:
-            if isinstance(report.precheck, errors.HQError):
-                raise report.precheck
+    # A refusal found above is raised in ``_settle``, after its replay check: a duplicate
+    # complete whose check raced the first one's acceptance (which removes the uploads) gets
+    # the first answer, not "missing".
     async with sessionmaker() as session, session.begin():
         outcomes = await _settle(
             session, reports=reports, agent_token_id=agent_token_id, raise_errors=raise_errors
         )
-    for outcome in outcomes:
+    for report, outcome in zip(reports, outcomes, strict=True):
         if outcome.answer.accepted and outcome.answer.status is not None:
             metrics.observe_completion(status=outcome.answer.status, duration_s=outcome.duration_s)
+        if outcome.answer.accepted and isinstance(report.precheck, VerifiedArtifacts):
+            await artifact_service.discard_uploads(store, verified=report.precheck)
     return outcomes
 
 

@@ -18,8 +18,8 @@ from hq.schemas.jobs import JobCreate
 from hq.schemas.sweeps import MAX_SWEEP_JOBS, RandomSpec, ResultsTable, SweepCreate, SweepRead
 from hq.server import paging
 from hq.server.db.models import Job, Sweep
+from hq.server.services import limits, submissions
 from hq.server.services import results as result_service
-from hq.server.services import submissions
 from hq.server.services.results import ResultsQuery
 
 SWEEP_SORT = "-created_at"  # the one order sweeps are listed in; cursors carry it
@@ -45,6 +45,15 @@ def _draw(spec: RandomSpec) -> list[dict[str, Any]]:
     return points
 
 
+def job_count(body: SweepCreate) -> int:
+    """How many jobs the sweep expands to (points times repeats), without expanding it."""
+    return (
+        math.prod(len(v) for v in body.grid.values())
+        * (body.random.n if body.random else 1)
+        * body.repeats
+    )
+
+
 def expand(body: SweepCreate) -> list[dict[str, Any]]:
     """Every point of the sweep (before repeats): grid x random draws, over the fixed params."""
     names = sorted(body.grid)
@@ -54,11 +63,7 @@ def expand(body: SweepCreate) -> list[dict[str, Any]]:
             f"params {sorted(overlap)} are both in grid and random; choose one", field="random"
         )
     # Count before expanding: a few short axes can multiply past what memory holds.
-    total = (
-        math.prod(len(v) for v in body.grid.values())
-        * (body.random.n if body.random else 1)
-        * body.repeats
-    )
+    total = job_count(body)
     if total > MAX_SWEEP_JOBS:
         raise errors.ValidationFailed(
             f"this sweep expands to {total} jobs; at most {MAX_SWEEP_JOBS}", field="grid"
@@ -78,8 +83,14 @@ async def create_sweep(
     created_by: str | None,
     offline_seconds: float,
     default_timeout_s: int,
+    max_params_bytes: int,
+    max_sweep_params_bytes: int,
 ) -> SweepRead:
+    caps = {"max_job_bytes": max_params_bytes, "max_total_bytes": max_sweep_params_bytes}
+    if job_count(body) <= MAX_SWEEP_JOBS:  # else ``expand`` says the sweep is too big
+        limits.check_sweep_params(body.params, jobs=job_count(body), **caps)
     points = expand(body)
+    limits.check_sweep_points(points, repeats=body.repeats, **caps)
     prepared = await submissions.prepare(session, script=body.script, inputs=body.inputs)
     agents = await submissions.live_agents(session, offline_seconds=offline_seconds)
     sweep = Sweep(

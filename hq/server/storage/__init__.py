@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import re
 import unicodedata
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,8 +163,24 @@ def dataset_key(sha256: str) -> str:
     return f"datasets/sha256/{sha256}"
 
 
+def blob_key(sha256: str) -> str:
+    """Accepted artifacts are content-addressed too. Only HQ writes here, and only bytes it has
+    hashed to ``sha256``: no presigned URL ever names a blob, so what a download or a promotion
+    reads cannot change after ``complete`` accepted it."""
+    if not _SHA256_RE.match(sha256):
+        raise errors.ValidationFailed(f"not a sha256 hex digest: {sha256!r}")
+    return f"blobs/sha256/{sha256}"
+
+
+def staging_key() -> str:
+    """A fresh private key: a snapshot of an upload while HQ hashes it (no URL names it)."""
+    return f"staging/{uuid.uuid4().hex}"
+
+
 def artifact_key(job_id: str, attempt: int, path: str) -> str:
-    """Artifacts are scoped to the job and the attempt that wrote them."""
+    """Where an agent uploads an artifact: scoped to the job and the attempt that writes it.
+    Writable through a presigned PUT URL for 15 minutes, so never read once accepted: ``complete``
+    copies it to its ``blob_key``."""
     check_relative_path(job_id, what="job_id")
     check_relative_path(path, what="artifact path")
     if "/" in job_id:
@@ -222,9 +239,11 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "artifact_key",
+    "blob_key",
     "check_expiry",
     "check_key",
     "check_relative_path",
     "dataset_key",
     "make_store",
+    "staging_key",
 ]

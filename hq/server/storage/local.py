@@ -213,7 +213,10 @@ class LocalStore(ObjectStore):
                 raise errors.NotFound(f"no object {src!r} in the store")
             tmp = self._temp_beside(target)
             try:
-                shutil.copyfile(source, tmp)
+                try:  # every write here renames a new file into place, never edits one, so a
+                    os.link(source, tmp)  # hard link is a snapshot no later write can change
+                except OSError:
+                    shutil.copyfile(source, tmp)
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
