@@ -7,16 +7,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+
+from hq.schemas.limits import check_text_tree
 
 T = TypeVar("T")
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+# Each rule is matched whole (``fullmatch``): ``$`` alone would also match before a final "\n".
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,62}")
 NAME_HELP = "names are 2-63 characters: a lowercase letter, then lowercase letters, digits or '-'"
+SHA256_RE = re.compile(r"[0-9a-f]{64}")  # a file's content hash, as stored and cached
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # an image's content digest
+INPUT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")  # a manifest's input names
 
 
 def _check_name(value: str) -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise ValueError(f"invalid name {value!r}: {NAME_HELP}")
     return value
 
@@ -33,7 +39,7 @@ def is_number(text: str) -> bool:
 MAX_LABEL_CHARS = 128
 # A label an agent offers and a job needs (e.g. "gpu", "mem-32g"); the database holds 128 chars.
 Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
-QUEUE_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+QUEUE_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"  # pydantic's (Rust) regex: its "$" is the very end
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]
 Metric = int | float  # a count stays an integer (442, not 442.0) in results, tables and CSV
 
@@ -42,6 +48,14 @@ class Model(BaseModel):
     """Base of all API models: unknown fields are refused, so typos surface as 422s."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_and_depth(cls, data: Any) -> Any:
+        """No NUL, lone surrogate or nesting past ``MAX_DEPTH`` anywhere in what comes in: the
+        outermost model checks the whole body first, so the 422 names the full path."""
+        check_text_tree(data, title=cls.__name__)
+        return data
 
 
 class ReadModel(BaseModel):
