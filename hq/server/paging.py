@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, and_, or_
 
 from hq import errors
-from hq.schemas.limits import INT32_MAX, INT32_MIN, time_in_range
+from hq.schemas.limits import INT32_MAX, INT32_MIN, text_problem, time_in_range
 
 T = TypeVar("T")
 
@@ -42,6 +42,8 @@ def decode_cursor(
             raise ValueError(value)
         if not isinstance(last_id, str):
             raise TypeError(last_id)
+        if any(isinstance(v, str) and text_problem(v) for v in (value, last_id)):  # NUL, \ud800
+            raise ValueError(last_id)
         if value_types is not None and not isinstance(value, value_types):
             raise TypeError(value)
     except (ValueError, TypeError, KeyError) as exc:
