@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    StringConstraints,
+    model_validator,
+)
 
 from hq.schemas.limits import check_text_tree
 
@@ -44,18 +52,28 @@ QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]
 Metric = int | float  # a count stays an integer (442, not 442.0) in results, tables and CSV
 
 
+_CHECKED: ContextVar[bool] = ContextVar("hq_input_checked", default=False)
+
+
 class Model(BaseModel):
     """Base of all API models: unknown fields are refused, so typos surface as 422s."""
 
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _text_and_depth(cls, data: Any) -> Any:
+    def _text_and_depth(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         """No NUL, lone surrogate or nesting past ``MAX_DEPTH`` anywhere in what comes in: the
-        outermost model checks the whole body first, so the 422 names the full path."""
+        outermost model checks the whole body, so the 422 names the full path, and the models
+        inside it do not check their part again."""
+        if _CHECKED.get():
+            return handler(data)
         check_text_tree(data, title=cls.__name__)
-        return data
+        token = _CHECKED.set(True)
+        try:
+            return handler(data)
+        finally:
+            _CHECKED.reset(token)
 
 
 class ReadModel(BaseModel):
@@ -66,6 +84,17 @@ class ReadModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _stored(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """What HQ stored or answered is read as it is: the ``Model``s inside (a manifest, the
+        results) skip the checks of what comes in, so a row stored before a check still reads."""
+        token = _CHECKED.set(True)
+        try:
+            return handler(data)
+        finally:
+            _CHECKED.reset(token)
 
     @classmethod
     def from_row(cls, row: object, **derived: Any) -> Self:

@@ -53,6 +53,20 @@ def time_in_range(value: datetime) -> datetime:
 Time = Annotated[datetime, AfterValidator(time_in_range)]
 
 
+def _clean(value: Any, depth: int) -> bool:
+    """No string in ``value`` has a problem and nothing nests past ``MAX_DEPTH`` (the fast
+    path: no paths are built unless something is wrong)."""
+    if isinstance(value, str):
+        return "\x00" not in value and (value.isascii() or text_problem(value) is None)
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            return False
+        return all(_clean(k, depth) and _clean(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return depth < MAX_DEPTH and all(_clean(v, depth + 1) for v in value)
+    return True
+
+
 def _first_problem(data: Any) -> tuple[tuple[str | int, ...], str, str] | None:
     """(path, error type, message) of the first value past the bounds in a JSON-like tree."""
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
@@ -78,7 +92,7 @@ def _first_problem(data: Any) -> tuple[tuple[str | int, ...], str, str] | None:
 def check_text_tree(data: Any, *, title: str) -> None:
     """Raise a ``ValidationError`` at the path of the first string with a NUL or a lone
     surrogate, or of nesting past ``MAX_DEPTH``, in ``data`` (a model's raw input)."""
-    if isinstance(data, BaseModel) or not isinstance(data, dict | list):
+    if isinstance(data, BaseModel) or not isinstance(data, dict | list) or _clean(data, 0):
         return
     found = _first_problem(data)
     if found is None:
