@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +24,10 @@ from types import TracebackType
 from typing import IO
 
 from hq.client import sha256_file
+from hq.schemas.common import SHA256_RE
 
 log = logging.getLogger(__name__)
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_MAX_BYTES = 20 * 1024**3
 
 Downloader = Callable[[str, Path], None]
@@ -74,7 +73,7 @@ class InputCache:
         self._evicting = threading.Lock()
 
     def path_for(self, sha256: str) -> Path:
-        if not SHA256_RE.match(sha256):
+        if not SHA256_RE.fullmatch(sha256):
             raise InputUnavailable(f"{sha256!r} is not a sha256 hex digest")
         return self.root / sha256
 
@@ -134,7 +133,7 @@ class InputCache:
         with self._evicting:
             entries = []
             for entry in os.scandir(self.root):
-                if not SHA256_RE.match(entry.name):
+                if not SHA256_RE.fullmatch(entry.name):
                     continue
                 try:
                     st = entry.stat()

@@ -57,6 +57,7 @@ class LogShipper:
 
     def _add(self, stream: str, text: str) -> None:
         now = datetime.now(UTC)
+        text = text.replace("\x00", "\ufffd")  # HQ stores no NUL (PostgreSQL refuses it)
         with self._lock:
             for start in range(0, max(len(text), 1), MAX_LINE_CHARS):
                 piece = text[start : start + MAX_LINE_CHARS]

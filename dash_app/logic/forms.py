@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import jsonschema
+from hq.schemas.params_schema import UnusableSchema, check_usable, params_validator
 
 MAX_SWEEP_VALUES = 1000
 
@@ -149,7 +149,11 @@ def _split(raw: Any) -> list[Any]:
 def schema_errors(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
     """Every JSON Schema violation, keyed by the param it concerns ('' for the whole)."""
     errors: dict[str, str] = {}
-    for err in jsonschema.Draft202012Validator(schema).iter_errors(params):
+    try:
+        check_usable(schema)
+    except UnusableSchema as exc:
+        return {"": f"this script version's params schema cannot be used: {exc}"}
+    for err in params_validator(schema).iter_errors(params):
         key = str(err.absolute_path[0]) if err.absolute_path else ""
         errors.setdefault(key, err.message)
     return errors

@@ -94,7 +94,7 @@ def upload(contents: str | None, filename: str | None, name: str | None) -> tupl
     if not contents or not filename:
         return no_update, no_update
     name = (name or "").strip()
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return message(f"Give the dataset a name first: {NAME_HELP}."), no_update
     try:
         data = base64.b64decode(contents.split(",", 1)[1], validate=True)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from hq.schemas.common import JobStatus, Label, Model, QueueName, ReadModel
 from hq.schemas.jobs import LogLine
+from hq.schemas.limits import Int32
 from hq.schemas.manifest import Manifest
 from hq.schemas.results import Results
 
@@ -108,7 +109,7 @@ class UploadResponse(ReadModel):
 class CompleteRequest(Model):
     lease_token: str
     status: JobStatus = Field(description="succeeded, failed, timed_out or cancelled")
-    exit_code: int | None = None
+    exit_code: Int32 | None = None
     failure_reason: str | None = Field(default=None, max_length=4096)
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
@@ -119,7 +120,7 @@ class JobOutcome(Model):
     which the one who holds the lease adds (the client's ``LeaseHandle``)."""
 
     status: JobStatus = Field(description="succeeded, failed, timed_out or cancelled")
-    exit_code: int | None = None
+    exit_code: Int32 | None = None
     failure_reason: str | None = Field(default=None, max_length=4096)
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BeforeValidator, Field
 
-from hq.schemas.common import JobStatus, Label, Metric, Model, ReadModel
+from hq.schemas.common import QUEUE_PATTERN, JobStatus, Label, Metric, Model, ReadModel
+from hq.schemas.limits import Time
 
 MAX_PRIORITY = 1000
 
@@ -33,7 +34,7 @@ class JobCreate(Model):
     priority: int = Field(
         default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY, description="higher runs first"
     )
-    queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
     labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
@@ -110,7 +111,7 @@ class ArtifactRead(ReadModel):
 
 
 class LogLine(Model):
-    at: datetime
+    at: Time
     stream: str = Field(default="stdout", pattern="^(stdout|stderr|agent)$")
     text: str = Field(max_length=64 * 1024)
 

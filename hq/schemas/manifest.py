@@ -10,16 +10,15 @@ from typing import Any
 import jsonschema
 from pydantic import Field, field_validator, model_validator
 
-from hq.schemas.common import Label, Model, Name
+from hq.schemas.common import INPUT_NAME_RE, Label, Model, Name
 
-MEMORY_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
+MEMORY_RE = re.compile(r"(\d+)([kmg]?)", re.IGNORECASE)
 PLACEHOLDER_RE = re.compile(r"\{(params|inputs)\.([A-Za-z_][A-Za-z0-9_-]*)\}")
-INPUT_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def parse_memory_bytes(value: str) -> int:
     """'512m' -> bytes. Units: none (bytes), k, m, g."""
-    match = MEMORY_RE.match(value.strip())
+    match = MEMORY_RE.fullmatch(value.strip())
     if not match:
         raise ValueError(f"memory {value!r} must look like 512m, 2g or 1048576")
     number, unit = int(match.group(1)), match.group(2).lower()
@@ -105,7 +104,7 @@ class Manifest(Model):
     @classmethod
     def _input_names(cls, value: dict[str, InputSpec]) -> dict[str, InputSpec]:
         for name in value:
-            if not INPUT_NAME_RE.match(name):
+            if not INPUT_NAME_RE.fullmatch(name):
                 raise ValueError(
                     f"input name {name!r} must be lowercase letters, digits and '_', "
                     "starting with a letter"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from hq.schemas.common import Model, ReadModel
+from hq.schemas.common import DIGEST_RE, Model, ReadModel
 from hq.schemas.manifest import Manifest
-
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+from hq.schemas.params_schema import UnusableSchema, check_usable
 
 
 class ScriptVersionCreate(Model):
@@ -24,8 +23,23 @@ class ScriptVersionCreate(Model):
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: str) -> str:
-        if not DIGEST_RE.match(value):
+        if not DIGEST_RE.fullmatch(value):
             raise ValueError("digest must be 'sha256:' followed by 64 lowercase hex digits")
+        return value
+
+    @field_validator("manifest")
+    @classmethod
+    def _usable_params(cls, value: Manifest) -> Manifest:
+        """Refused at publish rather than at every submission: a schema whose ``$ref`` is
+        remote or whose regex RE2 cannot run (a stored one still reads fine)."""
+        try:
+            check_usable(value.params)
+        except UnusableSchema as exc:
+            error = PydanticCustomError("params_schema_unusable", str(exc))
+            loc = ("params", *exc.path)
+            raise ValidationError.from_exception_data(
+                cls.__name__, [InitErrorDetails(type=error, loc=loc, input=value.params)]
+            ) from None
         return value
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from hq.schemas.common import Label, Model, ReadModel
+from hq.schemas.common import QUEUE_PATTERN, Label, Model, ReadModel
 from hq.schemas.jobs import MAX_PRIORITY
 
 MAX_SWEEP_JOBS = 10_000
@@ -48,7 +48,7 @@ class SweepCreate(Model):
     repeats: int = Field(default=1, ge=1, le=1000)
     inputs: dict[str, str] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
-    queue: str = Field(default="default", pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
     labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq import errors
 from hq.schemas.common import Role
+from hq.schemas.limits import text_problem
 from hq.server.auth import Principal, PrincipalCache
 from hq.server.metrics import Metrics
 from hq.server.notify import Disconnected, Notifier
@@ -98,13 +99,26 @@ def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency admitting the given roles (admin is always admitted)."""
     allowed = {Role.admin, *roles}
 
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(
+        request: Request, principal: Annotated[Principal, Depends(get_principal)]
+    ) -> Principal:
         if principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise errors.Forbidden(f"role '{principal.role}' may not do this; it needs: {names}")
+        check_url_text(request)
         return principal
 
     return check
+
+
+def check_url_text(request: Request) -> None:
+    """A 422 for a path or query parameter HQ could not store or look up (``%00``: PostgreSQL
+    refuses NUL in text), before it reaches a query. Bodies are checked by ``schemas.Model``."""
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in params:
+        why = text_problem(value) if isinstance(value, str) else None
+        if why is not None:
+            raise errors.ValidationFailed(f"{name}: {why}", field=name)
 
 
 READ_ROLES = (Role.viewer, Role.submitter, Role.publisher)

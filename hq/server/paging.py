@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, and_, or_
 
 from hq import errors
+from hq.schemas.limits import INT32_MAX, INT32_MIN, text_problem, time_in_range
 
 T = TypeVar("T")
 
@@ -36,8 +37,13 @@ def decode_cursor(
             value = datetime.fromisoformat(value["t"])
             if value.tzinfo is None:  # HQ writes UTC times; a naive one is forged
                 raise ValueError(value)
+            time_in_range(value)
+        if isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:  # forged: no row has it
+            raise ValueError(value)
         if not isinstance(last_id, str):
             raise TypeError(last_id)
+        if any(isinstance(v, str) and text_problem(v) for v in (value, last_id)):  # NUL, \ud800
+            raise ValueError(last_id)
         if value_types is not None and not isinstance(value, value_types):
             raise TypeError(value)
     except (ValueError, TypeError, KeyError) as exc:

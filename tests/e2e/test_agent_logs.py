@@ -111,3 +111,24 @@ def test_a_chatty_job_loses_no_line(
     lines = [x for x in client.job_logs(job.id).splitlines() if "line " in x and "xxx" in x]
     assert len(lines) == 20000
     assert "line 19999 " in lines[-1]
+
+
+def test_output_with_nul_and_invalid_utf8_ships_as_replacement_characters(
+    live_server: LiveServer, live_agent: AgentProcess, base_image: BaseImage
+) -> None:
+    """HQ stores no NUL (PostgreSQL refuses it) and no lone surrogate: the agent sends U+FFFD
+    for both, and the lines around them arrive."""
+    code = (
+        "import sys\n"
+        "print('before', flush=True)\n"
+        "sys.stdout.buffer.write(b'nul:\\x00: bad:\\xed\\xa0\\x80:\\n')\n"
+        "sys.stdout.flush()\n"
+        "print('after', flush=True)\n"
+    )
+    publish_inline(live_server, base_image, name="nul-out", code=code)
+    client = live_server.client("submitter")
+    job = client.submit_job(script="nul-out")
+    assert wait_status(client, job.id, ENDED, timeout_s=120).status == "succeeded"
+    logs = client.job_logs(job.id)
+    assert "before" in logs and "after" in logs, logs
+    assert "nul:\ufffd: bad:" in logs and "\x00" not in logs, logs

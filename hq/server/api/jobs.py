@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from hq import errors
 from hq.schemas.common import Page, Role
 from hq.schemas.jobs import MAX_WAIT_SECONDS, JobCreate, JobDetail, JobRead, JobResult
+from hq.schemas.limits import time_in_range
 from hq.server.deps import (
     DisconnectedDep,
     NotifierDep,
@@ -84,10 +85,16 @@ async def list_jobs(
     cursor: str | None = None,
 ) -> Page[JobRead]:
     for name, value in (("created_after", created_after), ("created_before", created_before)):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            continue
+        if value.tzinfo is None:
             raise errors.ValidationFailed(
                 f"{name}: give a timezone, e.g. 2026-01-01T00:00:00Z", field=name
             )
+        try:
+            time_in_range(value)
+        except ValueError as exc:  # past year 9999 or before year 1 in UTC: Python cannot hold it
+            raise errors.ValidationFailed(f"{name}: {exc}", field=name) from exc
     return await job_service.list_jobs(
         session,
         statuses=[s for s in (status_ or "").split(",") if s],

@@ -39,7 +39,7 @@ _VERSION_RETRIES = 5
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise errors.ValidationFailed(f"invalid dataset name {name!r}: {NAME_HELP}", field="name")
     return name
 
@@ -209,7 +209,7 @@ async def resolve_input(session: AsyncSession, *, ref: str) -> DatasetVersion:
     """``name`` or ``name@version`` (or ``name@latest``) to a stored version's row, for
     submissions."""
     name, sep, version_text = ref.strip().partition("@")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise errors.ValidationFailed(
             f"invalid dataset reference {ref!r}: use 'name' or 'name@version'; {NAME_HELP}"
         )

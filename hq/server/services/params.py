@@ -11,10 +11,9 @@ import json
 import math
 from typing import Any
 
-import jsonschema
-
 from hq import errors
 from hq.schemas.manifest import Manifest
+from hq.schemas.params_schema import UnusableSchema, check_usable, params_validator
 
 
 def canonical(value: Any) -> str:
@@ -70,13 +69,25 @@ def validate_params(
             f"{name}: {bad[1]} is not a finite number; JSON numbers must be finite", field=name
         )
     full = with_defaults(manifest.params, params)
-    validator = jsonschema.Draft202012Validator(manifest.params)
+    try:
+        check_usable(manifest.params)
+    except UnusableSchema as exc:  # stored before HQ checked this at publish
+        raise errors.ValidationFailed(
+            f"this script version's params schema cannot be used: {exc}; publish a new version",
+            field="script",
+        ) from exc
+    validator = params_validator(manifest.params)
     problems = sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path))
     if problems:
         first = problems[0]
         parts = [str(p) for p in first.absolute_path]
+        wanted = first.validator_value
         if first.validator == "required" and isinstance(first.instance, dict):
-            parts += [r for r in first.validator_value if r not in first.instance][:1]
+            parts += (
+                [r for r in wanted if r not in first.instance][:1]
+                if isinstance(wanted, list)
+                else []
+            )
         name = ".".join([where, *parts])
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise errors.ValidationFailed(f"{name}: {first.message}{more}", field=name)

@@ -18,7 +18,7 @@ async def publish_version(
 
     Returns the version and whether it was created.
     """
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise errors.ValidationFailed(f"invalid script name {name!r}: {NAME_HELP}", field="name")
     if body.manifest.name != name:
         raise errors.ValidationFailed(

@@ -19,13 +19,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hq import errors
+from hq.schemas.common import SHA256_RE
 
 MAX_PRESIGN_SECONDS = 900
 DEFAULT_PRESIGN_SECONDS = 900
 CHUNK_BYTES = 1024 * 1024
 MAX_KEY_CHARS = 1024
 MAX_SEGMENT_BYTES = 255
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _PERCENT_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
@@ -158,7 +158,7 @@ def check_key(key: str) -> str:
 
 def dataset_key(sha256: str) -> str:
     """Datasets are content-addressed: the same bytes always land on the same key."""
-    if not _SHA256_RE.match(sha256):
+    if not SHA256_RE.fullmatch(sha256):
         raise errors.ValidationFailed(f"not a sha256 hex digest: {sha256!r}")
     return f"datasets/sha256/{sha256}"
 
