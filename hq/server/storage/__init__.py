@@ -167,7 +167,7 @@ def blob_key(sha256: str) -> str:
     """Accepted artifacts are content-addressed too. Only HQ writes here, and only bytes it has
     hashed to ``sha256``: no presigned URL ever names a blob, so what a download or a promotion
     reads cannot change after ``complete`` accepted it."""
-    if not _SHA256_RE.match(sha256):
+    if not SHA256_RE.fullmatch(sha256):
         raise errors.ValidationFailed(f"not a sha256 hex digest: {sha256!r}")
     return f"blobs/sha256/{sha256}"
 
