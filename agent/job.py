@@ -181,9 +181,7 @@ class JobRun:
             uid=settings.job_uid,
             gid=settings.job_gid,
             environment={
-                **script_env(
-                    lease
-                ),  # first: HQ's own variables win (the manifest may not set HQ_*)
+                **script_env(lease),  # the manifest's env first: HQ's own below win
                 "HQ_JOB_ID": lease.job_id,
                 "HQ_ATTEMPT": str(lease.attempt),
                 "HQ_OUTPUTS": OUTPUTS_DIR,
