@@ -221,6 +221,11 @@ def show(job_id: str, as_json: bool) -> None:
         click.echo(f"reason   {detail.failure_reason}")
     if detail.unschedulable_reason:
         click.echo(f"waiting  {detail.unschedulable_reason}")
+    limits = detail.resources
+    click.echo(
+        f"limits   memory {limits.get('memory')}, cpus {limits.get('cpus')}, "
+        f"timeout {detail.timeout_s} s"
+    )
     click.echo(f"params   {json.dumps(detail.params, sort_keys=True)}")
     for name, ref in detail.inputs.items():
         click.echo(f"input    {name} = {ref.dataset}@{ref.version} ({ref.sha256[:12]})")

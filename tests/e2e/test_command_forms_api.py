@@ -209,6 +209,8 @@ def test_cli_memory_and_cpus_options_raise_and_a_ceiling_exceeded_exits_nonzero(
     assert done.returncode == 0, done.stderr
     job = server.client("viewer").get_job(done.stdout.split('"id": "')[1].split('"')[0])
     assert job.resources["memory"] == "256m" and job.resources["cpus"] == 1.5
+    shown = hq("job", "show", job.id)
+    assert "limits   memory 256m, cpus 1.5, timeout 120 s" in shown.stdout, shown
     before = table_counts(server)
     done = hq("sweep", "submit", name, "-p", "label=x", "-g", "maxiter=1,2", "--memory", "8g")
     assert done.returncode != 0
