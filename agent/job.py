@@ -31,7 +31,14 @@ from agent.final import Final, final_from_exit
 from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
 from agent.report import deliver_failure, report_result
-from agent.workspace import OUTPUTS_DIR, PARAMS_FILE, Workspace, input_target, substitute
+from agent.workspace import (
+    OUTPUTS_DIR,
+    PARAMS_FILE,
+    Workspace,
+    input_target,
+    script_env,
+    substitute,
+)
 from hq import errors
 from hq.schemas.agents import Lease
 from hq.schemas.common import JobStatus
@@ -174,6 +181,7 @@ class JobRun:
             uid=settings.job_uid,
             gid=settings.job_gid,
             environment={
+                **script_env(lease),  # the manifest's env first: HQ's own below win
                 "HQ_JOB_ID": lease.job_id,
                 "HQ_ATTEMPT": str(lease.attempt),
                 "HQ_OUTPUTS": OUTPUTS_DIR,

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from agent.final import Final
 from hq.client import sha256_stream
 from hq.schemas.agents import ArtifactFile, Lease
-from hq.schemas.manifest import PLACEHOLDER_RE
+from hq.schemas.command import expand_command, expand_env
 from hq.schemas.results import MAX_RESULTS_BYTES, Results
 
 log = logging.getLogger(__name__)
@@ -46,27 +46,19 @@ def input_target(name: str, filename: str) -> str:
     return f"{INPUTS_ROOT}/{name}/{filename}"
 
 
-def _placeholder_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
+def _input_paths(lease: Lease) -> dict[str, str]:
+    return {i.name: input_target(i.name, i.filename) for i in lease.inputs}
 
 
 def substitute(lease: Lease) -> list[str]:
-    """The manifest's command with ``{params.x}`` and ``{inputs.x}`` filled in.
+    """The job's argv: the manifest's command expanded (``hq.schemas.command``, the same
+    expansion the server checks at publish). Each item is one argument: no shell is involved."""
+    return expand_command(lease.manifest.command, params=lease.params, inputs=_input_paths(lease))
 
-    Strings go in as they are, other values JSON-encoded; a missing optional input or param
-    becomes an empty string. Each argument stays one argument: no shell is involved.
-    """
-    inputs = {i.name: input_target(i.name, i.filename) for i in lease.inputs}
 
-    def repl(match: Any) -> str:
-        kind, key = match.group(1), match.group(2)
-        if kind == "inputs":
-            return inputs.get(key, "")
-        return _placeholder_value(lease.params[key]) if key in lease.params else ""
-
-    return [PLACEHOLDER_RE.sub(repl, part) for part in lease.manifest.command]
+def script_env(lease: Lease) -> dict[str, str]:
+    """The manifest's ``env`` for this job: a variable naming an unset param is left out."""
+    return expand_env(lease.manifest.env, params=lease.params, inputs=_input_paths(lease))
 
 
 class Workspace:

@@ -45,6 +45,9 @@ SCRIPT_REPEATS = "script-repeats"
 SCRIPT_REUSE = "script-reuse"
 SCRIPT_MESSAGE = "script-message"
 SCRIPT_MANIFEST = "script-manifest"
+SCRIPT_MEMORY = "script-memory"
+SCRIPT_CPUS = "script-cpus"
+SCRIPT_TIMEOUT = "script-timeout"
 
 # datasets
 DATASETS_GRID = "datasets-grid"

@@ -235,8 +235,15 @@ def rerun_request(job: dict[str, Any]) -> dict[str, Any]:
         "labels": job.get("labels") or [],
         "max_attempts": job.get("max_attempts", 3),
         "timeout_s": job.get("timeout_s"),
+        "resources": _rerun_limits(job.get("resources") or {}),
         "reuse": False,
     }
+
+
+def _rerun_limits(resources: dict[str, Any]) -> dict[str, Any] | None:
+    """The memory and CPUs the job ran with (maybe raised at submit), for its rerun."""
+    limits = {k: resources[k] for k in ("memory", "cpus") if resources.get(k) is not None}
+    return limits or None
 
 
 def lineage_rows(lineage: dict[str, Any]) -> list[dict[str, Any]]:

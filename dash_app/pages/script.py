@@ -12,6 +12,7 @@ from dash_app import ids
 from dash_app.auth import current_role, hq_client
 from dash_app.components.common import error_message, forbidden, message
 from dash_app.components.param_form import ParamFormAIO, submit_request
+from dash_app.components.resources import resources_request, resources_row
 from dash_app.grids import table_grid
 from dash_app.logic.accounts import allows
 from dash_app.logic.forms import FormCheck, sweep_size
@@ -19,6 +20,7 @@ from hq import errors
 from hq.client import HQClient
 from hq.schemas.common import is_number
 from hq.schemas.jobs import JobCreate
+from hq.schemas.resources import ResourceRequest
 from hq.schemas.sweeps import MAX_SWEEP_JOBS, SweepCreate
 
 dash.register_page(  # type: ignore[no-untyped-call]
@@ -87,6 +89,7 @@ def _submit_card(
                 inputs=manifest["inputs"],
                 datasets=datasets,
             ),
+            resources_row(manifest.get("resources", {})),
             _submit_toolbar(can_submit=can_submit),
             html.Div(id=ids.SCRIPT_MESSAGE),
         ],
@@ -179,13 +182,23 @@ def ask_form(one: int | None, many: int | None) -> Any:
     )
 
 
-def _submit_job(*, client: HQClient, target: str, form: FormCheck) -> tuple[Any, Any]:
-    job = client.submit_job(JobCreate(script=target, params=form.params, inputs=form.inputs))
+def _submit_job(
+    *, client: HQClient, target: str, form: FormCheck, resources: ResourceRequest | None
+) -> tuple[Any, Any]:
+    job = client.submit_job(
+        JobCreate(script=target, params=form.params, inputs=form.inputs, resources=resources)
+    )
     return message(f"Submitted {job.id}.", ok=True), f"/jobs/{job.id}"
 
 
 def _submit_sweep(
-    *, client: HQClient, target: str, form: FormCheck, repeats: Any, reuse: list[str] | None
+    *,
+    client: HQClient,
+    target: str,
+    form: FormCheck,
+    repeats: Any,
+    reuse: list[str] | None,
+    resources: ResourceRequest | None,
 ) -> tuple[Any, Any]:
     count = int(repeats or 1)
     if sweep_size(form.grid, count) > MAX_SWEEP_JOBS:
@@ -198,6 +211,7 @@ def _submit_sweep(
             repeats=count,
             inputs=form.inputs,
             reuse="reuse" in (reuse or []),
+            resources=resources,
         )
     )
     text = f"Submitted sweep {sweep.id} ({sweep.total} jobs)."
@@ -211,10 +225,17 @@ def _submit_sweep(
     State(ids.SCRIPT_NAME, "data"),
     State(ids.SCRIPT_REPEATS, "value"),
     State(ids.SCRIPT_REUSE, "value"),
+    State(ids.SCRIPT_MEMORY, "value"),
+    State(ids.SCRIPT_CPUS, "value"),
+    State(ids.SCRIPT_TIMEOUT, "value"),
     prevent_initial_call=True,
 )
 def submit(
-    checked: str | None, script: dict[str, Any], repeats: Any, reuse: list[str] | None
+    checked: str | None,
+    script: dict[str, Any],
+    repeats: Any,
+    reuse: list[str] | None,
+    *limits: Any,
 ) -> tuple[Any, Any]:
     """Once the form has checked itself: submit a job (or a sweep) and open it."""
     if not checked:
@@ -222,15 +243,21 @@ def submit(
     form = FormCheck.from_json(checked)
     if not allows(current_role(), "submitter"):
         return forbidden("submit jobs"), no_update
-    if not form.ok:
-        return message(form.general), no_update
+    resources, bad = resources_request(*limits)
+    if not form.ok or bad:
+        return message(bad or form.general), no_update
     target = f"{script['name']}@{script['version']}"
     try:
         with hq_client() as client:
             if form.sweep:
                 return _submit_sweep(
-                    client=client, target=target, form=form, repeats=repeats, reuse=reuse
+                    client=client,
+                    target=target,
+                    form=form,
+                    repeats=repeats,
+                    reuse=reuse,
+                    resources=resources,
                 )
-            return _submit_job(client=client, target=target, form=form)
+            return _submit_job(client=client, target=target, form=form, resources=resources)
     except errors.HQError as exc:
         return error_message(exc), no_update

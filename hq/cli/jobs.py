@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-from hq import errors
 from hq.cli.common import (
     CREATED,
     echo_json,
@@ -18,113 +16,19 @@ from hq.cli.common import (
     json_option,
     when,
 )
-from hq.client import HQClient, build
-from hq.schemas.common import JobStatus, is_number
+from hq.cli.params import (
+    parse_inputs,
+    parse_params,
+    resource_options,
+    resources_field,
+    string_params,
+)
+from hq.client import build
+from hq.schemas.common import JobStatus
 from hq.schemas.jobs import JobCreate, JobRead
 from hq.schemas.results import metric_text
 
 LOG_TAIL_LINES = 10
-
-
-def json_value(text: str) -> Any:
-    """``text`` as JSON; NaN and Infinity are refused (ValueError): JSON has no such numbers,
-    and Python's parser would pass them on to be sent as null."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def parse_params(
-    pairs: tuple[str, ...], params_json: str | None, keep_text: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """``-p key=value`` pairs over ``--params-json``. A value is parsed as JSON when it can be,
-    but stays text for the keys in ``keep_text`` (those the script's schema types as strings):
-    ``-p target=5`` sends ``"5"`` to a script that wants a column name."""
-    params: dict[str, Any] = {}
-    if params_json:
-        try:
-            loaded = json_value(params_json)
-        except ValueError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--params-json") from exc
-        if not isinstance(loaded, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--params-json")
-        params.update(loaded)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
-        params[key] = cli_value(value, as_text=key in keep_text)
-    return params
-
-
-def cli_value(text: str, *, as_text: bool) -> Any:
-    """One value typed on the command line: JSON where it parses, else the text itself. For a
-    string param (``as_text``) it stays text, but a quoted JSON string is unquoted: ``5`` and
-    ``"5"`` both send ``"5"``."""
-    try:
-        value = json_value(text)
-    except ValueError:
-        return text
-    return value if not as_text or isinstance(value, str) else text
-
-
-def string_params(client: HQClient, script: str) -> frozenset[str]:
-    """The params that ``script`` (``name`` or ``name@version``) types as strings, read from its
-    manifest; none when the script or version is unknown (the submit then says so)."""
-    name, _, version_text = script.partition("@")
-    try:
-        info = client.get_script(name)
-    except errors.NotFound:
-        return frozenset()
-    wanted = int(version_text) if is_number(version_text) else info.latest_version
-    manifest = next((v.manifest for v in info.versions if v.version == wanted), None)
-    if manifest is None:
-        return frozenset()
-    props = manifest.params.get("properties", {})
-    return frozenset(
-        key for key, schema in props.items() if isinstance(schema, dict) and is_text(schema)
-    )
-
-
-NOT_TEXT_TYPES = frozenset({"number", "integer", "boolean", "object", "array"})
-
-
-def is_text(schema: dict[str, Any]) -> bool:
-    """A JSON Schema that only a string (or null) meets: ``type: string``, ``[string, null]``,
-    an ``anyOf``/``oneOf`` of those, a string ``const`` or an ``enum`` of strings."""
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return kind == "string"
-    if isinstance(kind, list):
-        return "string" in kind and not NOT_TEXT_TYPES & set(kind)
-    for combinator in ("anyOf", "oneOf"):
-        branches = schema.get(combinator)
-        if isinstance(branches, list) and branches:
-            if not all(isinstance(b, dict) for b in branches):
-                return False
-            texts = [is_text(b) for b in branches]
-            nulls = [b.get("type") == "null" for b in branches]
-            return any(texts) and all(t or n for t, n in zip(texts, nulls, strict=True))
-    if "const" in schema:
-        return isinstance(schema["const"], str)
-    enum = schema.get("enum")
-    return (
-        isinstance(enum, list)
-        and any(isinstance(v, str) for v in enum)
-        and all(isinstance(v, str) or v is None for v in enum)
-    )
-
-
-def parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
-    inputs: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or not value:
-            raise click.BadParameter(f"{pair!r} is not name=dataset[@version]", param_hint="-i")
-        inputs[key] = value
-    return inputs
 
 
 @click.group()
@@ -148,6 +52,7 @@ def job() -> None:
 @click.option("--label", "labels", multiple=True)
 @click.option("--max-attempts", type=int, default=3)
 @click.option("--timeout", "timeout_s", type=int, default=None, help="seconds")
+@resource_options
 @click.option("--reuse/--no-reuse", default=False, help="reuse a succeeded identical job")
 @click.option("--idempotency-key", default=None)
 @click.option(
@@ -169,6 +74,8 @@ def submit(
     labels: tuple[str, ...],
     max_attempts: int,
     timeout_s: int | None,
+    memory: str | None,
+    cpus: float | None,
     reuse: bool,
     idempotency_key: str | None,
     wait_s: float | None,
@@ -184,6 +91,7 @@ def submit(
         "labels": list(labels),
         "max_attempts": max_attempts,
         "timeout_s": timeout_s,
+        "resources": resources_field(memory=memory, cpus=cpus),
         "reuse": reuse,
     }
     request = build(JobCreate, fields)  # refuses bad values before any request is made
@@ -313,6 +221,11 @@ def show(job_id: str, as_json: bool) -> None:
         click.echo(f"reason   {detail.failure_reason}")
     if detail.unschedulable_reason:
         click.echo(f"waiting  {detail.unschedulable_reason}")
+    limits = detail.resources
+    click.echo(
+        f"limits   memory {limits.get('memory')}, cpus {limits.get('cpus')}, "
+        f"timeout {detail.timeout_s} s"
+    )
     click.echo(f"params   {json.dumps(detail.params, sort_keys=True)}")
     for name, ref in detail.inputs.items():
         click.echo(f"input    {name} = {ref.dataset}@{ref.version} ({ref.sha256[:12]})")

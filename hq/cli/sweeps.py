@@ -16,7 +16,15 @@ from hq.cli.common import (
     json_option,
     when,
 )
-from hq.cli.jobs import cli_value, json_value, parse_inputs, parse_params, string_params
+from hq.cli.params import (
+    cli_value,
+    json_value,
+    parse_inputs,
+    parse_params,
+    resource_options,
+    resources_field,
+    string_params,
+)
 from hq.client import build
 from hq.schemas.common import JobStatus
 from hq.schemas.sweeps import SweepCreate, SweepRead
@@ -74,6 +82,8 @@ def sweep() -> None:
 @click.option("--priority", type=int, default=0)
 @click.option("--queue", default="default")
 @click.option("--reuse/--no-reuse", default=True)
+@click.option("--timeout", "timeout_s", type=int, default=None, help="seconds, for each job")
+@resource_options
 @click.option(
     "--wait",
     "wait_s",
@@ -94,6 +104,9 @@ def submit(
     priority: int,
     queue: str,
     reuse: bool,
+    timeout_s: int | None,
+    memory: str | None,
+    cpus: float | None,
     wait_s: float | None,
     as_json: bool,
 ) -> None:
@@ -114,6 +127,8 @@ def submit(
         "priority": priority,
         "queue": queue,
         "reuse": reuse,
+        "timeout_s": timeout_s,
+        "resources": resources_field(memory=memory, cpus=cpus),
     }
     request = build(SweepCreate, fields)  # refuses bad values before any request is made
     with get_client() as client:

@@ -16,6 +16,13 @@ from hq.schemas.manifest import Manifest
 MANIFEST_FILE = "hq.yaml"
 
 
+def _field_of(message: str) -> str:
+    """The key a check across fields is about, from the start of its message."""
+    if message.startswith(("command ", "switch ", "list ")):
+        return "command"
+    return "env" if message.startswith("env") else "(top level)"
+
+
 def format_validation_error(exc: ValidationError, *, source: str) -> errors.ValidationFailed:
     """A pydantic error as one HQ error listing each problem by its path in the manifest."""
     problems = []
@@ -24,7 +31,7 @@ def format_validation_error(exc: ValidationError, *, source: str) -> errors.Vali
         message = err["msg"].removeprefix("Value error, ")
         where = ".".join(str(p) for p in err["loc"])
         if not where:  # a check across fields: name the one its message starts with
-            where = "command" if message.startswith("command ") else "(top level)"
+            where = _field_of(message)
         first_field = first_field or where
         if err["type"] == "extra_forbidden":
             message = "unknown key (check its spelling; docs/manifest.md lists the manifest's keys)"
@@ -64,7 +71,7 @@ def load_manifest(script_dir: Path) -> Manifest:
             field="hq.yaml",
         )
     manifest = parse_manifest(path.read_text(encoding="utf-8"), source=str(path))
-    for part in manifest.command:
+    for part in (item for item in manifest.command if isinstance(item, str)):
         is_local_file = part.endswith(".py") and "{" not in part and not part.startswith("/")
         if is_local_file and not (script_dir / part).is_file():
             raise errors.ValidationFailed(

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BeforeValidator, Field
 
 from hq.schemas.common import QUEUE_PATTERN, JobStatus, Label, Metric, Model, ReadModel
 from hq.schemas.limits import Time
+from hq.schemas.resources import ResourceRequest
 
 MAX_PRIORITY = 1000
 
@@ -38,6 +39,9 @@ class JobCreate(Model):
     labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    resources: ResourceRequest | None = Field(
+        default=None, description="memory, cpus, timeout_s of this job, up to the ceilings"
+    )
     reuse: bool = Field(default=False, description="return a succeeded job with the same cache key")
 
 
@@ -72,6 +76,9 @@ class JobRead(ReadModel):
     attempts: int
     max_attempts: int
     timeout_s: int
+    resources: dict[str, Any] = Field(
+        default_factory=dict, description="the limits the job runs with (memory, cpus, ...)"
+    )
     reuse: bool
     cache_key: str
     reused_from: str | None = None

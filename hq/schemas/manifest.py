@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from hq.schemas.command import (
+    PLACEHOLDER_RE,
+    CommandItem,
+    check_command,
+    check_env,
+    coerce_env,
+    refuse_string_command,
+)
 from hq.schemas.common import INPUT_NAME_RE, Label, Model, Name
+from hq.schemas.resources import MEMORY_RE, Resources, parse_memory_bytes
 
-MEMORY_RE = re.compile(r"(\d+)([kmg]?)", re.IGNORECASE)
-PLACEHOLDER_RE = re.compile(r"\{(params|inputs)\.([A-Za-z_][A-Za-z0-9_-]*)\}")
-
-
-def parse_memory_bytes(value: str) -> int:
-    """'512m' -> bytes. Units: none (bytes), k, m, g."""
-    match = MEMORY_RE.fullmatch(value.strip())
-    if not match:
-        raise ValueError(f"memory {value!r} must look like 512m, 2g or 1048576")
-    number, unit = int(match.group(1)), match.group(2).lower()
-    return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+__all__ = ["MEMORY_RE", "PLACEHOLDER_RE", "Manifest", "Resources", "parse_memory_bytes"]
 
 
 _CHECKED_SCHEMAS: set[str] = set()
@@ -70,31 +68,15 @@ class InputSpec(Model):
     required: bool = True
 
 
-class Resources(Model):
-    cpus: float = Field(default=1.0, gt=0, le=256)
-    memory: str = "512m"
-    gpus: int = Field(default=0, ge=0, le=16)
-    timeout_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
-    pids: int = Field(default=256, ge=16, le=65536)
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: str) -> str:
-        if parse_memory_bytes(value) < 6 * 1024**2:
-            raise ValueError("memory must be at least 6m (Docker's minimum)")
-        return value
-
-    @property
-    def memory_bytes(self) -> int:
-        return parse_memory_bytes(self.memory)
-
-
 class Manifest(Model):
     """What ``scripts/<name>/hq.yaml`` holds; docs/manifest.md is its reference."""
 
     name: Name
     description: str = ""
-    command: list[str] = Field(min_length=1)
+    command: Annotated[list[CommandItem], BeforeValidator(refuse_string_command)] = Field(
+        min_length=1
+    )
+    env: Annotated[dict[str, str], BeforeValidator(coerce_env)] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     resources: Resources = Field(default_factory=Resources)
@@ -125,12 +107,6 @@ class Manifest(Model):
     @model_validator(mode="after")
     def _placeholders(self) -> Manifest:
         props = self.params.get("properties", {})
-        for part in self.command:
-            for kind, key in PLACEHOLDER_RE.findall(part):
-                if kind == "inputs" and key not in self.inputs:
-                    raise ValueError(f"command uses {{inputs.{key}}} but inputs has no {key!r}")
-                if kind == "params" and key not in props:
-                    raise ValueError(
-                        f"command uses {{params.{key}}} but params.properties has no {key!r}"
-                    )
+        check_command(self.command, props=props, inputs=self.inputs)
+        check_env(self.env, props=props, inputs=self.inputs)
         return self

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from hq.schemas.common import QUEUE_PATTERN, Label, Model, ReadModel
 from hq.schemas.jobs import MAX_PRIORITY
+from hq.schemas.resources import ResourceRequest
 
 MAX_SWEEP_JOBS = 10_000
 
@@ -52,6 +53,7 @@ class SweepCreate(Model):
     labels: list[Label] = Field(default_factory=list, max_length=32)
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    resources: ResourceRequest | None = None
     reuse: bool = True
 
     @field_validator("grid")

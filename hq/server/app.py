@@ -205,7 +205,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     loc = [str(p) for p in first.get("loc", ())]
     loc = loc[1:] if loc and loc[0] in LOCATIONS else loc  # a field may be named "path"
     field = ".".join(loc) or None
-    message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+    msg = str(first.get("msg")).removeprefix("Value error, ")
+    if first.get("type") == "extra_forbidden":
+        msg = "unknown key (check its spelling against the API docs or docs/manifest.md)"
+    message = f"{field}: {msg}" if field else msg
     if first.get("type") == "json_invalid":  # its loc holds a character position
         ctx = first.get("ctx")
         why = ctx.get("error", "") if isinstance(ctx, dict) else ""

@@ -83,7 +83,7 @@ def _publish(server: LiveServer, token: str, name: str, **overrides: Any) -> htt
             "must look like 512m",
         ),
         ({"manifest": {"inputs": {"Table": {}}}}, "manifest.inputs", "lowercase"),
-        ({"manifest": {"entrypoint": "x"}}, "manifest.entrypoint", "Extra inputs"),
+        ({"manifest": {"entrypoint": "x"}}, "manifest.entrypoint", "unknown key"),
         ({"digest": "sha256:abc"}, "digest", "64 lowercase hex"),
         ({"image": ""}, "image", "at least 1 character"),
     ],

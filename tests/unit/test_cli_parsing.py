@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hq import errors
 from hq.cli import main
 from hq.cli.common import echo_table, handle_errors
-from hq.cli.jobs import is_text, parse_inputs, parse_params
+from hq.cli.params import is_text, parse_inputs, parse_params
 from hq.cli.sweeps import parse_grid
 from hq.client import HQClient
 

@@ -621,6 +621,9 @@ def test_rerun_pins_the_version_and_the_input_versions() -> None:
     body = views.rerun_request(job)
     assert body["script"] == "linear-fit@3" and body["inputs"] == {"table": "points@2"}
     assert body["reuse"] is False and body["priority"] == 5
+    assert body["resources"] is None
+    raised = views.rerun_request({**job, "resources": {"memory": "4g", "cpus": 2, "gpus": 0}})
+    assert raised["resources"] == {"memory": "4g", "cpus": 2}  # the limits it ran with
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,12 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    @property
+    def resources(self) -> dict[str, Any]:
+        """The limits the job runs with: its manifest copy holds them, raised at submit."""
+        value = (self.manifest or {}).get("resources", {})
+        return dict(value) if isinstance(value, dict) else {}
+
 
 class JobLabel(Base):
     """One row per required label: the claim filters on 'no label the agent lacks'."""

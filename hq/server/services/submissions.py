@@ -15,6 +15,7 @@ from hq import errors
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import InputRef, JobCreate, JobRead
 from hq.schemas.manifest import Manifest
+from hq.schemas.resources import ResourceAboveCeiling, ResourceRequest, Resources
 from hq.server import notify, queue
 from hq.server.db.models import Agent, Job, JobEventRow, JobInput, JobLabel, ScriptVersion
 from hq.server.db.types import utcnow
@@ -140,6 +141,26 @@ async def create_job(
     return job
 
 
+def job_resources(manifest: Manifest, body: JobCreate) -> Resources | None:
+    """The resources a request asks for, checked against the manifest's ceilings (a 422 naming
+    the one exceeded); None when it asks for nothing, so the job runs with the manifest's."""
+    if body.resources is None and body.timeout_s is None:
+        return None
+    request = body.resources or ResourceRequest()
+    top_level_timeout = request.timeout_s is None and body.timeout_s is not None
+    if top_level_timeout:
+        request = request.model_copy(update={"timeout_s": body.timeout_s})
+    try:
+        return manifest.resources.raised(request)
+    except ResourceAboveCeiling as exc:
+        top = exc.field == "timeout_s" and top_level_timeout
+        raise errors.ValidationFailed(
+            f"{exc.message}: ask for at most that, or raise resources.max_{exc.field} in the "
+            "script's hq.yaml and publish a new version",
+            field="timeout_s" if top else f"resources.{exc.field}",
+        ) from exc
+
+
 def _new_job(*, body: JobCreate, prepared: Prepared, origin: Origin, default_timeout_s: int) -> Job:
     """The queued row of a submission: params checked against the schema, its cache key."""
     manifest, version = prepared.manifest, prepared.version
@@ -150,6 +171,10 @@ def _new_job(*, body: JobCreate, prepared: Prepared, origin: Origin, default_tim
         input_shas={n: r.sha256 for n, r in prepared.inputs.items()},
         repeat=origin.repeat,
     )
+    resources = job_resources(manifest, body)
+    stored = dict(version.manifest)
+    if resources is not None:  # the job's copy of the manifest holds what it runs with
+        stored["resources"] = resources.model_dump(mode="json")
     now = utcnow()
     return Job(
         id=queue.new_job_id(),
@@ -157,7 +182,7 @@ def _new_job(*, body: JobCreate, prepared: Prepared, origin: Origin, default_tim
         script_version=version.version,
         image=version.image,
         digest=version.digest,
-        manifest=version.manifest,
+        manifest=stored,
         params=params,
         inputs={n: r.model_dump() for n, r in prepared.inputs.items()},
         status=JobStatus.queued.value,
@@ -167,7 +192,7 @@ def _new_job(*, body: JobCreate, prepared: Prepared, origin: Origin, default_tim
         gpus=manifest.resources.gpus,
         attempts=0,
         max_attempts=body.max_attempts,
-        timeout_s=body.timeout_s or manifest.resources.timeout_s or default_timeout_s,
+        timeout_s=(resources or manifest.resources).timeout_s or default_timeout_s,
         reuse=body.reuse,
         cache_key=key,
         sweep_id=origin.sweep_id,

@@ -109,8 +109,10 @@ async def create_sweep(
         labels=body.labels,
         max_attempts=body.max_attempts,
         timeout_s=body.timeout_s,
+        resources=body.resources,
         reuse=body.reuse,
     )
+    submissions.job_resources(prepared.manifest, template)  # a ceiling exceeded: one 422, first
     for i, point in enumerate(points):
         for repeat in range(body.repeats):
             origin = submissions.Origin(
