@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -112,6 +112,9 @@ class CompleteRequest(Model):
     failure_reason: str | None = Field(default=None, max_length=4096)
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+    start: Literal["warm", "cold"] | None = Field(
+        default=None, description="how the container started (counted in /metrics)"
+    )
 
 
 class JobOutcome(Model):
@@ -123,6 +126,9 @@ class JobOutcome(Model):
     failure_reason: str | None = Field(default=None, max_length=4096)
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+    start: Literal["warm", "cold"] | None = Field(
+        default=None, description="how the container started (counted in /metrics)"
+    )
 
 
 class CompleteResponse(ReadModel):

@@ -75,6 +75,7 @@ class Outcome:
 
     answer: CompleteItemResponse
     duration_s: float | None  # the accepted attempt's run time; None for a replay or a refusal
+    start: str | None = None  # the accepted attempt's container start: warm or cold
 
 
 async def complete(
@@ -147,6 +148,8 @@ async def _complete(
     for outcome in outcomes:
         if outcome.answer.accepted and outcome.answer.status is not None:
             metrics.observe_completion(status=outcome.answer.status, duration_s=outcome.duration_s)
+            if outcome.start is not None:
+                metrics.starts.labels(kind=outcome.start).inc()
     return outcomes
 
 
@@ -242,7 +245,7 @@ async def _settle(
             )
             out.append(Outcome(refused, None))
             continue
-        out.append(Outcome(_accepted(job_id, body.status), duration))
+        out.append(Outcome(_accepted(job_id, body.status), duration, body.start))
     return out
 
 

@@ -1,0 +1,204 @@
+"""Warm containers on the real engine: a warm job behaves exactly as a cold one, one job each.
+
+A probe script (a file in its own image, built here on the base image) is published twice on
+the same image: ``probe`` (warm) and ``probe-cold`` (``warm: {enabled: false}``, always cold).
+Each behaviour (write files from the input, exit non-zero, raise, ``sys.exit(3)``, run past the
+timeout) is run cold and warm and must end the same way with the same artifacts, byte for byte,
+and the same script output. Every job prints its container's hostname, so the test sees that no
+container ran two jobs. A warm job cancels within 2 s; an agent killed with warm containers
+leaves none behind once restarted, and settles a warm job that was running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from hq.client import HQClient
+from tests.fixtures.agent import AgentFactory, AgentProcess, wait_status
+from tests.fixtures.docker import BaseImage
+from tests.fixtures.server import LiveServer, ServerFactory
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ENDED = {"succeeded", "failed", "timed_out", "cancelled"}
+WARM_ENV = {"HQ_AGENT_WARM_POOL": "1", "HQ_AGENT_WARM_IDLE_S": "300"}
+
+PROBE = r"""
+import json, os, sys, time
+import csv
+print("container", os.environ["HOSTNAME"], flush=True)
+mode = sys.argv[2]
+assert json.load(open("/hq/params.json"))["mode"] == mode
+rows = list(csv.reader(open(sys.argv[1])))
+facts = {
+    "name": __name__, "argv": sys.argv, "cwd": os.getcwd(), "path0": sys.path[0],
+    "file": __file__, "rows": len(rows), "job": len(os.environ["HQ_JOB_ID"]) > 8,
+    "env": sorted(k for k in os.environ if k not in ("HOSTNAME",)),
+    "inputs": sorted(os.listdir("/hq/inputs")), "outputs": os.listdir("/hq/outputs"),
+}
+json.dump(facts, open("/hq/outputs/facts.json", "w"), sort_keys=True)
+open("/hq/outputs/copy.csv", "w").write(open(sys.argv[1]).read().upper())
+json.dump({"metrics": {"rows": len(rows)}}, open("/hq/outputs/results.json", "w"))
+print("stderr line", file=sys.stderr, flush=True)
+
+def deep(n):
+    if n == 0:
+        raise ValueError("the probe raised")
+    deep(n - 1)
+
+if mode == "fail":
+    os._exit(2)
+if mode == "raise":
+    deep(2)
+if mode == "exit3":
+    sys.exit(3)
+if mode == "sleep":
+    time.sleep(120)
+print("done", mode)
+"""
+
+
+def build_probe(client: docker.DockerClient, base: BaseImage) -> str:
+    code = PROBE.encode()
+    dockerfile = (
+        f"FROM {base.tag}\nUSER 0\nRUN mkdir -p /app && printf '%s' '{code.hex()}' | "
+        "python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read()))' "
+        "> /app/probe.py\nWORKDIR /app\nUSER 1000:1000\n"
+    ).encode()
+    tag = f"hq-test/warm-probe:{hashlib.sha256(dockerfile).hexdigest()[:12]}"
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    return str(image.id)
+
+
+def publish_probe(server: LiveServer, image_id: str, *, name: str, warm: bool) -> None:
+    manifest: dict[str, Any] = {
+        "name": name,
+        "command": ["python3", "probe.py", "{inputs.table}", "{params.mode}"],
+        "inputs": {"table": {}},
+        "params": {
+            "type": "object",
+            "properties": {"mode": {"type": "string"}},
+        },
+        "resources": {"cpus": 1, "memory": "256m", "timeout_s": 60},
+        "warm": {"enabled": warm},
+    }
+    server.client("publisher").publish_script_version(
+        name=name, image="hq-test/warm-probe", digest=image_id, manifest=manifest
+    )
+
+
+@pytest.fixture
+def probe_server(
+    server_factory: ServerFactory,
+    base_image: BaseImage,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> LiveServer:
+    server = server_factory(db="sqlite")
+    image_id = build_probe(docker_client, base_image)
+    publish_probe(server, image_id, name="probe", warm=True)
+    publish_probe(server, image_id, name="probe-cold", warm=False)
+    data = tmp_path / "table.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    server.client("submitter").upload_dataset(name="table", path=data)
+    return server
+
+
+def warm_waiting(docker_client: docker.DockerClient, agent: AgentProcess) -> int:
+    """Warm containers of ``agent`` whose runner is ready for a job."""
+    ready = list((agent.work_dir / "warm").glob("*/warm/ready"))
+    running = docker_client.api.containers(filters={"label": f"hq.warm.agent={agent.name}"})
+    return min(len(ready), len(running))
+
+
+def eventually(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def run(client: HQClient, script: str, mode: str, **extra: Any) -> tuple[Any, str]:
+    job = client.submit_job(
+        script=script, params={"mode": mode}, inputs={"table": "table"}, **extra
+    )
+    done = wait_status(client, job.id, ENDED, timeout_s=90)
+    return done, client.job_logs(job.id)
+
+
+def script_output(logs: str) -> list[str]:
+    """The script's own lines, sorted (stdout and stderr interleave as they will), without the
+    agent's notes and the hostname line."""
+    notes = ("started warm", "job ended: ", "container ", "timeout after ")
+    return sorted(line for line in logs.splitlines() if not line.startswith(notes))
+
+
+def artifacts(client: HQClient, job_id: str) -> dict[str, str]:
+    return {a.path: a.sha256 for a in client.list_artifacts(job_id)}
+
+
+def hostname(logs: str) -> str:
+    found = re.search(r"container ([0-9a-f]{12})", logs)
+    assert found, logs
+    return found.group(1)
+
+
+def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_container(
+    probe_server: LiveServer,
+    hq_agents: AgentFactory,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    agent = hq_agents(probe_server, env=WARM_ENV)
+    client = probe_server.client("submitter")
+    first, logs = run(client, "probe", "write")  # the version's first run is cold
+    assert first.status == "succeeded", logs
+    assert "started warm" not in logs
+    hosts = [hostname(logs)]
+    cases = {
+        "write": ("succeeded", 0, None),
+        "fail": ("failed", 2, "exit code 2"),
+        "raise": ("failed", 1, "exit code 1"),
+        "exit3": ("failed", 3, "exit code 3"),
+        "sleep": ("timed_out", None, "timeout"),
+    }
+    for mode, (status, code, reason) in cases.items():
+        extra = {"timeout_s": 3} if mode == "sleep" else {}
+        cold, cold_logs = run(client, "probe-cold", mode, **extra)
+        eventually(lambda: warm_waiting(docker_client, agent) >= 1, timeout_s=60, what="warm")
+        warm, warm_logs = run(client, "probe", mode, **extra)
+        assert "started warm" in warm_logs and "started warm" not in cold_logs, warm_logs
+        for job in (cold, warm):
+            assert job.status == status, (mode, job.failure_reason)
+            if code is not None:
+                assert job.exit_code == code, (mode, job.exit_code)
+            assert job.failure_reason == reason
+            assert script_output(warm_logs) == script_output(cold_logs), (warm_logs, cold_logs)
+        if mode == "write":
+            facts = tmp_facts(client, warm.id, tmp_path)
+            assert facts == tmp_facts(client, cold.id, tmp_path)
+        assert artifacts(client, warm.id) == artifacts(client, cold.id), mode
+        hosts += [hostname(cold_logs), hostname(warm_logs)]
+        if mode == "write":
+            assert client.job_result(warm.id).metrics == {"rows": 3.0}
+            assert facts["name"] == "__main__" and facts["argv"][0] == "probe.py"
+            assert facts["path0"] == "/app" and facts["cwd"] == "/app" and facts["job"]
+        if mode == "raise":
+            assert "ValueError: the probe raised" in warm_logs
+            assert "runpy" not in warm_logs and "runner.py" not in warm_logs
+    assert len(hosts) == len(set(hosts)), hosts  # no container ran two jobs
+
+
+def tmp_facts(client: HQClient, job_id: str, tmp: Path) -> dict[str, Any]:
+    path = client.download_artifact(job_id, "facts.json", tmp / f"{job_id}.json")
+    return dict(json.loads(path.read_text()))
