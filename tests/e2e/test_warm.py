@@ -202,3 +202,62 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
 def tmp_facts(client: HQClient, job_id: str, tmp: Path) -> dict[str, Any]:
     path = client.download_artifact(job_id, "facts.json", tmp / f"{job_id}.json")
     return dict(json.loads(path.read_text()))
+
+
+def warm_containers(docker_client: docker.DockerClient, agent: AgentProcess) -> list[str]:
+    found = docker_client.api.containers(all=True, filters={"label": f"hq.warm.agent={agent.name}"})
+    return [str(c["Id"]) for c in found]
+
+
+def start_warm_sleeper(
+    client: HQClient, agent: AgentProcess, docker_client: docker.DockerClient
+) -> str:
+    """A cold first run, then a sleeping job handed to the warm container; its id."""
+    first, logs = run(client, "probe", "write")
+    assert first.status == "succeeded", logs
+    eventually(lambda: warm_waiting(docker_client, agent) >= 1, timeout_s=60, what="warm")
+    job = client.submit_job(script="probe", params={"mode": "sleep"}, inputs={"table": "table"})
+    eventually(
+        lambda: "done" in client.job_logs(job.id) or "container " in client.job_logs(job.id),
+        timeout_s=30,
+        what="the job to start",
+    )
+    assert "started warm" in client.job_logs(job.id)
+    return job.id
+
+
+def test_a_warm_job_cancels_within_two_seconds(
+    probe_server: LiveServer, hq_agents: AgentFactory, docker_client: docker.DockerClient
+) -> None:
+    agent = hq_agents(probe_server, env=WARM_ENV)
+    client = probe_server.client("submitter")
+    job_id = start_warm_sleeper(client, agent, docker_client)
+    started = time.monotonic()
+    client.cancel_job(job_id)
+    done = wait_status(client, job_id, ENDED, timeout_s=10)
+    assert done.status == "cancelled"
+    assert time.monotonic() - started <= 2.0
+
+
+def test_an_agent_killed_with_warm_containers_leaves_none_after_its_restart(
+    probe_server: LiveServer, hq_agents: AgentFactory, docker_client: docker.DockerClient
+) -> None:
+    agent = hq_agents(probe_server, env=WARM_ENV)
+    client = probe_server.client("submitter")
+    job_id = start_warm_sleeper(client, agent, docker_client)
+    eventually(lambda: warm_waiting(docker_client, agent) >= 1, timeout_s=60, what="a refill")
+    before = set(warm_containers(docker_client, agent))
+    assert len(before) == 2  # the running job's and the one waiting
+    agent.kill()
+    assert set(warm_containers(docker_client, agent)) == before  # a crash leaves them
+    agent.start()
+    # The waiting one is removed; the running job's container is adopted and watched again.
+    eventually(
+        lambda: len(warm_containers(docker_client, agent)) == 1, timeout_s=20, what="removal"
+    )
+    assert "adopting the running container of job " + job_id in agent.log()
+    client.cancel_job(job_id)
+    assert wait_status(client, job_id, ENDED, timeout_s=15).status == "cancelled"
+    eventually(lambda: not warm_containers(docker_client, agent), timeout_s=20, what="cleanup")
+    assert not list((agent.work_dir / "warm").glob("*"))
+    assert not list((agent.work_dir / "jobs").glob("*"))
