@@ -44,7 +44,8 @@ def top_level_imports(script: Path) -> list[str]:
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
+            names.append(node.module)  # and each name, in case it is a submodule
+            names.extend(f"{node.module}.{a.name}" for a in node.names if a.name != "*")
     return [n for n in dict.fromkeys(names) if n != "__future__"]
 
 
@@ -76,10 +77,10 @@ def preload(config: dict[str, object]) -> str | None:
     script = Path(str(config.get("script", ""))).absolute()
     folder = script.parent
     for name in top_level_imports(script):
-        if _outside(name, folder):
+        if _outside(name, folder) and importlib.util.find_spec(name.split(".")[0]):
             try:
                 importlib.import_module(name)
-            except BaseException:  # the job will meet it cold as well
+            except BaseException:  # not a module (a name in one), or it fails cold as well
                 continue
     return None
 

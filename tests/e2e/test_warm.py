@@ -25,6 +25,7 @@ import pytest
 
 from hq.client import HQClient
 from tests.fixtures.agent import AgentFactory, AgentProcess, wait_status
+from tests.fixtures.api import call
 from tests.fixtures.docker import BaseImage
 from tests.fixtures.server import LiveServer, ServerFactory
 
@@ -197,6 +198,9 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
             assert "ValueError: the probe raised" in warm_logs
             assert "runpy" not in warm_logs and "runner.py" not in warm_logs
     assert len(hosts) == len(set(hosts)), hosts  # no container ran two jobs
+    metrics = call(probe_server, probe_server.admin_token, "GET", "/metrics").text
+    assert 'hq_job_starts_total{kind="warm"} 5.0' in metrics, metrics
+    assert 'hq_job_starts_total{kind="cold"} 6.0' in metrics
 
 
 def tmp_facts(client: HQClient, job_id: str, tmp: Path) -> dict[str, Any]:
