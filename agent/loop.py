@@ -64,8 +64,9 @@ class Agent:
             runner=runner,
             cache=InputCache(settings.cache_dir, max_bytes=settings.agent_cache_max_bytes),
             stopping=threading.Event(),
-            warm=WarmPools(settings=settings, runner=runner) if settings.agent_warm_pool else None,
         )
+        if settings.agent_warm_pool:
+            self.ctx.warm = WarmPools(settings=settings, runner=runner, report=self._report_warm)
         self.agent_id = ""
         self.draining = threading.Event()
         self._slots: dict[str, threading.Thread] = {}
@@ -151,6 +152,10 @@ class Agent:
             self._pause(delay)
             delay = min(delay * 2, s.retry_max_s)
         return False
+
+    def _report_warm(self, waiting: dict[str, int]) -> None:
+        if self.agent_id:
+            self.ctx.client.report_warm(self.agent_id, waiting)
 
     # -- claiming -------------------------------------------------------------------------
     def _free_slots(self) -> int:

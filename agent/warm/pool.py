@@ -15,7 +15,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from agent.docker_runner import ContainerSpec, DockerRunner
@@ -61,9 +61,18 @@ class Pool:
 class WarmPools:
     """Thread-safe; ``take`` and ``note_cold`` are called from job threads."""
 
-    def __init__(self, *, settings: AgentSettings, runner: DockerRunner) -> None:
+    def __init__(
+        self,
+        *,
+        settings: AgentSettings,
+        runner: DockerRunner,
+        report: Callable[[dict[str, int]], None] = lambda waiting: None,
+    ) -> None:
+        """``report`` is told the containers waiting per script whenever that changes."""
         self.settings = settings
         self.runner = runner
+        self._report = report
+        self._reported: dict[str, int] | None = None
         self._pools: dict[str, Pool] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -167,8 +176,19 @@ class WarmPools:
             self._wake.clear()
             try:
                 self._tend()
+                self._report_changes()
             except Exception:
                 log.exception("tending the warm pools failed")
+
+    def _report_changes(self) -> None:
+        waiting = {script: row["waiting"] for script, row in self.snapshot().items()}
+        if waiting != self._reported:
+            try:
+                self._report(waiting)
+            except Exception as exc:  # HQ away: it is told on a later round
+                log.debug("cannot report the warm pools: %s", exc)
+                return
+            self._reported = waiting
 
     def _tend(self) -> None:
         """One round: drop idle pools and failed containers, then start one missing container."""

@@ -36,8 +36,15 @@ class AgentRead(ReadModel):
     status: str  # active | draining | offline
     running: int = 0
     drain_requested: bool
+    warm: dict[str, int] = Field(default_factory=dict, description="warm containers per script")
     last_seen_at: datetime
     created_at: datetime
+
+
+class WarmReport(Model):
+    """What an agent reports of its warm containers: how many wait, per script."""
+
+    waiting: dict[str, int] = Field(default_factory=dict, max_length=1024)
 
 
 class ClaimRequest(Model):

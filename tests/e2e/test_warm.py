@@ -198,6 +198,12 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
             assert "ValueError: the probe raised" in warm_logs
             assert "runpy" not in warm_logs and "runner.py" not in warm_logs
     assert len(hosts) == len(set(hosts)), hosts  # no container ran two jobs
+    viewer = probe_server.client("viewer")  # the agents page's figure: containers waiting
+    eventually(
+        lambda: next(a for a in viewer.list_agents() if a.name == agent.name).warm == {"probe": 1},
+        timeout_s=60,
+        what="the agent to report its warm container",
+    )
     metrics = call(probe_server, probe_server.admin_token, "GET", "/metrics").text
     assert 'hq_job_starts_total{kind="warm"} 5.0' in metrics, metrics
     assert 'hq_job_starts_total{kind="cold"} 6.0' in metrics
