@@ -51,6 +51,12 @@ json.dump(facts, open("/hq/outputs/facts.json", "w"), sort_keys=True)
 open("/hq/outputs/copy.csv", "w").write(open(sys.argv[1]).read().upper())
 json.dump({"metrics": {"rows": len(rows)}}, open("/hq/outputs/results.json", "w"))
 print("stderr line", file=sys.stderr, flush=True)
+left_open = open("/hq/outputs/left-open.txt", "w")  # flushed at exit, never closed
+left_open.write("buffered " * 100)
+import atexit, threading
+atexit.register(lambda: open("/hq/outputs/atexit.txt", "w").write("ran"))
+late = lambda: (time.sleep(0.3), open("/hq/outputs/thread.txt", "w").write("joined"))
+threading.Thread(target=late).start()
 
 def deep(n):
     if n == 0:
@@ -188,6 +194,7 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
         if mode == "write":
             facts = tmp_facts(client, warm.id, tmp_path)
             assert facts == tmp_facts(client, cold.id, tmp_path)
+            assert {"left-open.txt", "atexit.txt", "thread.txt"} <= set(artifacts(client, warm.id))
         assert artifacts(client, warm.id) == artifacts(client, cold.id), mode
         hosts += [hostname(cold_logs), hostname(warm_logs)]
         if mode == "write":
@@ -265,9 +272,15 @@ def test_an_agent_killed_with_warm_containers_leaves_none_after_its_restart(
     eventually(
         lambda: len(warm_containers(docker_client, agent)) == 1, timeout_s=20, what="removal"
     )
-    assert "adopting the running container of job " + job_id in agent.log()
+    eventually(
+        lambda: "adopting the running container of job " + job_id in agent.log(),
+        timeout_s=20,
+        what="the running job's container to be adopted",
+    )
     client.cancel_job(job_id)
     assert wait_status(client, job_id, ENDED, timeout_s=15).status == "cancelled"
     eventually(lambda: not warm_containers(docker_client, agent), timeout_s=20, what="cleanup")
     assert not list((agent.work_dir / "warm").glob("*"))
-    assert not list((agent.work_dir / "jobs").glob("*"))
+    eventually(
+        lambda: not list((agent.work_dir / "jobs").glob("*")), timeout_s=20, what="its folder"
+    )
