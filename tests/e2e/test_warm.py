@@ -3,7 +3,8 @@
 A probe script (a file in its own image, built here on the base image) is published twice on
 the same image: ``probe`` (warm) and ``probe-cold`` (``warm: {enabled: false}``, always cold).
 Each behaviour (write files from the input, exit non-zero, raise, ``sys.exit(3)``, run past the
-timeout) is run cold and warm and must end the same way with the same artifacts, byte for byte,
+timeout, run out of memory) is run cold and warm and must end the same way with the same
+artifacts, byte for byte,
 and the same script output. Every job prints its container's hostname, so the test sees that no
 container ran two jobs. A warm job cancels within 2 s; an agent killed with warm containers
 leaves none behind once restarted, and settles a warm job that was running.
@@ -71,6 +72,8 @@ if mode == "exit3":
     sys.exit(3)
 if mode == "sleep":
     time.sleep(120)
+if mode == "oom":
+    hog = b"x" * (400 * 1024**2)
 print("done", mode)
 """
 
@@ -178,6 +181,7 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
         "raise": ("failed", 1, "exit code 1"),
         "exit3": ("failed", 3, "exit code 3"),
         "sleep": ("timed_out", None, "timeout"),
+        "oom": ("failed", None, "out-of-memory"),
     }
     for mode, (status, code, reason) in cases.items():
         extra = {"timeout_s": 3} if mode == "sleep" else {}
@@ -212,8 +216,8 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
         what="the agent to report its warm container",
     )
     metrics = call(probe_server, probe_server.admin_token, "GET", "/metrics").text
-    assert 'hq_job_starts_total{kind="warm"} 5.0' in metrics, metrics
-    assert 'hq_job_starts_total{kind="cold"} 6.0' in metrics
+    assert 'hq_job_starts_total{kind="warm"} 6.0' in metrics, metrics
+    assert 'hq_job_starts_total{kind="cold"} 7.0' in metrics
 
 
 def tmp_facts(client: HQClient, job_id: str, tmp: Path) -> dict[str, Any]:
