@@ -24,10 +24,11 @@ from typing import Any
 import docker
 import pytest
 
+from hq import imaging
 from hq.client import HQClient
 from tests.fixtures.agent import AgentFactory, AgentProcess, wait_status
 from tests.fixtures.api import call
-from tests.fixtures.docker import BaseImage
+from tests.fixtures.docker import SCRIPTS_DIR, BaseImage
 from tests.fixtures.server import LiveServer, ServerFactory
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -288,3 +289,38 @@ def test_an_agent_killed_with_warm_containers_leaves_none_after_its_restart(
     eventually(
         lambda: not list((agent.work_dir / "jobs").glob("*")), timeout_s=20, what="its folder"
     )
+
+
+def test_linear_fit_warm_gives_the_bytes_of_linear_fit_cold(
+    server_factory: ServerFactory,
+    hq_agents: AgentFactory,
+    docker_client: docker.DockerClient,
+    example_images: dict[str, imaging.BuiltImage],
+) -> None:
+    server = server_factory(db="sqlite")
+    image = example_images["linear-fit"]
+    for name, warm in (("fit-warm", True), ("fit-cold", False)):
+        body = {**image.manifest.model_dump(mode="json"), "name": name, "warm": {"enabled": warm}}
+        server.client("publisher").publish_script_version(
+            name=name, image=image.ref.split(":")[0], digest=image.image_id, manifest=body
+        )
+    data = SCRIPTS_DIR / "linear-fit" / "example" / "diabetes.csv"
+    client = server.client("submitter")
+    client.upload_dataset(name="diabetes", path=data)
+    agent = hq_agents(server, env=WARM_ENV)
+    params = {"target": "progression", "alpha": 0.5}
+
+    def fit(script: str) -> tuple[Any, str]:
+        job = client.submit_job(script=script, params=params, inputs={"table": "diabetes"})
+        return wait_status(client, job.id, ENDED, timeout_s=120), client.job_logs(job.id)
+
+    fit("fit-warm")  # the first run is cold and makes the pool
+    cold, cold_logs = fit("fit-cold")
+    eventually(lambda: warm_waiting(docker_client, agent) >= 1, timeout_s=90, what="warm")
+    warm, warm_logs = fit("fit-warm")
+    assert cold.status == warm.status == "succeeded", (cold_logs, warm_logs)
+    assert "started warm" in warm_logs
+    assert script_output(warm_logs) == script_output(cold_logs)
+    assert artifacts(client, warm.id) == artifacts(client, cold.id)
+    assert set(artifacts(client, warm.id)) == {"results.json", "residuals.csv"}
+    assert client.job_result(warm.id).metrics == client.job_result(cold.id).metrics
