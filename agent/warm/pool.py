@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.docker_runner import ContainerSpec, DockerRunner
 from agent.settings import AgentSettings
@@ -36,6 +37,9 @@ from hq.schemas.agents import Lease
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+# A refill waits while a job handed over less than this ago still runs: a container start and
+# its imports would take CPU from the very job a warm start was for.
+REFILL_DEFER_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 120.0
 
 
@@ -79,6 +83,7 @@ class WarmPools:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._runner_dir = settings.work_dir / "warm-runner"
+        self._running: list[tuple[Path, float]] = []  # handed-over jobs' folders, when
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +130,6 @@ class WarmPools:
                     self._wake.set()
                     return None
                 pool.waiting.remove(wc)
-            self._wake.set()  # refill in the background
             fd = open_handover(wc)
             if fd is None:  # its runner is gone: try the next one
                 log.warning("warm container %s was not waiting: removed", wc.id[:12])
@@ -138,6 +142,8 @@ class WarmPools:
                 raise
             with self._lock:
                 pool.warm_starts += 1
+                self._running.append((ws.root, time.monotonic()))
+            self._wake.set()  # refill in the background, once the job is done
             return wc.id, stream
 
     def note_cold(self, lease: Lease, spec: ContainerSpec) -> None:
@@ -207,12 +213,23 @@ class WarmPools:
                         log.warning("warm %s: %s; it runs cold", pool.script, failure)
                         pool.waiting.remove(wc)
                         doomed.append(wc)
-            wanted = self._next_to_start()
+            wanted = None if self._deferring(now) else self._next_to_start()
         for wc in doomed:
             self._discard(wc)
         if wanted is not None and not self._stop.is_set():
             self._start_one(wanted)
             self._wake.set()  # maybe another is missing
+
+    def _deferring(self, now: float) -> bool:
+        """Whether a recent warm job still runs (its folder there, no ``final.json`` yet)."""
+        self._running = [
+            (root, at)
+            for root, at in self._running
+            if now - at < REFILL_DEFER_SECONDS
+            and root.is_dir()
+            and not (root / "final.json").exists()
+        ]
+        return bool(self._running)
 
     def _next_to_start(self) -> Pool | None:
         """The pool most short of containers, if the budget allows one more (lock held)."""
