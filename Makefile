@@ -74,6 +74,7 @@ bench: infra $(VENV)/.installed-dev
 	$(BIN)/python -m bench.queue_speed
 	$(BIN)/python -m bench.containers
 	$(BIN)/python -m bench.dash
+	$(BIN)/python -m bench.warm
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from agent.cache import InputCache
 from agent.docker_runner import DockerRunner
 from agent.settings import AgentSettings
+from agent.warm.pool import WarmPools
 from hq.client import HQClient
 
 
@@ -18,3 +19,4 @@ class AgentContext:
     runner: DockerRunner
     cache: InputCache
     stopping: threading.Event  # a hard stop: give up retrying, leave everything for next life
+    warm: WarmPools | None = None  # warm containers (agent/warm), None when off

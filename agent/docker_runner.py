@@ -182,10 +182,13 @@ class DockerRunner:
         )
         return str(created["Id"])
 
-    def attach(self, container_id: str) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """(stdout, stderr) chunks from the start; call before ``start`` to miss nothing."""
+    def attach(
+        self, container_id: str, *, past: bool = True
+    ) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(stdout, stderr) chunks from the start (call before ``start`` to miss nothing), or
+        with ``past=False`` from now on (a warm container's job, not its preload)."""
         stream: Iterator[tuple[bytes | None, bytes | None]] = self.api.attach(
-            container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            container_id, stdout=True, stderr=True, stream=True, logs=past, demux=True
         )
         return stream
 
@@ -237,8 +240,12 @@ class DockerRunner:
     def job_containers(self, *, agent_name: str | None = None) -> list[JobContainer]:
         """Containers labelled ``hq.job`` (and ``hq.agent=<name>`` when given), running or not."""
         filters = [JOB_LABEL] + ([f"{AGENT_LABEL}={agent_name}"] if agent_name else [])
+        return self.labelled_containers(filters)
+
+    def labelled_containers(self, labels: list[str]) -> list[JobContainer]:
+        """Containers with all of ``labels`` (``key`` or ``key=value``), running or not."""
         found = []
-        for c in self.api.containers(all=True, filters={"label": filters}):
+        for c in self.api.containers(all=True, filters={"label": labels}):
             info = self.api.inspect_container(c["Id"])
             found.append(
                 JobContainer(

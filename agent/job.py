@@ -128,9 +128,17 @@ class JobRun:
                 return None
             if self.heart.cancel_requested:
                 return Final(JobStatus.cancelled, None, "cancelled")
-            self.container_id = runner.create(self._spec(image_id, mounts))
-            stream = runner.attach(self.container_id)
-            runner.start(self.container_id)
+            spec = self._spec(image_id, mounts)
+            warm = self.ctx.warm.take(lease, spec, self.ws) if self.ctx.warm else None
+            if warm is not None:
+                self.container_id, stream = warm
+                self.logs.note("started warm")
+            else:
+                self.container_id = runner.create(spec)
+                stream = runner.attach(self.container_id)
+                runner.start(self.container_id)
+                if self.ctx.warm:
+                    self.ctx.warm.note_cold(lease, spec)
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
         reader.start()
         return self._watch(time.time() + lease.timeout_s, reader)

@@ -30,6 +30,8 @@ from agent.final import Final, final_from_exit
 from agent.job import JobRun
 from agent.report import cleanup
 from agent.settings import AgentSettings
+from agent.warm.pool import WarmPools
+from agent.warm.recover import recover_warm
 from agent.workspace import Workspace
 from hq import errors
 from hq.client import HQClient
@@ -63,6 +65,8 @@ class Agent:
             cache=InputCache(settings.cache_dir, max_bytes=settings.agent_cache_max_bytes),
             stopping=threading.Event(),
         )
+        if settings.agent_warm_pool:
+            self.ctx.warm = WarmPools(settings=settings, runner=runner, report=self._report_warm)
         self.agent_id = ""
         self.draining = threading.Event()
         self._slots: dict[str, threading.Thread] = {}
@@ -109,6 +113,8 @@ class Agent:
         if not self._register():
             return 1
         self.recover()
+        if self.ctx.warm is not None:
+            self.ctx.warm.start()
         claimer = threading.Thread(target=self._claim_loop, name="claimer", daemon=True)
         claimer.start()
         while True:
@@ -117,6 +123,8 @@ class Agent:
                 if self.draining.is_set() and (not self._slots or self.ctx.stopping.is_set()):
                     break
                 self._changed.wait(timeout=SIGNAL_POLL_SECONDS)
+        if self.ctx.warm is not None:  # nothing more is claimed: no container waits in vain
+            self.ctx.warm.close()
         log.info("drained: exiting", extra={"agent_id": self.agent_id})
         return 0
 
@@ -144,6 +152,10 @@ class Agent:
             self._pause(delay)
             delay = min(delay * 2, s.retry_max_s)
         return False
+
+    def _report_warm(self, waiting: dict[str, int]) -> None:
+        if self.agent_id:
+            self.ctx.client.report_warm(self.agent_id, waiting)
 
     # -- claiming -------------------------------------------------------------------------
     def _free_slots(self) -> int:
@@ -208,6 +220,10 @@ class Agent:
         """Settle containers and job folders left by an earlier life of this agent."""
         runner = self.ctx.runner
         seen: set[str] = set()
+        warm = recover_warm(settings=self.settings, runner=runner)
+        for container, ws in warm:
+            seen.add(ws.root.name)
+            self._recover_container(container, ws)
         for container in runner.job_containers(agent_name=self.settings.agent_name):
             key = f"{container.labels.get(JOB_LABEL)}-{container.labels.get(ATTEMPT_LABEL)}"
             seen.add(key)

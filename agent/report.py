@@ -15,6 +15,7 @@ from collections.abc import Callable
 from agent.context import AgentContext
 from agent.final import Final
 from agent.logship import LogShipper
+from agent.warm.container import warm_job
 from agent.workspace import Workspace
 from hq import errors
 from hq.client import LeaseHandle
@@ -61,6 +62,7 @@ def report_result(
         failure_reason=final.failure_reason,
         results=results,
         artifacts=collected.artifacts,
+        start=None if container_id is None else ("warm" if warm_job(ws) else "cold"),
     )
     if deliver(ctx=ctx, lease=lease, ws=ws, outcome=outcome, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)

@@ -46,6 +46,11 @@ class AgentSettings(BaseSettings):
     # Extra labels on every job container, set by the operator (tests use hq.test=1), as
     # comma-separated key=value pairs. Jobs themselves can add nothing.
     agent_container_labels: str = ""
+    # Warm containers (agent/warm): started containers per script version, waiting for a job.
+    # 0 turns them off; the memory budget bounds the sum of their memory limits.
+    agent_warm_pool: int = Field(default=1, ge=0, le=16)
+    agent_warm_memory_bytes: int = Field(default=2 * 1024**3, ge=0)
+    agent_warm_idle_s: float = Field(default=600.0, gt=0)
 
     @field_validator("agent_name", mode="before")
     @classmethod
@@ -78,6 +83,10 @@ class AgentSettings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.work_dir / "jobs"
+
+    @property
+    def warm_dir(self) -> Path:
+        return self.work_dir / "warm"
 
     @property
     def container_labels(self) -> dict[str, str]:

@@ -179,6 +179,7 @@ def agent_rows(agents: Sequence[dict[str, Any]], now: datetime) -> list[dict[str
                 "last_heartbeat": a["last_seen_at"],
                 "heartbeat_age_s": round((now - seen).total_seconds(), 1),
                 "drain_requested": bool(a.get("drain_requested")),
+                "warm": ", ".join(f"{k}: {v}" for k, v in sorted((a.get("warm") or {}).items())),
             }
         )
     return rows

@@ -1,4 +1,5 @@
-"""Agents: status, labels, slots in use, last heartbeat; admins can drain one."""
+"""Agents: status, labels, slots in use, warm containers per script, last heartbeat; admins
+can drain one."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ COLUMNS = [
     "labels",
     "queues",
     "gpus",
+    "warm",
     "last_heartbeat",
     "heartbeat_age_s",
     "drain_requested",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hq.client._base import DEFAULT_TIMEOUT_SECONDS, BaseClient
-from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse
+from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse, WarmReport
 
 
 class AgentsClient(BaseClient):
@@ -15,6 +15,10 @@ class AgentsClient(BaseClient):
 
     def drain_agent(self, agent_id: str) -> AgentRead:
         return self._json("POST", f"/api/v1/agents/{agent_id}/drain", AgentRead)
+
+    def report_warm(self, agent_id: str, waiting: dict[str, int]) -> None:
+        """The agent's warm containers waiting, per script."""
+        self._request("PUT", f"/api/v1/agents/{agent_id}/warm", body=WarmReport(waiting=waiting))
 
     def claim(self, agent_id: str, *, capacity: int, wait_s: float) -> ClaimResponse:
         """Leases for up to ``capacity`` jobs, waiting up to ``wait_s`` for the first."""

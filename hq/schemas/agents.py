@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -37,8 +37,15 @@ class AgentRead(ReadModel):
     status: str  # active | draining | offline
     running: int = 0
     drain_requested: bool
+    warm: dict[str, int] = Field(default_factory=dict, description="warm containers per script")
     last_seen_at: datetime
     created_at: datetime
+
+
+class WarmReport(Model):
+    """What an agent reports of its warm containers: how many wait, per script."""
+
+    waiting: dict[str, int] = Field(default_factory=dict, max_length=1024)
 
 
 class ClaimRequest(Model):
@@ -113,6 +120,9 @@ class CompleteRequest(Model):
     failure_reason: str | None = Field(default=None, max_length=4096)
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+    start: Literal["warm", "cold"] | None = Field(
+        default=None, description="how the container started (counted in /metrics)"
+    )
 
 
 class JobOutcome(Model):
@@ -124,6 +134,9 @@ class JobOutcome(Model):
     failure_reason: str | None = Field(default=None, max_length=4096)
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+    start: Literal["warm", "cold"] | None = Field(
+        default=None, description="how the container started (counted in /metrics)"
+    )
 
 
 class CompleteResponse(ReadModel):

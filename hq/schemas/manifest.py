@@ -19,6 +19,7 @@ from hq.schemas.command import (
 )
 from hq.schemas.common import INPUT_NAME_RE, Label, Model, Name
 from hq.schemas.resources import MEMORY_RE, Resources, parse_memory_bytes
+from hq.schemas.warm import Warm
 
 __all__ = ["MEMORY_RE", "PLACEHOLDER_RE", "Manifest", "Resources", "parse_memory_bytes"]
 
@@ -81,6 +82,7 @@ class Manifest(Model):
     params: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     resources: Resources = Field(default_factory=Resources)
     labels: list[Label] = Field(default_factory=list, max_length=32)
+    warm: Warm = Field(default_factory=Warm)
 
     @field_validator("inputs")
     @classmethod

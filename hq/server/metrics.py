@@ -55,6 +55,12 @@ class Metrics:
         self.jobs = Gauge(
             "hq_jobs", "Jobs by queue and status", ["queue", "status"], registry=self.registry
         )
+        self.starts = Counter(
+            "hq_job_starts",
+            "Accepted attempts by how their container started (warm or cold)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.agents = Gauge("hq_agents", "Agents by status", ["status"], registry=self.registry)
 
     def observe_claims(self, jobs: Sequence[Job]) -> None:

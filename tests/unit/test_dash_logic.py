@@ -544,11 +544,13 @@ def test_agent_rows_show_slots_and_heartbeat_age() -> None:
                 "gpus": 1,
                 "last_seen_at": "2026-11-25T00:00:00+00:00",
                 "drain_requested": False,
+                "warm": {"linear-fit": 1, "describe": 2},
             }
         ],
         now,
     )
     assert rows[0]["slots"] == "1/4" and rows[0]["heartbeat_age_s"] == 30.0
+    assert rows[0]["warm"] == "describe: 2, linear-fit: 1"
 
 
 def test_column_defs_give_numbers_a_number_filter() -> None:

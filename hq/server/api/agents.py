@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse
+from hq.schemas.agents import (
+    AgentCreate,
+    AgentRead,
+    ClaimRequest,
+    ClaimResponse,
+    WarmReport,
+)
 from hq.server.deps import (
     Admin,
     AgentPrincipal,
@@ -49,6 +55,17 @@ async def drain_agent(
     async with session.begin():
         return await agent_service.drain(
             session, agent_id=agent_id, offline_seconds=settings.agent_offline_seconds
+        )
+
+
+@router.put("/{agent_id}/warm", status_code=status.HTTP_204_NO_CONTENT)
+async def report_warm(
+    agent_id: str, body: WarmReport, session: SessionDep, principal: AgentPrincipal
+) -> None:
+    """The agent's warm containers waiting, per script (the agents page shows them)."""
+    async with session.begin():
+        await agent_service.report_warm(
+            session, agent_id=agent_id, token_id=principal.scope_token_id, waiting=body.waiting
         )
 
 

@@ -224,5 +224,7 @@ class Agent(Base):
     queues: Mapped[list[str]] = mapped_column(JSONType)
     token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     drain_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Warm containers waiting, per script, as the agent last reported them.
+    warm: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict, server_default="{}")
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

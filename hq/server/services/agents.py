@@ -111,3 +111,13 @@ async def drain(session: AsyncSession, *, agent_id: str, offline_seconds: float)
         or 0
     )
     return _read(agent, running=running, offline_seconds=offline_seconds)
+
+
+async def report_warm(
+    session: AsyncSession, *, agent_id: str, token_id: str | None, waiting: dict[str, int]
+) -> None:
+    """The agent's warm containers per script, as it counts them now."""
+    agent = await get_agent(session, agent_id=agent_id, token_id=token_id)
+    await session.execute(
+        update(Agent).where(Agent.id == agent.id).values(warm=dict(sorted(waiting.items())))
+    )

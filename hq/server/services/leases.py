@@ -78,6 +78,7 @@ class Outcome:
 
     answer: CompleteItemResponse
     duration_s: float | None  # the accepted attempt's run time; None for a replay or a refusal
+    start: str | None = None  # the accepted attempt's container start: warm or cold
 
 
 async def complete(
@@ -149,6 +150,8 @@ async def _complete(
     for report, outcome in zip(reports, outcomes, strict=True):
         if outcome.answer.accepted and outcome.answer.status is not None:
             metrics.observe_completion(status=outcome.answer.status, duration_s=outcome.duration_s)
+            if outcome.start is not None:
+                metrics.starts.labels(kind=outcome.start).inc()
         if outcome.answer.accepted and isinstance(report.precheck, VerifiedArtifacts):
             await artifact_service.discard_uploads(store, verified=report.precheck)
     return outcomes
@@ -249,7 +252,7 @@ async def _settle(
             )
             out.append(Outcome(refused, None))
             continue
-        out.append(Outcome(_accepted(job_id, body.status), duration))
+        out.append(Outcome(_accepted(job_id, body.status), duration, body.start))
     await finishes.write(session)
     return out
 

@@ -1,0 +1,78 @@
+"""Warm containers, the parts with no engine: which versions run warm, what gets preloaded, and
+the manifest's ``warm:`` field. The behaviour on the real engine is tests/e2e/test_warm.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.warm.container import NotWarmable, check_warmable
+from agent.warm.runner import top_level_imports
+from hq import errors, imaging
+from hq.schemas.agents import Lease
+from hq.schemas.manifest import Manifest
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def lease(command: list[str], **manifest: Any) -> Lease:
+    return Lease(
+        job_id="j",
+        lease_token="t",
+        attempt=1,
+        lease_expires_at=datetime.now(UTC),
+        image="hq/x",
+        digest="sha256:" + "0" * 64,
+        manifest=Manifest.model_validate({"name": "xx", "command": command, **manifest}),
+        params={},
+        inputs=[],
+        timeout_s=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["python", "fit.py"], ["python3", "a.py", "--x"], ["/opt/venv/bin/python3.11", "m.py"]],
+)
+def test_a_python_script_file_runs_warm(command: list[str]) -> None:
+    check_warmable(lease(command))
+
+
+@pytest.mark.parametrize(
+    ("command", "manifest", "why"),
+    [
+        (["python3", "-c", "print(1)"], {}, "Python script file"),
+        (["Rscript", "fit.R"], {}, "not a python interpreter"),
+        (["python"], {}, "not a python interpreter"),
+        (["python", "fit.py"], {"warm": {"enabled": False}}, "turns warm containers off"),
+        (["python", "fit.py"], {"resources": {"gpus": 1}}, "GPUs"),
+    ],
+)
+def test_anything_else_runs_cold_and_says_why(
+    command: list[str], manifest: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(NotWarmable, match=why):
+        check_warmable(lease(command, **manifest))
+
+
+def test_the_preload_default_is_what_the_script_imports_at_its_top_level(tmp_path: Path) -> None:
+    imports = top_level_imports(SCRIPTS_DIR / "linear-fit" / "fit.py")
+    for name in ("numpy", "pandas", "scipy", "scipy.stats", "sklearn.linear_model"):
+        assert name in imports
+    assert "__future__" not in imports
+    script = tmp_path / "s.py"
+    script.write_text("import os\ndef f():\n    import late\nfrom . import rel\n")
+    assert top_level_imports(script) == ["os"]  # not inside functions, not relative
+
+
+def test_a_preload_entry_that_is_not_a_module_name_is_refused() -> None:
+    text = 'name: xx\ncommand: ["python", "a.py"]\nwarm: {preload: ["pandas", "os; rm"]}\n'
+    with pytest.raises(errors.ValidationFailed, match="module name"):
+        imaging.parse_manifest(text)
+    ok = imaging.parse_manifest(
+        'name: xx\ncommand: ["python", "a.py"]\nwarm: {preload: [pandas.io]}\n'
+    )
+    assert ok.warm.preload == ["pandas.io"]
