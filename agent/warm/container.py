@@ -52,7 +52,7 @@ def check_warmable(lease: Lease) -> None:
     command = manifest.command
     if not manifest.warm.enabled:
         raise NotWarmable("the manifest turns warm containers off")
-    interpreter, script = (command + ["", ""])[:2]
+    interpreter, script = [*command, "", ""][:2]
     if not isinstance(interpreter, str) or not PYTHON_RE.fullmatch(interpreter):
         raise NotWarmable("the command is not a python interpreter")
     if not isinstance(script, str) or script.startswith("-") or not script.endswith(".py") or "{" in script:
