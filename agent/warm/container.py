@@ -55,7 +55,9 @@ def check_warmable(lease: Lease) -> None:
     interpreter, script = [*command, "", ""][:2]
     if not isinstance(interpreter, str) or not PYTHON_RE.fullmatch(interpreter):
         raise NotWarmable("the command is not a python interpreter")
-    if not isinstance(script, str) or script.startswith("-") or not script.endswith(".py") or "{" in script:
+    if not isinstance(script, str) or not script.endswith(".py"):
+        raise NotWarmable("the command does not run a Python script file")
+    if script.startswith("-") or "{" in script:
         raise NotWarmable("the command does not run a Python script file")
     if manifest.resources.gpus:
         raise NotWarmable("a warm container would hold GPUs while it waits")
