@@ -111,7 +111,7 @@ class JobRun:
             image_id = runner.resolve_image(image=lease.image, digest=lease.digest)
         except ImageUnavailable as exc:
             self.logs.note(f"image unavailable: {exc}")
-            return Final(JobStatus.failed, None, f"image unavailable: {exc}")
+            return Final.infrastructure("image-unavailable", str(exc))
         # Inputs stay pinned in the cache until the started container's bind mounts hold them.
         with contextlib.ExitStack() as pins:
             mounts = self._mount_inputs(pins)
@@ -121,9 +121,14 @@ class JobRun:
                 return None
             if self.heart.cancel_requested:
                 return Final(JobStatus.cancelled, None, "cancelled")
-            self.container_id = runner.create(self._spec(image_id, mounts))
-            stream = runner.attach(self.container_id)
-            runner.start(self.container_id)
+            try:
+                self.container_id = runner.create(self._spec(image_id, mounts))
+                stream = runner.attach(self.container_id)
+                runner.start(self.container_id)
+            except Exception as exc:  # the engine's error: nothing the script did
+                log.warning("container did not start: %s", exc, extra={"job_id": self.job_id})
+                self.logs.note(f"the container did not start: {exc}")
+                return Final.infrastructure("start-failed", str(exc))
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
         reader.start()
         return self._watch(time.time() + lease.timeout_s, reader)
@@ -143,7 +148,7 @@ class JobRun:
                 )
             except (InputUnavailable, errors.HQError, OSError) as exc:
                 self.logs.note(f"input {item.name} unavailable: {exc}")
-                return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
+                return Final.infrastructure("input-unavailable", f"{item.name}: {exc}")
             pins.enter_context(cached)
             mounts.append(
                 Mount(cached.path, input_target(item.name, item.filename), read_only=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BeforeValidator, Field
 
 from hq.schemas.common import JobStatus, Label, Metric, Model, ReadModel
+from hq.schemas.retries import MAX_RETRIES, RetryOn
 
 MAX_PRIORITY = 1000
 
@@ -38,6 +39,12 @@ class JobCreate(Model):
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     reuse: bool = Field(default=False, description="return a succeeded job with the same cache key")
+    retry_on: list[RetryOn] = Field(
+        default_factory=list, description="script failures to retry: oom, timeout, exit"
+    )
+    max_retries: int = Field(
+        default=1, ge=0, le=MAX_RETRIES, description="at most this many retries of retry_on"
+    )
 
 
 class InputRef(ReadModel):
@@ -78,6 +85,10 @@ class JobRead(ReadModel):
     agent_id: str | None = None
     exit_code: int | None = None
     failure_reason: str | None = None
+    failure_kind: str | None = None
+    retry_on: list[str] = Field(default_factory=list)
+    max_retries: int = 0
+    script_retries: int = 0
     unschedulable_reason: str | None = None
     cancel_requested: bool = False
     metrics: MetricValues = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from hq.schemas.common import Label, Model, ReadModel
 from hq.schemas.jobs import MAX_PRIORITY
+from hq.schemas.retries import MAX_RETRIES, RetryOn
 
 MAX_SWEEP_JOBS = 10_000
 
@@ -53,6 +54,13 @@ class SweepCreate(Model):
     max_attempts: int = Field(default=3, ge=1, le=20)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     reuse: bool = True
+    retry_on: list[RetryOn] = Field(default_factory=list)
+    max_retries: int = Field(default=1, ge=0, le=MAX_RETRIES)
+    max_failures: int | None = Field(
+        default=None,
+        ge=0,
+        description="once more jobs than this have failed, cancel the jobs not yet started",
+    )
 
     @field_validator("grid")
     @classmethod

@@ -122,6 +122,7 @@ async def finish(
     job: Job,
     status: JobStatus,
     reason: str | None,
+    kind: str | None = None,
     exit_code: int | None = None,
     detail: str | None = None,
     flush: bool = True,
@@ -133,6 +134,7 @@ async def finish(
     now = utcnow()
     job.status = status.value
     job.failure_reason = reason
+    job.failure_kind = kind
     job.exit_code = exit_code
     job.finished_at = now
     job.completed_token = job.lease_token

@@ -85,6 +85,7 @@ async def complete(
     job_id: str,
     body: CompleteRequest,
     agent_token_id: str | None,
+    backoff: queue.Backoff | None = None,
 ) -> CompleteResponse:
     """Accept exactly one result per job: a stale token gets 409, the same token twice the
     first answer."""
@@ -95,6 +96,7 @@ async def complete(
         reports=[Report(job_id=job_id, body=body)],
         agent_token_id=agent_token_id,
         raise_errors=True,
+        backoff=backoff or queue.Backoff(),
     )
     assert outcome.answer.status is not None
     return CompleteResponse(job_id=job_id, status=outcome.answer.status, accepted=True)
@@ -107,6 +109,7 @@ async def complete_many(
     metrics: Metrics,
     items: Sequence[CompleteItem],
     agent_token_id: str | None,
+    backoff: queue.Backoff | None = None,
 ) -> CompleteBatchResponse:
     """``complete`` for each item, in one transaction. An item that ``complete`` would refuse
     gets its error code and message; the rest go on."""
@@ -117,6 +120,7 @@ async def complete_many(
         reports=[Report(job_id=item.job_id, body=item) for item in items],
         agent_token_id=agent_token_id,
         raise_errors=False,
+        backoff=backoff or queue.Backoff(),
     )
     return CompleteBatchResponse(results=[outcome.answer for outcome in outcomes])
 
@@ -129,6 +133,7 @@ async def _complete(
     reports: list[Report],
     agent_token_id: str | None,
     raise_errors: bool,
+    backoff: queue.Backoff,
 ) -> list[Outcome]:
     """Check the artifacts (a read, then storage with no transaction open), then accept or
     refuse every report in one transaction; completions count in ``metrics`` once committed."""
@@ -142,7 +147,11 @@ async def _complete(
                 raise report.precheck
     async with sessionmaker() as session, session.begin():
         outcomes = await _settle(
-            session, reports=reports, agent_token_id=agent_token_id, raise_errors=raise_errors
+            session,
+            reports=reports,
+            agent_token_id=agent_token_id,
+            raise_errors=raise_errors,
+            backoff=backoff,
         )
     for outcome in outcomes:
         if outcome.answer.accepted and outcome.answer.status is not None:
@@ -213,6 +222,7 @@ async def _settle(
     reports: Sequence[Report],
     agent_token_id: str | None,
     raise_errors: bool,
+    backoff: queue.Backoff,
 ) -> list[Outcome]:
     """Accept or refuse each report, its job locked (in id order, so batches cannot deadlock)."""
     leases = await queue.load_leases(
@@ -233,7 +243,9 @@ async def _settle(
             job = leases.check(
                 job_id=job_id, lease_token=body.lease_token, agent_token_id=agent_token_id
             )
-            duration = await _accept(session, job=job, body=body, verified=report.precheck)
+            duration = await _accept(
+                session, job=job, body=body, verified=report.precheck, backoff=backoff
+            )
         except errors.HQError as exc:
             if raise_errors:
                 raise
@@ -243,6 +255,10 @@ async def _settle(
             out.append(Outcome(refused, None))
             continue
         out.append(Outcome(_accepted(job_id, body.status), duration))
+    failed = (JobStatus.failed.value, JobStatus.timed_out.value)
+    await queue.enforce_sweep_budgets(
+        session, sweep_ids=[j.sweep_id for j in leases.jobs.values() if j.status in failed]
+    )
     return out
 
 
@@ -251,7 +267,12 @@ def _accepted(job_id: str, status: JobStatus) -> CompleteItemResponse:
 
 
 async def _accept(
-    session: AsyncSession, *, job: Job, body: CompleteRequest, verified: VerifiedArtifacts | None
+    session: AsyncSession,
+    *,
+    job: Job,
+    body: CompleteRequest,
+    verified: VerifiedArtifacts | None,
+    backoff: queue.Backoff,
 ) -> float | None:
     """Record a result whose lease was checked: artifacts, results, the final status; returns
     the attempt's run time. Nothing here refuses after writing, so a refused item leaves
@@ -281,13 +302,18 @@ async def _accept(
     reason = body.failure_reason
     if body.status == JobStatus.failed and not reason:
         reason = f"exit code {body.exit_code}" if body.exit_code is not None else "failed"
-    await queue.finish(
+    kind = body.failure_kind
+    if kind is None and body.status == JobStatus.timed_out:
+        kind = "timeout"
+    await queue.end_attempt(
         session,
         job=job,
         status=body.status,
+        kind=kind,
         reason=None if body.status == JobStatus.succeeded else reason,
         exit_code=body.exit_code,
-        flush=False,
+        backoff=backoff,
+        replayable=True,
     )  # written together at commit
     started = job.attempt_started_at
     return (job.finished_at - started).total_seconds() if started and job.finished_at else None
