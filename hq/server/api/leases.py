@@ -13,7 +13,6 @@ from hq.schemas.agents import (
     HeartbeatResponse,
     LogBatch,
 )
-from hq.server import queue
 from hq.server.deps import (
     AgentPrincipal,
     MetricsDep,
@@ -104,8 +103,8 @@ async def complete(
     )
 
 
-def _backoff(settings: ServerSettings) -> queue.Backoff:
+def _backoff(settings: ServerSettings) -> lease_service.Backoff:
     """How long a retried job waits (the reaper's backoff, for the failures an agent reports)."""
-    return queue.Backoff(
+    return lease_service.Backoff(
         seconds=settings.retry_backoff_seconds, max_seconds=settings.retry_backoff_max_seconds
     )

@@ -29,6 +29,8 @@ from hq.server.services import artifacts as artifact_service
 from hq.server.services.artifacts import VerifiedArtifacts
 from hq.server.storage import ObjectStore
 
+Backoff = queue.Backoff  # how long a retried job waits; routes build it from the settings
+
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled}
 )
