@@ -132,10 +132,10 @@ class ProtocolAgent(threading.Thread):
             return
         low, high = self.work_ms
         time.sleep(self.rng.uniform(low, high) / 1000)
-        if self.rng.random() < 0.3:
-            self._call(lambda c: c.lease(lease.job_id, token=lease.lease_token).heartbeat())
-            self.stats.add(heartbeats=1)
         try:
+            if self.rng.random() < 0.3:
+                self._call(lambda c: c.lease(lease.job_id, token=lease.lease_token).heartbeat())
+                self.stats.add(heartbeats=1)
             self._complete(lease)
             self.stats.add(completed=1)
         except errors.Conflict:
