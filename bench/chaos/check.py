@@ -106,6 +106,7 @@ def check(
             "completes refused (lease lost)": stats.refused,
             "leases abandoned by crashes": stats.abandoned,
             "failovers between replicas": stats.failovers,
+            "protocol agent errors": stats.errors,
         }
     )
     return verdict

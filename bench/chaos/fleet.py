@@ -45,6 +45,7 @@ class FleetStats:
     stale_refused: int = 0
     stale_accepted: int = 0  # must stay 0
     stale_skipped: int = 0  # the lease was never taken away (not stale after all)
+    errors: int = 0  # anything else a protocol agent met (logged)
 
     def add(self, **counts: int) -> None:
         with self.lock:
@@ -106,24 +107,30 @@ class ProtocolAgent(threading.Thread):
         try:
             self._register()
             while not self.halt.is_set():
-                answer = self._call(
-                    lambda c: c.claim(self.agent_id, capacity=self.capacity, wait_s=1.0)
-                )
-                for lease in answer.leases:
-                    if self.crash.is_set():
-                        self.stats.add(abandoned=1)
-                        continue
-                    self._one(lease)
-                if self.crash.is_set():
-                    self.crash.clear()
-                    self.stats.add(crashes=1)
-                    self._register()
-        except errors.HQError as exc:
-            if not self.halt.is_set():
-                log.exception("protocol agent %s stopped: %s", self.name, exc)
+                try:
+                    self._round()
+                except Exception as exc:  # counted: the checker's figures show it
+                    if self.halt.is_set():
+                        break
+                    log.warning("protocol agent %s: %r", self.name, exc)
+                    self.stats.add(errors=1)
+                    self.halt.wait(0.2)
         finally:
             for client in [*self.clients, *self.admins]:
                 client.close()
+
+    def _round(self) -> None:
+        """One claim and its leases (or a crash: the leases forgotten, a new registration)."""
+        answer = self._call(lambda c: c.claim(self.agent_id, capacity=self.capacity, wait_s=1.0))
+        for lease in answer.leases:
+            if self.crash.is_set():
+                self.stats.add(abandoned=1)
+                continue
+            self._one(lease)
+        if self.crash.is_set():
+            self.crash.clear()
+            self.stats.add(crashes=1)
+            self._register()
 
     def _one(self, lease: Lease) -> None:
         if self.stale_wanted > 0:
