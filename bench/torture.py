@@ -112,7 +112,12 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _exit_on_term(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # so the finally below stops what was started
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_on_term)
     args = _parse()
     work = args.work / f"run-{int(time.time())}"
     work.mkdir(parents=True)
