@@ -75,6 +75,19 @@ def sweep() -> None:
 @click.option("--queue", default="default")
 @click.option("--reuse/--no-reuse", default=True)
 @click.option(
+    "--retry-on",
+    multiple=True,
+    type=click.Choice(["oom", "timeout", "exit"]),
+    help="retry a job's own failures of this kind (repeatable); infrastructure ones always are",
+)
+@click.option("--max-retries", type=int, default=1, help="at most this many --retry-on retries")
+@click.option(
+    "--max-failures",
+    type=int,
+    default=None,
+    help="once more jobs than this have failed, cancel those not started",
+)
+@click.option(
     "--wait",
     "wait_s",
     type=click.FloatRange(min=0),
@@ -94,6 +107,9 @@ def submit(
     priority: int,
     queue: str,
     reuse: bool,
+    retry_on: tuple[str, ...],
+    max_retries: int,
+    max_failures: int | None,
     wait_s: float | None,
     as_json: bool,
 ) -> None:
@@ -114,6 +130,9 @@ def submit(
         "priority": priority,
         "queue": queue,
         "reuse": reuse,
+        "retry_on": list(retry_on),
+        "max_retries": max_retries,
+        "max_failures": max_failures,
     }
     request = build(SweepCreate, fields)  # refuses bad values before any request is made
     with get_client() as client:

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hq import errors
 from hq.schemas.agents import CompleteRequest, CompleteResponse
 from hq.schemas.common import JobStatus
+from hq.schemas.results import Results
 from hq.server import queue
-from hq.server.db.models import Agent, Job, JobEventRow, Sweep
+from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow, Sweep
 from hq.server.metrics import Metrics
 from hq.server.services import leases
 from hq.server.storage.local import LocalStore
@@ -178,3 +179,30 @@ async def test_a_stale_report_after_a_retry_is_refused(sessionmaker: Maker) -> N
         await report(sessionmaker, first, status=JobStatus.succeeded, exit_code=0)
     job, _ = await load(sessionmaker, job_id)
     assert (job.status, job.attempts, job.failure_kind) == ("succeeded", 2, None)
+
+
+async def test_a_retried_attempt_leaves_no_result_and_the_last_attempt_s_is_accepted(
+    sessionmaker: Maker,
+) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1, retry_on=["exit"], max_retries=1)
+    agent = await add_agent(sessionmaker)
+    [first] = await claim(sessionmaker, agent)
+    await report(
+        sessionmaker,
+        first,
+        status=JobStatus.failed,
+        exit_code=1,
+        results=Results(metrics={"y": 1.0}),
+    )
+    [second] = await claim(sessionmaker, agent)
+    await report(
+        sessionmaker, second, status=JobStatus.succeeded, exit_code=0,
+        results=Results(metrics={"y": 2.0}),
+    )  # fmt: skip
+    job, _ = await load(sessionmaker, job_id)
+    async with sessionmaker() as session:
+        rows = (
+            await session.scalars(select(JobResultRow).where(JobResultRow.job_id == job_id))
+        ).all()
+    assert (job.status, job.attempts, job.metrics) == ("succeeded", 2, {"y": 2.0})
+    assert [r.attempt for r in rows] == [2]

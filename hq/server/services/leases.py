@@ -293,8 +293,10 @@ async def _accept(
         ):
             raise RuntimeError(f"artifacts of job {job.id} were not verified for this attempt")
         await artifact_service.record_artifacts(session, verified=verified)
+    kind = _failure_kind(body)
     results = body.results
-    if results is not None:
+    retried = queue.retry_class(job, status=body.status, kind=kind) is not None
+    if results is not None and not retried:  # a retried attempt's results are not the job's
         job.metrics = results.metrics
         session.add(
             JobResultRow(
@@ -304,9 +306,6 @@ async def _accept(
     reason = body.failure_reason
     if body.status == JobStatus.failed and not reason:
         reason = f"exit code {body.exit_code}" if body.exit_code is not None else "failed"
-    kind = body.failure_kind
-    if kind is None and body.status == JobStatus.timed_out:
-        kind = "timeout"
     await queue.end_attempt(
         session,
         job=job,
@@ -319,3 +318,12 @@ async def _accept(
     )  # written together at commit
     started = job.attempt_started_at
     return (job.finished_at - started).total_seconds() if started and job.finished_at else None
+
+
+def _failure_kind(body: CompleteRequest) -> str | None:
+    """Why the attempt failed; for an agent that names none, a timeout or a non-zero exit."""
+    if body.failure_kind is not None or body.status == JobStatus.succeeded:
+        return body.failure_kind
+    if body.status == JobStatus.timed_out:
+        return "timeout"
+    return "exit" if body.status == JobStatus.failed and body.exit_code else None
