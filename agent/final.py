@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hq.schemas.common import JobStatus
+from hq.schemas.retries import FailureKind
 
 
 @dataclass
@@ -15,12 +16,14 @@ class Final:
     status: JobStatus
     exit_code: int | None
     failure_reason: str | None
+    kind: FailureKind | None = None  # why it failed: decides whether HQ retries it
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": str(self.status),
             "exit_code": self.exit_code,
             "failure_reason": self.failure_reason,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -29,7 +32,13 @@ class Final:
             status=JobStatus(data["status"]),
             exit_code=data.get("exit_code"),
             failure_reason=data.get("failure_reason"),
+            kind=data.get("kind"),
         )
+
+    @classmethod
+    def infrastructure(cls, kind: FailureKind, message: str) -> Final:
+        """A failure that says nothing about the script (HQ retries it): ``kind: message``."""
+        return cls(JobStatus.failed, None, f"{kind}: {message}", kind)
 
 
 def final_from_exit(
@@ -40,9 +49,9 @@ def final_from_exit(
     if killed_for is JobStatus.cancelled:
         return Final(JobStatus.cancelled, exit_code, "cancelled")
     if killed_for is JobStatus.timed_out:
-        return Final(JobStatus.timed_out, exit_code, "timeout")
+        return Final(JobStatus.timed_out, exit_code, "timeout", "timeout")
     if oom_killed:
-        return Final(JobStatus.failed, exit_code, "out-of-memory")
+        return Final(JobStatus.failed, exit_code, "out-of-memory", "oom")
     if exit_code != 0:
-        return Final(JobStatus.failed, exit_code, f"exit code {exit_code}")
+        return Final(JobStatus.failed, exit_code, f"exit code {exit_code}", "exit")
     return Final(JobStatus.succeeded, 0, None)

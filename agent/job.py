@@ -118,7 +118,7 @@ class JobRun:
             image_id = runner.resolve_image(image=lease.image, digest=lease.digest)
         except ImageUnavailable as exc:
             self.logs.note(f"image unavailable: {exc}")
-            return Final(JobStatus.failed, None, f"image unavailable: {exc}")
+            return Final.infrastructure("image-unavailable", str(exc))
         # Inputs stay pinned in the cache until the started container's bind mounts hold them.
         with contextlib.ExitStack() as pins:
             mounts = self._mount_inputs(pins)
@@ -134,9 +134,14 @@ class JobRun:
                 self.container_id, stream = warm
                 self.logs.note("started warm")
             else:
-                self.container_id = runner.create(spec)
-                stream = runner.attach(self.container_id)
-                runner.start(self.container_id)
+                try:
+                    self.container_id = runner.create(spec)
+                    stream = runner.attach(self.container_id)
+                    runner.start(self.container_id)
+                except Exception as exc:  # the engine's error: nothing the script did
+                    log.warning("container did not start: %s", exc, extra={"job_id": self.job_id})
+                    self.logs.note(f"the container did not start: {exc}")
+                    return Final.infrastructure("start-failed", str(exc))
                 if self.ctx.warm:
                     self.ctx.warm.note_cold(lease, spec)
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
@@ -158,7 +163,7 @@ class JobRun:
                 )
             except (InputUnavailable, errors.HQError, OSError) as exc:
                 self.logs.note(f"input {item.name} unavailable: {exc}")
-                return Final(JobStatus.failed, None, f"input unavailable: {item.name}: {exc}")
+                return Final.infrastructure("input-unavailable", f"{item.name}: {exc}")
             pins.enter_context(cached)
             mounts.append(
                 Mount(cached.path, input_target(item.name, item.filename), read_only=True)

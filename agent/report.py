@@ -49,7 +49,9 @@ def report_result(
     if problem:
         logs.note(f"invalid results.json: {problem}")
         if final.status is JobStatus.succeeded:
-            final = Final(JobStatus.failed, final.exit_code, f"invalid results.json: {problem}")
+            final = Final(
+                JobStatus.failed, final.exit_code, f"invalid results.json: {problem}", "exit"
+            )
     ended = f"job ended: {final.status}" + (
         f" ({final.failure_reason})" if final.failure_reason else ""
     )
@@ -60,6 +62,7 @@ def report_result(
         status=final.status,
         exit_code=final.exit_code,
         failure_reason=final.failure_reason,
+        failure_kind=final.kind,
         results=results,
         artifacts=collected.artifacts,
         start=None if container_id is None else ("warm" if warm_job(ws) else "cold"),
@@ -81,7 +84,11 @@ def deliver_failure(
     """Report a job that the agent itself could not run (a bug or a broken host)."""
     logs.note(reason)
     logs.close()
-    outcome = JobOutcome(status=JobStatus.failed, failure_reason=reason[:MAX_REASON_CHARS])
+    outcome = JobOutcome(
+        status=JobStatus.failed,
+        failure_reason=reason[:MAX_REASON_CHARS],
+        failure_kind="agent-error",
+    )
     if deliver(ctx=ctx, lease=lease, ws=ws, outcome=outcome, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)
 
@@ -165,6 +172,7 @@ def _refused(outcome: JobOutcome, *, exc: errors.HQError, uploaded: set[str]) ->
         status=JobStatus.failed,
         exit_code=outcome.exit_code,
         failure_reason=f"HQ refused the result: {exc.message}"[:MAX_REASON_CHARS],
+        failure_kind=outcome.failure_kind,
         artifacts=[a for a in outcome.artifacts if a.path in uploaded],
     )
 

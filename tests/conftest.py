@@ -28,12 +28,14 @@ pytest_plugins = [
     "tests.fixtures.agent",
     "tests.fixtures.inprocess",
     "tests.fixtures.compose",
+    "tests.fixtures.pgcluster",
 ]
 
 E2E = Path(__file__).parent / "e2e"
 FIXTURE_MARKS = {
     "pg_url": "postgresql",
     "pg_template": "postgresql",
+    "pg_cluster": "postgresql",
     "docker_client": "docker",
     "docker_cleanup": "docker",
     "base_image": "docker",

@@ -53,7 +53,9 @@ def check_warmable(lease: Lease) -> None:
     if not manifest.warm.enabled:
         raise NotWarmable("the manifest turns warm containers off")
     interpreter, script = [*command, "", ""][:2]
-    if not isinstance(interpreter, str) or not PYTHON_RE.fullmatch(interpreter):
+    if len(command) < 2 or not isinstance(interpreter, str):
+        raise NotWarmable("the command is not a python interpreter")
+    if not PYTHON_RE.fullmatch(interpreter):
         raise NotWarmable("the command is not a python interpreter")
     if not isinstance(script, str) or not script.endswith(".py"):
         raise NotWarmable("the command does not run a Python script file")

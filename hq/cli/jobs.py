@@ -212,7 +212,7 @@ def show(job_id: str, as_json: bool) -> None:
         f"reused the result of job {detail.reused_from}"
         if detail.reused_from
         else f"attempt {detail.attempts}/{detail.max_attempts}"
-    )
+    ) + (f", script retries {detail.script_retries}/{detail.max_retries}" * bool(detail.retry_on))
     click.echo(
         f"job      {detail.id}\nscript   {detail.script}@{detail.script_version}\n"
         f"status   {detail.status}  ({how})"

@@ -85,6 +85,19 @@ def sweep() -> None:
 @click.option("--timeout", "timeout_s", type=int, default=None, help="seconds, for each job")
 @resource_options
 @click.option(
+    "--retry-on",
+    multiple=True,
+    type=click.Choice(["oom", "timeout", "exit"]),
+    help="retry a job's own failures of this kind (repeatable); infrastructure ones always are",
+)
+@click.option("--max-retries", type=int, default=1, help="at most this many --retry-on retries")
+@click.option(
+    "--max-failures",
+    type=int,
+    default=None,
+    help="once more jobs than this have failed, cancel those not started",
+)
+@click.option(
     "--wait",
     "wait_s",
     type=click.FloatRange(min=0),
@@ -107,28 +120,28 @@ def submit(
     timeout_s: int | None,
     memory: str | None,
     cpus: float | None,
+    retry_on: tuple[str, ...],
+    max_retries: int,
+    max_failures: int | None,
     wait_s: float | None,
     as_json: bool,
 ) -> None:
     """Expand a grid (and/or random draws) times repeats into jobs of SCRIPT."""
-    random_spec = None
-    if random_json:
-        try:
-            random_spec = json_value(random_json)
-        except ValueError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
     fields = {
         "script": script,
         "grid": parse_grid(grid),
         "params": parse_params(params, params_json),
         "inputs": parse_inputs(inputs),
-        "random": random_spec,
+        "random": _random_spec(random_json),
         "repeats": repeats,
         "priority": priority,
         "queue": queue,
         "reuse": reuse,
         "timeout_s": timeout_s,
         "resources": resources_field(memory=memory, cpus=cpus),
+        "retry_on": list(retry_on),
+        "max_retries": max_retries,
+        "max_failures": max_failures,
     }
     request = build(SweepCreate, fields)  # refuses bad values before any request is made
     with get_client() as client:
@@ -148,6 +161,15 @@ def submit(
         click.echo(created.counts_text)
     if wait_s is not None:
         _exit_for_outcome(created)
+
+
+def _random_spec(random_json: str | None) -> Any:
+    if not random_json:
+        return None
+    try:
+        return json_value(random_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--random") from exc
 
 
 def _exit_for_outcome(info: SweepRead) -> None:

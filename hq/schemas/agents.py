@@ -12,6 +12,7 @@ from hq.schemas.jobs import LogLine
 from hq.schemas.limits import Int32
 from hq.schemas.manifest import Manifest
 from hq.schemas.results import Results
+from hq.schemas.retries import FailureKind
 
 MAX_CLAIM_WAIT_SECONDS = 60.0
 MAX_COMPLETE_BATCH = 256
@@ -118,6 +119,9 @@ class CompleteRequest(Model):
     status: JobStatus = Field(description="succeeded, failed, timed_out or cancelled")
     exit_code: Int32 | None = None
     failure_reason: str | None = Field(default=None, max_length=4096)
+    failure_kind: FailureKind | None = Field(
+        default=None, description="why it failed (see hq.schemas.retries); decides a retry"
+    )
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
     start: Literal["warm", "cold"] | None = Field(
@@ -132,6 +136,9 @@ class JobOutcome(Model):
     status: JobStatus = Field(description="succeeded, failed, timed_out or cancelled")
     exit_code: Int32 | None = None
     failure_reason: str | None = Field(default=None, max_length=4096)
+    failure_kind: FailureKind | None = Field(
+        default=None, description="why it failed (see hq.schemas.retries); decides a retry"
+    )
     results: Results | None = None
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
     start: Literal["warm", "cold"] | None = Field(

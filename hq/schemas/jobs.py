@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BeforeValidator, Field
 from hq.schemas.common import QUEUE_PATTERN, JobStatus, Label, Metric, Model, ReadModel
 from hq.schemas.limits import Time
 from hq.schemas.resources import ResourceRequest
+from hq.schemas.retries import MAX_RETRIES, RetryOn
 
 MAX_PRIORITY = 1000
 
@@ -43,6 +44,12 @@ class JobCreate(Model):
         default=None, description="memory, cpus, timeout_s of this job, up to the ceilings"
     )
     reuse: bool = Field(default=False, description="return a succeeded job with the same cache key")
+    retry_on: list[RetryOn] = Field(
+        default_factory=list, description="script failures to retry: oom, timeout, exit"
+    )
+    max_retries: int = Field(
+        default=1, ge=0, le=MAX_RETRIES, description="at most this many retries of retry_on"
+    )
 
 
 class InputRef(ReadModel):
@@ -86,6 +93,10 @@ class JobRead(ReadModel):
     agent_id: str | None = None
     exit_code: int | None = None
     failure_reason: str | None = None
+    failure_kind: str | None = None
+    retry_on: list[str] = Field(default_factory=list)
+    max_retries: int = 0
+    script_retries: int = 0
     unschedulable_reason: str | None = None
     cancel_requested: bool = False
     metrics: MetricValues = Field(default_factory=dict)

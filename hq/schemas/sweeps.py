@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from hq.schemas.common import QUEUE_PATTERN, Label, Model, ReadModel
 from hq.schemas.jobs import MAX_PRIORITY
 from hq.schemas.resources import ResourceRequest
+from hq.schemas.retries import MAX_RETRIES, RetryOn
 
 MAX_SWEEP_JOBS = 10_000
 
@@ -55,6 +56,13 @@ class SweepCreate(Model):
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     resources: ResourceRequest | None = None
     reuse: bool = True
+    retry_on: list[RetryOn] = Field(default_factory=list)
+    max_retries: int = Field(default=1, ge=0, le=MAX_RETRIES)
+    max_failures: int | None = Field(
+        default=None,
+        ge=0,
+        description="once more jobs than this have failed, cancel the jobs not yet started",
+    )
 
     @field_validator("grid")
     @classmethod

@@ -302,4 +302,5 @@ def test_an_image_that_is_nowhere_fails_the_job_with_the_reason(
     done = wait_status(client, job.id, ENDED)
     assert done.status == "failed"
     assert done.failure_reason is not None
-    assert done.failure_reason.startswith("image unavailable: ")
+    assert done.failure_reason.startswith("image-unavailable: ")
+    assert done.failure_kind == "image-unavailable"

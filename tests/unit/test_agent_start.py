@@ -17,11 +17,11 @@ from hq.schemas.common import JobStatus
     ("exit_code", "oom_killed", "killed_for", "expected"),
     [
         (0, False, None, Final(JobStatus.succeeded, 0, None)),
-        (3, False, None, Final(JobStatus.failed, 3, "exit code 3")),
-        (-1, False, None, Final(JobStatus.failed, -1, "exit code -1")),
-        (137, True, None, Final(JobStatus.failed, 137, "out-of-memory")),
+        (3, False, None, Final(JobStatus.failed, 3, "exit code 3", "exit")),
+        (-1, False, None, Final(JobStatus.failed, -1, "exit code -1", "exit")),
+        (137, True, None, Final(JobStatus.failed, 137, "out-of-memory", "oom")),
         (137, True, JobStatus.cancelled, Final(JobStatus.cancelled, 137, "cancelled")),
-        (137, False, JobStatus.timed_out, Final(JobStatus.timed_out, 137, "timeout")),
+        (137, False, JobStatus.timed_out, Final(JobStatus.timed_out, 137, "timeout", "timeout")),
         (0, False, JobStatus.cancelled, Final(JobStatus.cancelled, 0, "cancelled")),
     ],
 )

@@ -76,3 +76,18 @@ def test_postgres_unreachable_is_retryable() -> None:
 def test_an_invalidated_connection_is_retryable() -> None:
     exc = DBAPIError("SELECT 1", None, Exception("gone"), connection_invalidated=True)
     assert is_retryable(exc)
+
+
+def test_a_pool_with_no_free_connection_is_retryable() -> None:
+    """Every connection is taken (each waiting on a database that does not answer): 503."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from sqlalchemy.pool import QueuePool
+
+    engine = create_engine(
+        "sqlite://", poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05
+    )
+    with engine.connect(), pytest.raises(PoolTimeout) as caught:
+        engine.connect()
+    engine.dispose()
+    assert is_retryable(caught.value)

@@ -23,6 +23,7 @@ from hq.server.deps import (
 )
 from hq.server.services import leases as lease_service
 from hq.server.services import logs as log_service
+from hq.server.settings import ServerSettings
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["agent"])
 
@@ -34,6 +35,7 @@ async def complete_many(
     store: StoreDep,
     metrics: MetricsDep,
     principal: AgentPrincipal,
+    settings: SettingsDep,
 ) -> CompleteBatchResponse:
     """Report the ends of several attempts in one transaction; each item is accepted or refused
     (with the code ``complete`` would answer) on its own."""
@@ -44,6 +46,7 @@ async def complete_many(
         metrics=metrics,
         items=body.items,
         agent_token_id=principal.scope_token_id,
+        backoff=_backoff(settings),
     )
 
 
@@ -84,6 +87,7 @@ async def complete(
     store: StoreDep,
     metrics: MetricsDep,
     principal: AgentPrincipal,
+    settings: SettingsDep,
 ) -> CompleteResponse:
     """Report the end of an attempt: a stale token gets 409, the same token twice the first
     answer."""
@@ -95,4 +99,12 @@ async def complete(
         job_id=job_id,
         body=body,
         agent_token_id=principal.scope_token_id,
+        backoff=_backoff(settings),
+    )
+
+
+def _backoff(settings: ServerSettings) -> lease_service.Backoff:
+    """How long a retried job waits (the reaper's backoff, for the failures an agent reports)."""
+    return lease_service.Backoff(
+        seconds=settings.retry_backoff_seconds, max_seconds=settings.retry_backoff_max_seconds
     )

@@ -12,6 +12,7 @@ import sqlite3
 
 import psycopg
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # SQLite primary result codes (the low byte of an extended code such as SQLITE_BUSY_SNAPSHOT):
 # another connection holds the lock ("database is locked", "database table is locked").
@@ -38,7 +39,10 @@ PG_RETRYABLE_STATES = frozenset(
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Connection loss and lock timeouts are worth a retry; anything else is a bug."""
+    """Connection loss, lock timeouts and a pool with no free connection (every connection
+    waiting on a database that does not answer) are worth a retry; anything else is a bug."""
+    if isinstance(exc, PoolTimeout):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 
+from hq.server.queue.budget import enforce_sweep_budgets
 from hq.server.queue.claim import claim_jobs
 from hq.server.queue.lease import (
     Finishes,
@@ -36,6 +37,7 @@ from hq.server.queue.reap import (
     extend_running_leases,
     reap,
 )
+from hq.server.queue.retry import Backoff, end_attempt, retry_class
 
 
 def new_job_id() -> str:
@@ -45,12 +47,15 @@ def new_job_id() -> str:
 __all__ = [
     "LOST_REASON",
     "REAP_BATCH",
+    "Backoff",
     "Finishes",
     "Leases",
     "ReapResult",
     "check_lease",
     "claim_jobs",
     "due_since",
+    "end_attempt",
+    "enforce_sweep_budgets",
     "extend_running_leases",
     "finish",
     "get_leased_job",
@@ -58,4 +63,5 @@ __all__ = [
     "new_job_id",
     "reap",
     "renew_lease",
+    "retry_class",
 ]

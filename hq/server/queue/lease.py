@@ -126,6 +126,7 @@ async def finish(
     job: Job,
     status: JobStatus,
     reason: str | None,
+    kind: str | None = None,
     exit_code: int | None = None,
     detail: str | None = None,
     flush: bool = True,
@@ -137,6 +138,7 @@ async def finish(
     now = utcnow()
     job.status = status.value
     job.failure_reason = reason
+    job.failure_kind = kind
     job.exit_code = exit_code
     job.finished_at = now
     job.completed_token = job.lease_token
@@ -177,12 +179,14 @@ class Finishes:
         status: JobStatus,
         reason: str | None,
         exit_code: int | None,
+        kind: str | None = None,
         metrics: dict[str, int | float] | None = None,
         result: tuple[dict[str, Any], list[Any]] | None = None,
     ) -> None:
         values: dict[str, Any] = {
             "status": status.value,
             "failure_reason": reason,
+            "failure_kind": kind if status is not JobStatus.succeeded else None,
             "exit_code": exit_code,
             "finished_at": utcnow(),
             "completed_token": job.lease_token,

@@ -11,9 +11,11 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq.schemas.common import JobStatus
-from hq.server.db.models import Job, JobEventRow
+from hq.server.db.models import Job
 from hq.server.db.types import utcnow
+from hq.server.queue.budget import enforce_sweep_budgets
 from hq.server.queue.lease import finish
+from hq.server.queue.retry import Backoff, end_attempt, infrastructure_budget_left, requeue
 
 LOST_REASON = "lost"
 REAP_BATCH = 1000  # due jobs locked and settled per tick; the rest wait for the next
@@ -27,18 +29,6 @@ class ReapResult:
     lost: int = 0
     timed_out: int = 0
     cancelled: int = 0
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How long a requeued job waits: doubling per attempt from ``seconds``, at most
-    ``max_seconds``."""
-
-    seconds: float
-    max_seconds: float
-
-    def delay(self, attempts: int) -> float:
-        return min(self.seconds * 2.0 ** (attempts - 1), self.max_seconds)
 
 
 async def extend_running_leases(session: AsyncSession, *, grace_seconds: float) -> int:
@@ -100,6 +90,13 @@ async def reap(
         if outcome is not None:
             outcomes[outcome] += 1
     await session.flush()
+    ended = [
+        job.sweep_id
+        for job in running
+        if job.status in (JobStatus.failed.value, JobStatus.timed_out.value)
+    ]
+    await enforce_sweep_budgets(session, sweep_ids=ended)
+    await session.flush()
     return ReapResult(**outcomes)
 
 
@@ -138,8 +135,17 @@ async def _settle(
     )
     if timed_out:
         reason = "timeout (enforced by HQ: the agent did not report)"
-        await finish(session, job=job, status=JobStatus.timed_out, reason=reason)
-        return "timed_out"
+        retried = await end_attempt(
+            session,
+            job=job,
+            status=JobStatus.timed_out,
+            kind="timeout",
+            reason=reason,
+            exit_code=None,
+            backoff=backoff,
+            replayable=False,
+        )
+        return "requeued" if retried else "timed_out"
     if not lease_expired:
         return None
     if job.cancel_requested:
@@ -151,36 +157,22 @@ async def _settle(
             detail="its agent stopped reporting",
         )
         return "cancelled"
-    if job.attempts >= job.max_attempts:
+    if not infrastructure_budget_left(job):
         await finish(
             session,
             job=job,
             status=JobStatus.failed,
             reason=LOST_REASON,
+            kind=LOST_REASON,
             detail=f"lease expired on attempt {job.attempts} of {job.max_attempts}",
         )
         return "lost"
-    _requeue(session, job=job, now=now, delay=backoff.delay(job.attempts))
-    return "requeued"
-
-
-def _requeue(session: AsyncSession, *, job: Job, now: datetime, delay: float) -> None:
-    """Back to the queue, claimable again after ``delay`` seconds."""
-    session.add(
-        JobEventRow(
-            job_id=job.id,
-            at=now,
-            kind="requeued",
-            attempt=job.attempts,
-            agent_id=job.agent_id,
-            detail=f"lease expired; retry in {delay:g} s",
-        )
+    delay = backoff.delay(job.attempts - (job.script_retries or 0))
+    detail = (
+        f"attempt {job.attempts} lost (lease expired); infrastructure failure, retry in {delay:g} s"
     )
-    job.status = JobStatus.queued.value
-    job.lease_token = None
-    job.lease_expires_at = None
-    job.agent_id = None
-    job.run_after = now + timedelta(seconds=delay)
+    requeue(session, job=job, now=now, delay=delay, detail=detail, replayable=False)
+    return "requeued"
 
 
 async def due_since(session: AsyncSession, *, since: datetime) -> bool:

@@ -32,6 +32,8 @@ from hq.server.services import artifacts as artifact_service
 from hq.server.services.artifacts import VerifiedArtifacts
 from hq.server.storage import ObjectStore
 
+Backoff = queue.Backoff  # how long a retried job waits; routes build it from the settings
+
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled}
 )
@@ -89,6 +91,7 @@ async def complete(
     job_id: str,
     body: CompleteRequest,
     agent_token_id: str | None,
+    backoff: queue.Backoff | None = None,
 ) -> CompleteResponse:
     """Accept exactly one result per job: a stale token gets 409, the same token twice the
     first answer."""
@@ -99,6 +102,7 @@ async def complete(
         reports=[Report(job_id=job_id, body=body)],
         agent_token_id=agent_token_id,
         raise_errors=True,
+        backoff=backoff or queue.Backoff(),
     )
     assert outcome.answer.status is not None
     return CompleteResponse(job_id=job_id, status=outcome.answer.status, accepted=True)
@@ -111,6 +115,7 @@ async def complete_many(
     metrics: Metrics,
     items: Sequence[CompleteItem],
     agent_token_id: str | None,
+    backoff: queue.Backoff | None = None,
 ) -> CompleteBatchResponse:
     """``complete`` for each item, in one transaction. An item that ``complete`` would refuse
     gets its error code and message; the rest go on."""
@@ -121,6 +126,7 @@ async def complete_many(
         reports=[Report(job_id=item.job_id, body=item) for item in items],
         agent_token_id=agent_token_id,
         raise_errors=False,
+        backoff=backoff or queue.Backoff(),
     )
     return CompleteBatchResponse(results=[outcome.answer for outcome in outcomes])
 
@@ -133,6 +139,7 @@ async def _complete(
     reports: list[Report],
     agent_token_id: str | None,
     raise_errors: bool,
+    backoff: queue.Backoff,
 ) -> list[Outcome]:
     """Check the artifacts (a read, then storage with no transaction open), then accept or
     refuse every report in one transaction; completions count in ``metrics`` once committed."""
@@ -145,7 +152,11 @@ async def _complete(
     # the first answer, not "missing".
     async with sessionmaker() as session, session.begin():
         outcomes = await _settle(
-            session, reports=reports, agent_token_id=agent_token_id, raise_errors=raise_errors
+            session,
+            reports=reports,
+            agent_token_id=agent_token_id,
+            raise_errors=raise_errors,
+            backoff=backoff,
         )
     for report, outcome in zip(reports, outcomes, strict=True):
         if outcome.answer.accepted and outcome.answer.status is not None:
@@ -220,6 +231,7 @@ async def _settle(
     reports: Sequence[Report],
     agent_token_id: str | None,
     raise_errors: bool,
+    backoff: queue.Backoff,
 ) -> list[Outcome]:
     """Accept or refuse each report, its job locked (in id order, so batches cannot deadlock)."""
     leases = await queue.load_leases(
@@ -242,7 +254,12 @@ async def _settle(
                 job_id=job_id, lease_token=body.lease_token, agent_token_id=agent_token_id
             )
             duration = await _accept(
-                session, job=job, body=body, verified=report.precheck, finishes=finishes
+                session,
+                job=job,
+                body=body,
+                verified=report.precheck,
+                backoff=backoff,
+                finishes=finishes,
             )
         except errors.HQError as exc:
             if raise_errors:
@@ -253,7 +270,11 @@ async def _settle(
             out.append(Outcome(refused, None))
             continue
         out.append(Outcome(_accepted(job_id, body.status), duration, body.start))
-    await finishes.write(session)
+    await finishes.write(session)  # before the budgets count the sweeps' failures
+    failed = (JobStatus.failed.value, JobStatus.timed_out.value)
+    await queue.enforce_sweep_budgets(
+        session, sweep_ids=[j.sweep_id for j in leases.jobs.values() if j.status in failed]
+    )
     return out
 
 
@@ -267,6 +288,7 @@ async def _accept(
     job: Job,
     body: CompleteRequest,
     verified: VerifiedArtifacts | None,
+    backoff: queue.Backoff,
     finishes: queue.Finishes,
 ) -> float | None:
     """Record a result whose lease was checked: artifacts now, results and the final status in
@@ -286,13 +308,28 @@ async def _accept(
         ):
             raise RuntimeError(f"artifacts of job {job.id} were not verified for this attempt")
         await artifact_service.record_artifacts(session, verified=verified)
+    kind = _failure_kind(body)
     results = body.results
+    retried = queue.retry_class(job, status=body.status, kind=kind) is not None
     reason = body.failure_reason
     if body.status == JobStatus.failed and not reason:
         reason = f"exit code {body.exit_code}" if body.exit_code is not None else "failed"
+    if retried:  # back to the queue (rare: the unit of work writes it); its results are not kept
+        await queue.end_attempt(
+            session,
+            job=job,
+            status=body.status,
+            kind=kind,
+            reason=reason,
+            exit_code=body.exit_code,
+            backoff=backoff,
+            replayable=True,
+        )
+        return None
     finishes.add(
         job,
         status=body.status,
+        kind=kind,
         reason=None if body.status == JobStatus.succeeded else reason,
         exit_code=body.exit_code,
         metrics=results.metrics if results is not None else None,
@@ -300,3 +337,12 @@ async def _accept(
     )
     started = job.attempt_started_at
     return (job.finished_at - started).total_seconds() if started and job.finished_at else None
+
+
+def _failure_kind(body: CompleteRequest) -> str | None:
+    """Why the attempt failed; for an agent that names none, a timeout or a non-zero exit."""
+    if body.failure_kind is not None or body.status == JobStatus.succeeded:
+        return body.failure_kind
+    if body.status == JobStatus.timed_out:
+        return "timeout"
+    return "exit" if body.status == JobStatus.failed and body.exit_code else None

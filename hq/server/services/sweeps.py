@@ -108,6 +108,8 @@ async def create_sweep(
         queue=body.queue,
         labels=body.labels,
         max_attempts=body.max_attempts,
+        retry_on=body.retry_on,
+        max_retries=body.max_retries,
         timeout_s=body.timeout_s,
         resources=body.resources,
         reuse=body.reuse,
