@@ -11,6 +11,7 @@ import jsonschema
 from pydantic import Field, field_validator, model_validator
 
 from hq.schemas.common import Label, Model, Name
+from hq.schemas.logmetrics import MAX_PATTERNS, LogMetric
 
 MEMORY_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
 PLACEHOLDER_RE = re.compile(r"\{(params|inputs)\.([A-Za-z_][A-Za-z0-9_-]*)\}")
@@ -100,6 +101,7 @@ class Manifest(Model):
     params: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     resources: Resources = Field(default_factory=Resources)
     labels: list[Label] = Field(default_factory=list, max_length=32)
+    metrics_from_logs: list[LogMetric] = Field(default_factory=list, max_length=MAX_PATTERNS)
 
     @field_validator("inputs")
     @classmethod
