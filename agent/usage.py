@@ -146,9 +146,12 @@ def _seconds(started: str, finished: str) -> float | None:
 class UsageSampler:
     """Samples one container from ``start()`` until ``stop()``, which returns its ``Usage``."""
 
-    def __init__(self, runner: DockerRunner, container_id: str) -> None:
+    def __init__(
+        self, runner: DockerRunner, container_id: str, *, cgroup_root: Path = CGROUP_ROOT
+    ) -> None:
         self.runner = runner
         self.container_id = container_id
+        self.cgroup_root = cgroup_root
         self.usage = Usage()
         self.source = "none"
         self._stop = threading.Event()
@@ -178,7 +181,7 @@ class UsageSampler:
     def _run(self) -> None:
         try:
             pid = self.runner.process_info(self.container_id).pid
-            files = CgroupFiles.for_pid(pid) if pid else None
+            files = CgroupFiles.for_pid(pid, self.cgroup_root) if pid else None
             if files is not None:
                 self.source = "cgroup"
                 self._sample_files(files, pid)
