@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.agent",
     "tests.fixtures.inprocess",
     "tests.fixtures.compose",
+    "tests.fixtures.standins",
 ]
 
 E2E = Path(__file__).parent / "e2e"

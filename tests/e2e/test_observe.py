@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -18,49 +17,16 @@ import pytest
 from agent.docker_runner import ContainerSpec, DockerRunner
 from agent.usage import CGROUP_ROOT, UsageSampler
 from hq import imaging
-from hq.client import HQClient
 from hq.schemas.sweeps import SweepCreate
 from tests.fixtures.agent import AgentFactory, AgentProcess, publish_inline
 from tests.fixtures.docker import TEST_LABEL, BaseImage
 from tests.fixtures.server import LiveServer
+from tests.fixtures.standins import RUN_TIMEOUT_S, publish_standin, run
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-STANDINS_DIR = Path(__file__).resolve().parents[1] / "scripts"
-STANDINS = ("plot_show", "print_scores", "alloc_mem")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-RUN_TIMEOUT_S = 180
 USAGE = {"hq_wall_s", "hq_cpu_s", "hq_peak_memory_mb"}
-
-
-@pytest.fixture(scope="session")
-def standin_images(
-    docker_client: docker.DockerClient, base_image: BaseImage
-) -> dict[str, imaging.BuiltImage]:
-    """The stand-in images (``hq/<name>:latest``), reused while their folder is unchanged."""
-    return {
-        name: imaging.build_script_image(
-            client=docker_client, script_dir=STANDINS_DIR / name, base_image=base_image.tag
-        )
-        for name in STANDINS
-    }
-
-
-def publish_standin(
-    server: LiveServer, docker_client: docker.DockerClient, built: imaging.BuiltImage
-) -> str:
-    digest = imaging.local_digest(client=docker_client, ref=built.ref)
-    with server.client("publisher") as publisher:
-        version = publisher.publish_script_version(
-            name=built.manifest.name, image=built.ref, digest=digest, manifest=built.manifest
-        )
-    return version.script
-
-
-def run(client: HQClient, script: str, params: dict[str, Any] | None = None) -> str:
-    job = client.submit_job(script=script, params=params or {}, wait_s=RUN_TIMEOUT_S)
-    assert job.status == "succeeded", (job.status, client.job_logs(job.id)[-3000:])
-    return job.id
 
 
 def png_size(data: bytes) -> tuple[int, int]:
