@@ -101,7 +101,10 @@ class Manifest(Model):
     params: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     resources: Resources = Field(default_factory=Resources)
     labels: list[Label] = Field(default_factory=list, max_length=32)
-    metrics_from_logs: list[LogMetric] = Field(default_factory=list, max_length=MAX_PATTERNS)
+    # Left out of dumps when empty: manifests (image labels, stored versions) stay as they were.
+    metrics_from_logs: list[LogMetric] = Field(
+        default_factory=list, max_length=MAX_PATTERNS, exclude_if=lambda v: not v
+    )
 
     @field_validator("inputs")
     @classmethod

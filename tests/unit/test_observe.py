@@ -180,3 +180,13 @@ def test_engine_stats_and_timestamps_are_read_as_the_engine_writes_them() -> Non
 )  # fmt: skip
 def test_the_backend_goes_where_the_venvs_python_looks(cfg: str, site: str | None) -> None:
     assert figures.site_packages(cfg) == site
+
+
+def test_a_manifest_without_patterns_dumps_as_before_so_images_and_versions_are_reused() -> None:
+    plain = _manifest([])
+    assert "metrics_from_logs" not in plain.model_dump(mode="json")
+    with_one = _manifest(["s=(?P<s>[0-9]+)"]).model_dump(mode="json")
+    assert with_one["metrics_from_logs"] == [
+        {"pattern": "s=(?P<s>[0-9]+)", "keep": "last", "x": None}
+    ]
+    assert Manifest.model_validate(with_one).metrics_from_logs[0].groups == ["s"]
