@@ -13,6 +13,7 @@ from agent import figures
 from agent.logmetrics import MAX_SERIES_POINTS, LogMetrics, Series, parse_number
 from agent.observe import Observed
 from agent.usage import Usage, _seconds, stats_usage
+from dash_app.components.figures import figure_paths
 from hq.schemas.logmetrics import LogMetric
 from hq.schemas.manifest import Manifest
 from hq.schemas.results import Results
@@ -190,3 +191,19 @@ def test_a_manifest_without_patterns_dumps_as_before_so_images_and_versions_are_
         {"pattern": "s=(?P<s>[0-9]+)", "keep": "last", "x": None}
     ]
     assert Manifest.model_validate(with_one).metrics_from_logs[0].groups == ["s"]
+
+
+def test_the_job_page_draws_png_artifacts_shown_figures_first_in_the_order_saved() -> None:
+    artifacts = [
+        {"path": p}
+        for p in ("results.json", "plots/z.png", "figures/figure-10.png", "figures/figure-2.png",
+                  "figures/figure-1.PNG", "table.csv", "a.png")
+    ]  # fmt: skip
+    assert figure_paths(artifacts) == [
+        "figures/figure-2.png",
+        "figures/figure-10.png",
+        "a.png",
+        "figures/figure-1.PNG",
+        "plots/z.png",
+    ]
+    assert figure_paths([{"path": "x.csv"}]) == []
