@@ -9,10 +9,13 @@ The calls block; the agent runs them in its per-slot threads.
 
 from __future__ import annotations
 
+import io
 import logging
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -65,6 +68,15 @@ class ContainerSpec:
 class ExitState:
     exit_code: int
     oom_killed: bool
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A container's first process (0 once it ended) and the engine's start and end times."""
+
+    pid: int
+    started_at: str
+    finished_at: str
 
 
 @dataclass(frozen=True)
@@ -256,3 +268,45 @@ class DockerRunner:
                 )
             )
         return found
+
+    # -- measuring (agent/usage.py, agent/figures.py) -------------------------------------
+    def process_info(self, container_id: str) -> ProcessInfo:
+        try:
+            state = self.api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound as exc:
+            raise ContainerGone(container_id) from exc
+        return ProcessInfo(
+            pid=int(state.get("Pid") or 0),
+            started_at=str(state.get("StartedAt", "")),
+            finished_at=str(state.get("FinishedAt", "")),
+        )
+
+    def stats_once(self, container_id: str) -> dict[str, Any]:
+        """One answer of the stats API, at once (no second sample for a CPU percentage)."""
+        try:
+            stats: dict[str, Any] = self.api.stats(container_id, stream=False, one_shot=True)
+        except docker.errors.NotFound as exc:
+            raise ContainerGone(container_id) from exc
+        return stats
+
+    def read_image_file(
+        self, image_id: str, path: str, *, labels: dict[str, str], max_bytes: int = 65536
+    ) -> bytes | None:
+        """A small file of an image (None when absent), through a container created for it and
+        never started."""
+        created = self.api.create_container(
+            image_id, command=["true"], labels=labels, network_disabled=True
+        )
+        try:
+            stream, _stat = self.api.get_archive(created["Id"], path)
+            raw = b"".join(stream)
+        except docker.errors.NotFound:
+            return None
+        finally:
+            self.remove(str(created["Id"]))
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            if member is None or member.size > max_bytes:
+                return None
+            handle = tar.extractfile(member)
+            return handle.read() if handle is not None else None

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from agent import figures
 from agent.cache import InputUnavailable
 from agent.context import AgentContext
 from agent.docker_runner import (
@@ -30,6 +31,7 @@ from agent.docker_runner import (
 from agent.final import Final, final_from_exit
 from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
+from agent.observe import Observer
 from agent.report import deliver_failure, report_result
 from agent.workspace import (
     OUTPUTS_DIR,
@@ -62,7 +64,10 @@ class JobRun:
         self.heart = Heartbeater(
             lease=self.handle, interval_s=ctx.settings.heartbeat_interval_s, wake=self.wake
         )
-        self.logs = LogShipper(lease=self.handle, flush_s=ctx.settings.log_flush_s)
+        self.observer = Observer(lease.manifest)  # metrics from the logs, the container's usage
+        self.logs = LogShipper(
+            lease=self.handle, flush_s=ctx.settings.log_flush_s, on_line=self.observer.line
+        )
         self.container_id: str | None = None
 
     # -- entry points ---------------------------------------------------------------------
@@ -106,6 +111,7 @@ class JobRun:
         stream = self.ctx.runner.follow_logs(self.container_id)
         reader = threading.Thread(target=self._read_plain, args=(stream,), daemon=True)
         reader.start()
+        self.observer.started(self.ctx.runner, self.container_id)
         deadline = started_at.timestamp() + self.lease.timeout_s
         final = self._watch(deadline, reader)
         if final is not None:
@@ -128,7 +134,13 @@ class JobRun:
                 return None
             if self.heart.cancel_requested:
                 return Final(JobStatus.cancelled, None, "cancelled")
-            spec = self._spec(image_id, mounts)
+            extra_mounts, extra_env = figures.container_extras(
+                runner,
+                image_id,
+                work_dir=self.ctx.settings.work_dir,
+                labels=self.ctx.settings.container_labels,
+            )
+            spec = self._spec(image_id, [*mounts, *extra_mounts], extra_env)
             warm = self.ctx.warm.take(lease, spec, self.ws) if self.ctx.warm else None
             if warm is not None:
                 self.container_id, stream = warm
@@ -144,6 +156,7 @@ class JobRun:
                     return Final.infrastructure("start-failed", str(exc))
                 if self.ctx.warm:
                     self.ctx.warm.note_cold(lease, spec)
+            self.observer.started(runner, self.container_id)
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
         reader.start()
         return self._watch(time.time() + lease.timeout_s, reader)
@@ -172,7 +185,7 @@ class JobRun:
         mounts.append(Mount(self.ws.outputs, OUTPUTS_DIR, read_only=False))
         return mounts
 
-    def _spec(self, image_id: str, mounts: list[Mount]) -> ContainerSpec:
+    def _spec(self, image_id: str, mounts: list[Mount], extra_env: dict[str, str]) -> ContainerSpec:
         """The hardened container of this attempt (the settings fixed in ``docker_runner``)."""
         lease, settings = self.lease, self.ctx.settings
         resources = lease.manifest.resources
@@ -202,6 +215,7 @@ class JobRun:
                 "TMPDIR": "/tmp",
                 "MPLCONFIGDIR": "/tmp/matplotlib",
                 "XDG_CACHE_HOME": "/tmp/.cache",
+                **extra_env,
             },
             tmpfs_bytes=min(resources.memory_bytes, 1024**3),
         )
@@ -231,6 +245,7 @@ class JobRun:
             self.wake.wait(max(0.0, min(WATCH_TICK_SECONDS, deadline - time.time())))
             self.wake.clear()
         reader.join(timeout=5)
+        self.observer.ended()
         state = self.ctx.runner.exit_state(cid)
         if state.oom_killed and why is None:
             self.logs.note("the container was killed for running out of memory")
@@ -278,6 +293,7 @@ class JobRun:
             final=final,
             container_id=self.container_id,
             before_complete=self.heart.completing,
+            observer=self.observer,
         )
 
     def _report_agent_error(self, exc: Exception) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hq import errors
@@ -25,8 +26,15 @@ MAX_PENDING_CHARS = 64 * 1024 * 1024
 
 
 class LogShipper:
-    def __init__(self, *, lease: LeaseHandle, flush_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        lease: LeaseHandle,
+        flush_s: float,
+        on_line: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._lease = lease
+        self._on_line = on_line  # sees each whole line of the container's (stream, text)
         self._job_id = lease.job_id
         self._flush_s = flush_s
         self._pending: list[LogLine] = []
@@ -49,7 +57,15 @@ class LogShipper:
         *lines, rest = buf.split(b"\n")
         self._partial[stream] = rest
         for raw in lines:
-            self._add(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+            self._line(stream, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def _line(self, stream: str, text: str) -> None:
+        if self._on_line is not None:
+            try:
+                self._on_line(stream, text)
+            except Exception:  # an observer never costs a line of the log
+                log.exception("a log line observer failed", extra={"job_id": self._job_id})
+        self._add(stream, text)
 
     def note(self, text: str) -> None:
         """A line from the agent itself (image pull, skipped outputs, kill reasons)."""
@@ -112,7 +128,7 @@ class LogShipper:
         """Flush partial lines and stop; True when everything was sent."""
         for stream, rest in list(self._partial.items()):
             if rest:
-                self._add(stream, rest.decode("utf-8", errors="replace"))
+                self._line(stream, rest.decode("utf-8", errors="replace"))
         self._partial.clear()
         self._stop.set()
         self._wake.set()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from agent.context import AgentContext
 from agent.final import Final
 from agent.logship import LogShipper
+from agent.observe import Observer
 from agent.warm.container import warm_job
 from agent.workspace import Workspace
 from hq import errors
@@ -37,8 +38,10 @@ def report_result(
     final: Final,
     container_id: str | None,
     before_complete: Callable[[], None] = lambda: None,
+    observer: Observer | None = None,
 ) -> None:
-    """Collect ``outputs/``, check ``results.json``, deliver, and clean up when answered."""
+    """Collect ``outputs/``, check ``results.json``, add what ``observer`` saw (metrics from the
+    logs, usage), deliver, and clean up when answered."""
     settings = ctx.settings
     collected = ws.collect(
         max_files=settings.max_artifacts, max_file_bytes=settings.max_artifact_bytes
@@ -57,7 +60,9 @@ def report_result(
     )
     logs.note(ended)
     log.info("%s: %s", lease.job_id, ended, extra={"job_id": lease.job_id})
-    logs.close()
+    logs.close()  # the last partial line reaches the observer too
+    if observer is not None:
+        results = observer.observed(ws).merge(results)
     outcome = JobOutcome(
         status=final.status,
         exit_code=final.exit_code,

@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.fixtures.inprocess",
     "tests.fixtures.compose",
     "tests.fixtures.pgcluster",
+    "tests.fixtures.standins",
 ]
 
 E2E = Path(__file__).parent / "e2e"

@@ -19,6 +19,7 @@ from dash_app.components.common import (
     metric_tiles,
     status_badge,
 )
+from dash_app.components.figures import figure_gallery
 from dash_app.components.result_table import ResultTableAIO
 from dash_app.grids import table_grid
 from dash_app.logic.accounts import allows
@@ -129,7 +130,7 @@ def _results(result: dict[str, Any] | None) -> tuple[Any, Any, Any]:
 def _artifacts(job_id: str, artifacts: list[dict[str, Any]]) -> Any:
     if not artifacts:
         return html.Div("No artifacts.", className="muted")
-    return html.Ul(
+    links = html.Ul(
         [
             html.Li(
                 [
@@ -146,6 +147,7 @@ def _artifacts(job_id: str, artifacts: list[dict[str, Any]]) -> Any:
             for a in artifacts
         ]
     )
+    return [figure_gallery(job_id, artifacts), links]
 
 
 @callback(

@@ -18,6 +18,7 @@ from hq.schemas.command import (
     refuse_string_command,
 )
 from hq.schemas.common import INPUT_NAME_RE, Label, Model, Name
+from hq.schemas.logmetrics import MAX_PATTERNS, LogMetric
 from hq.schemas.resources import MEMORY_RE, Resources, parse_memory_bytes
 from hq.schemas.warm import Warm
 
@@ -83,6 +84,10 @@ class Manifest(Model):
     resources: Resources = Field(default_factory=Resources)
     labels: list[Label] = Field(default_factory=list, max_length=32)
     warm: Warm = Field(default_factory=Warm)
+    # Left out of dumps when empty: manifests (image labels, stored versions) stay as they were.
+    metrics_from_logs: list[LogMetric] = Field(
+        default_factory=list, max_length=MAX_PATTERNS, exclude_if=lambda v: not v
+    )
 
     @field_validator("inputs")
     @classmethod

@@ -19,6 +19,7 @@ from tests.fixtures.agent import (
     AgentProcess,
     job_containers,
     publish_inline,
+    script_metrics,
     wait_status,
 )
 from tests.fixtures.docker import BaseImage
@@ -102,7 +103,7 @@ def test_killed_agent_loses_the_job_to_another_and_its_late_result_is_refused(
         timeout_s=10,
         what="the orphan's folder to be removed",
     )
-    assert client.job_result(job.id).metrics == {"attempt": 2.0}
+    assert script_metrics(client.job_result(job.id).metrics) == {"attempt": 2.0}
     assert {a.path for a in client.list_artifacts(job.id)} == {"attempt-2.txt", "results.json"}
     assert client.get_job(job.id).status == "succeeded"
     second.stop()
@@ -154,7 +155,7 @@ def test_sigterm_drains_finishes_the_running_job_claims_nothing_and_exits_0(
     later = client.submit_job(script="worker")
     assert agent.wait(timeout=60) == 0
     assert client.get_job(running.id).status == "succeeded"
-    assert client.job_result(running.id).metrics == {"attempt": 1.0}
+    assert script_metrics(client.job_result(running.id).metrics) == {"attempt": 1.0}
     assert client.get_job(later.id).status == "queued"
     assert not job_containers(docker_client, later.id)
 
@@ -198,7 +199,7 @@ def test_a_job_that_ends_while_hq_is_down_is_reported_when_it_returns(
     server.start()
     done = wait_status(client, job.id, ENDED, timeout_s=60)
     assert done.status == "succeeded", done.failure_reason
-    assert client.job_result(job.id).metrics == {"attempt": 1.0}
+    assert script_metrics(client.job_result(job.id).metrics) == {"attempt": 1.0}
     assert {a.path for a in client.list_artifacts(job.id)} == {"attempt-1.txt", "results.json"}
     eventually(
         lambda: not (agent.work_dir / "jobs" / f"{job.id}-1").exists(),
@@ -230,7 +231,7 @@ def test_an_agent_restarted_while_its_lease_holds_adopts_the_running_container(
     done = wait_status(client, job.id, ENDED, timeout_s=60)
     assert done.status == "succeeded", done.failure_reason
     assert done.attempts == 1
-    assert client.job_result(job.id).metrics == {"attempt": 1.0}
+    assert script_metrics(client.job_result(job.id).metrics) == {"attempt": 1.0}
     assert "adopting the running container of job " + job.id in agent.log()
     eventually(
         lambda: not job_containers(docker_client, job.id),

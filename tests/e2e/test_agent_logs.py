@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.agent import AgentProcess, publish_inline, wait_status
+from tests.fixtures.agent import AgentProcess, publish_inline, script_metrics, wait_status
 from tests.fixtures.docker import BaseImage
 from tests.fixtures.server import LiveServer
 
@@ -83,7 +83,7 @@ def test_jobs_reading_the_same_dataset_share_one_verified_cache_file(
     assert after.st_ino == before.st_ino  # not fetched again: a fetch renames a new file in
     assert after.st_mtime_ns > before.st_mtime_ns  # its use is recorded, for LRU eviction
     assert cached.read_bytes() == data
-    assert client.job_result(second.id).metrics == {"bytes": float(len(data))}
+    assert script_metrics(client.job_result(second.id).metrics) == {"bytes": float(len(data))}
     assert [p.name for p in cached.parent.iterdir() if not p.name.startswith(".")] == [cached.name]
 
 

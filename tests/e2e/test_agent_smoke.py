@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.agent import AgentProcess, publish_inline, wait_status
+from tests.fixtures.agent import AgentProcess, publish_inline, script_metrics, wait_status
 from tests.fixtures.docker import BaseImage
 from tests.fixtures.server import LiveServer
 
@@ -33,5 +33,5 @@ def test_inline_job_succeeds(
     job = client.submit_job(script="smoke", params={"x": 21})
     done = wait_status(client, job.id, {"succeeded", "failed"})
     assert done.status == "succeeded", (done, live_agent.log()[-3000:])
-    assert client.job_result(job.id).metrics == {"double": 42.0}
+    assert script_metrics(client.job_result(job.id).metrics) == {"double": 42.0}
     assert "hello from the job" in client.job_logs(job.id)

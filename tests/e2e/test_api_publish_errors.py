@@ -85,6 +85,26 @@ def _publish(server: LiveServer, token: str, name: str, **overrides: Any) -> htt
         ({"manifest": {"inputs": {"Table": {}}}}, "manifest.inputs", "lowercase"),
         ({"manifest": {"entrypoint": "x"}}, "manifest.entrypoint", "unknown key"),
         ({"digest": "sha256:abc"}, "digest", "64 lowercase hex"),
+        (
+            {"manifest": {"metrics_from_logs": ["score: (?P<score>[0-9.]+"]}},
+            "manifest.metrics_from_logs.0",
+            "refused by RE2 (missing ): ",
+        ),
+        (
+            {"manifest": {"metrics_from_logs": ["score: ([0-9.]+)"]}},
+            "manifest.metrics_from_logs.0",
+            "has no named group: name the number it captures",
+        ),
+        (
+            {"manifest": {"metrics_from_logs": [r"(?P<n>\d+) again \1"]}},
+            "manifest.metrics_from_logs.0",
+            "RE2 has no backreferences or lookaround",
+        ),
+        (
+            {"manifest": {"metrics_from_logs": [{"pattern": r"(?P<ms>\d+)(?=ms)", "keep": "all"}]}},
+            "manifest.metrics_from_logs.0",
+            "invalid perl operator: (?=",
+        ),
         ({"image": ""}, "image", "at least 1 character"),
     ],
 )

@@ -25,7 +25,7 @@ import pytest
 
 from hq import imaging
 from hq.client import HQClient
-from tests.fixtures.agent import wait_status
+from tests.fixtures.agent import script_metrics, wait_status
 from tests.fixtures.compose import (
     OVERRIDE_DIR,
     ComposeImages,
@@ -218,7 +218,7 @@ def _agent_stop_drains(stack: Stack) -> str:
         stack.agent.run("stop")
         done = hq.get_job(job.id)
         assert done.status == "succeeded", (done, hq.job_logs(job.id))
-        assert hq.job_result(job.id).metrics == {"slept_s": 6}
+        assert script_metrics(hq.job_result(job.id).metrics) == {"slept_s": 6}
         (agent,) = stack.agent.containers("agent")
         assert agent["State"] == "exited", agent
         return job.id

@@ -1,0 +1,218 @@
+"""What every job measures: wall time, CPU seconds and peak memory of its container.
+
+The engine removes a container's cgroup when it ends, so the counters are read while it runs:
+from the cgroup files when the agent can see them (it shares the host's PID namespace and
+``/sys/fs/cgroup``: cgroup v2 ``memory.peak`` and ``cpu.stat``, v1 ``memory.max_usage_in_bytes``
+and ``cpuacct.usage``), read every ``SAMPLE_SECONDS`` and once more the moment the container's
+first process exits (a pidfd wakes the sampler); else from the engine's stats API (``max_usage``,
+or the largest ``usage`` seen, and the CPU total), every ``STATS_SECONDS``. Both counters are
+cumulative from the container's start, so a container adopted after an agent restart still
+measures whole. Wall time is the engine's StartedAt to FinishedAt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.docker_runner import ContainerGone, DockerRunner
+from hq.schemas.common import Metric
+
+log = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SAMPLE_SECONDS = 0.2
+STATS_SECONDS = 0.5
+WALL_METRIC = "hq_wall_s"
+CPU_METRIC = "hq_cpu_s"
+MEMORY_METRIC = "hq_peak_memory_mb"
+USAGE_METRICS = (WALL_METRIC, CPU_METRIC, MEMORY_METRIC)
+
+
+@dataclass
+class Usage:
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    peak_memory_bytes: int | None = None
+
+    def metrics(self) -> dict[str, Metric]:
+        """As metrics: seconds to the millisecond, memory in MiB to a tenth."""
+        out: dict[str, Metric] = {}
+        if self.wall_s is not None:
+            out[WALL_METRIC] = round(self.wall_s, 3)
+        if self.cpu_s is not None:
+            out[CPU_METRIC] = round(self.cpu_s, 3)
+        if self.peak_memory_bytes is not None:
+            out[MEMORY_METRIC] = round(self.peak_memory_bytes / 1024**2, 1)
+        return out
+
+
+def _read_int(path: Path, key: str | None = None) -> int | None:
+    """An integer file (``memory.peak``), or one ``key value`` line of a flat file."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    if key is None:
+        return int(text.strip()) if text.strip().isdigit() else None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+class CgroupFiles:
+    """The memory and CPU counter files of one process's cgroup (v1 controllers first, as a
+    hybrid host keeps memory there, then the v2 unified tree)."""
+
+    def __init__(self, memory: Path | None, cpu: Path | None, *, v2_cpu: bool) -> None:
+        self.memory = memory
+        self.cpu = cpu
+        self.v2_cpu = v2_cpu
+
+    @classmethod
+    def for_pid(cls, pid: int, root: Path = CGROUP_ROOT) -> CgroupFiles | None:
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        v1: dict[str, str] = {}
+        unified: str | None = None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":
+                unified = path.lstrip("/")
+            for name in controllers.split(","):
+                v1[name] = path.lstrip("/")
+        memory = cpu = None
+        v2_cpu = False
+        if "memory" in v1:
+            memory = root / "memory" / v1["memory"] / "memory.max_usage_in_bytes"
+        elif unified is not None:
+            memory = root / unified / "memory.peak"
+        if "cpuacct" in v1:
+            mounts = ("cpuacct", "cpu,cpuacct", "cpuacct,cpu")
+            found = [root / m / v1["cpuacct"] / "cpuacct.usage" for m in mounts]
+            cpu = next((f for f in found if f.exists()), None)
+        elif unified is not None:
+            cpu, v2_cpu = root / unified / "cpu.stat", True
+        memory = memory if memory is not None and memory.exists() else None
+        cpu = cpu if cpu is not None and cpu.exists() else None
+        return cls(memory, cpu, v2_cpu=v2_cpu) if memory or cpu else None
+
+    def read(self) -> tuple[float | None, int | None]:
+        """(CPU seconds, peak memory bytes) now; None for a file that is gone."""
+        cpu_s = None
+        if self.cpu is not None:
+            if self.v2_cpu:
+                usec = _read_int(self.cpu, "usage_usec")
+                cpu_s = None if usec is None else usec / 1e6
+            else:
+                nsec = _read_int(self.cpu)
+                cpu_s = None if nsec is None else nsec / 1e9
+        peak = _read_int(self.memory) if self.memory is not None else None
+        return cpu_s, peak
+
+
+def stats_usage(stats: dict[str, Any]) -> tuple[float | None, int | None]:
+    """(CPU seconds, memory bytes) from one answer of the stats API; None where it has none
+    (a container that ended answers with zeros)."""
+    total = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+    memory = stats.get("memory_stats") or {}
+    peak = memory.get("max_usage") or memory.get("usage")
+    return (total / 1e9 if total else None), (int(peak) if peak else None)
+
+
+def _seconds(started: str, finished: str) -> float | None:
+    """Seconds between two engine timestamps (nanosecond ISO 8601); None before the end."""
+    try:
+        a = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+        b = datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    if b.year < 2000:  # 0001-01-01: not finished
+        return None
+    return max(0.0, (b - a).total_seconds())
+
+
+class UsageSampler:
+    """Samples one container from ``start()`` until ``stop()``, which returns its ``Usage``."""
+
+    def __init__(
+        self, runner: DockerRunner, container_id: str, *, cgroup_root: Path = CGROUP_ROOT
+    ) -> None:
+        self.runner = runner
+        self.container_id = container_id
+        self.cgroup_root = cgroup_root
+        self.usage = Usage()
+        self.source = "none"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="usage", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> Usage:
+        """Stop sampling (the container has ended) and add its wall time."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        try:
+            info = self.runner.process_info(self.container_id)
+            self.usage.wall_s = _seconds(info.started_at, info.finished_at)
+        except ContainerGone:
+            pass
+        return self.usage
+
+    def _note(self, cpu_s: float | None, peak: int | None) -> None:
+        if cpu_s is not None:
+            self.usage.cpu_s = max(cpu_s, self.usage.cpu_s or 0.0)
+        if peak is not None:
+            self.usage.peak_memory_bytes = max(peak, self.usage.peak_memory_bytes or 0)
+
+    def _run(self) -> None:
+        try:
+            pid = self.runner.process_info(self.container_id).pid
+            files = CgroupFiles.for_pid(pid, self.cgroup_root) if pid else None
+            if files is not None:
+                self.source = "cgroup"
+                self._sample_files(files, pid)
+            else:
+                self.source = "stats"
+                self._sample_stats()
+        except ContainerGone:
+            pass
+        except Exception:  # measuring must never fail a job
+            log.exception("sampling the container's usage failed")
+
+    def _sample_files(self, files: CgroupFiles, pid: int) -> None:
+        pidfd: int | None = None
+        with contextlib.suppress(OSError):
+            pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        try:
+            while not self._stop.is_set():
+                exited = bool(poller.poll(SAMPLE_SECONDS * 1000)) if pidfd is not None else False
+                self._note(*files.read())
+                if exited:
+                    return
+                if pidfd is None:
+                    self._stop.wait(SAMPLE_SECONDS)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def _sample_stats(self) -> None:
+        while not self._stop.is_set():
+            self._note(*stats_usage(self.runner.stats_once(self.container_id)))
+            self._stop.wait(STATS_SECONDS)
