@@ -20,6 +20,7 @@ from hq.server.deps import (
     Submitter,
     Viewer,
 )
+from hq.server.edge.openapi import raises
 from hq.server.services import jobs as job_service
 from hq.server.services import logs as log_service
 from hq.server.services import submissions
@@ -67,7 +68,7 @@ async def submit_job(
     )
 
 
-@router.get("", response_model=Page[JobRead])
+@router.get("", response_model=Page[JobRead], responses=raises(errors.BadRequest))
 async def list_jobs(
     session: SessionDep,
     _: Viewer,

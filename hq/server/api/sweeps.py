@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from hq import errors
 from hq.schemas.common import Page
 from hq.schemas.sweeps import ResultsTable, SweepCreate, SweepRead
 from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
+from hq.server.edge.openapi import raises
 from hq.server.services import sweeps as sweep_service
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
@@ -29,7 +31,7 @@ async def create_sweep(
         )
 
 
-@router.get("", response_model=Page[SweepRead])
+@router.get("", response_model=Page[SweepRead], responses=raises(errors.BadRequest))
 async def list_sweeps(
     session: SessionDep,
     _: Viewer,
