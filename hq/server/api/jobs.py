@@ -33,7 +33,12 @@ WaitQuery = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobRead,
+    responses=raises(errors.NotFound),
+)
 async def submit_job(
     body: JobCreate,
     response: Response,

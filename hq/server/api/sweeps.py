@@ -17,7 +17,12 @@ router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 MAX_SWEEP_PAGE = 200  # each carries its spec, whose grid can hold thousands of values
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SweepRead,
+    responses=raises(errors.NotFound),
+)
 async def create_sweep(
     body: SweepCreate, session: SessionDep, settings: SettingsDep, principal: Submitter
 ) -> SweepRead:
