@@ -2,7 +2,8 @@
 
 Long polls are bounded: a generated ``?wait=`` (a job's end), ``wait_s`` (a claim) or
 ``?follow=`` (a log stream) would hold a request for up to minutes, and the run must stay short.
-A wait over a fraction of a second is cut to that fraction and a follow turned off; a value of
+A wait over a fraction of a second (or a claim's default wait) is cut to that fraction and a
+follow turned off; a value of
 the wrong type is left alone, so that its 422 is still tested. The long polls themselves are
 tested in test_long_poll.py.
 """
@@ -32,5 +33,6 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             query["wait"] = SHORT_WAIT_S
         if str(query.get("follow", "")).lower() in TRUE_WORDS or query.get("follow") is True:
             query["follow"] = False
-    if isinstance(body, dict) and _long(body.get("wait_s")):
+    claim = case.operation.path.endswith("/claim")  # its wait_s defaults to 20 s
+    if isinstance(body, dict) and (_long(body.get("wait_s")) or (claim and "wait_s" not in body)):
         body["wait_s"] = SHORT_WAIT_S
