@@ -65,6 +65,13 @@ class PayloadTooLarge(BadRequest):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(BadRequest):
+    """The request body must be JSON: send 'Content-Type: application/json'."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class NotAuthenticated(HQError):
     """A valid bearer token is required: send 'Authorization: Bearer <token>'."""
 

@@ -77,14 +77,15 @@ async def get_disconnected(request: Request) -> Disconnected:
 DisconnectedDep = Annotated[Disconnected, Depends(get_disconnected)]
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise errors.NotAuthenticated()
+# Where ``edge.gate.TokenGate`` leaves the principal it found for this request.
+PRINCIPAL_KEY = "hq.principal"
+
+
+async def principal_for(request: Request, token: str) -> Principal:
+    """Who ``token`` belongs to: the in-process cache (``hq.server.auth``), the database on a
+    miss. Raises NotAuthenticated for an unknown or revoked token."""
     cache: PrincipalCache = request.app.state.principals
-    token_hash = token_service.hash_token(credentials.credentials)
+    token_hash = token_service.hash_token(token)
     principal = cache.get(token_hash)
     if principal is None:
         generation = cache.generation
@@ -93,6 +94,20 @@ async def get_principal(
         principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
         cache.put(token_hash, principal, generation=generation)
     return principal
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The principal the gate found before the body was read (no second lookup), else a lookup
+    of its own (an app run without the edge)."""
+    checked = request.scope.get(PRINCIPAL_KEY)
+    if isinstance(checked, Principal):
+        return checked
+    if credentials is None or not credentials.credentials:
+        raise errors.NotAuthenticated()
+    return await principal_for(request, credentials.credentials)
 
 
 def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
@@ -108,6 +123,7 @@ def allow(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
         check_url_text(request)
         return principal
 
+    check.hq_roles = frozenset(allowed)  # type: ignore[attr-defined]  # read by edge.openapi
     return check
 
 

@@ -184,7 +184,7 @@ def test_a_body_that_is_not_json_gets_422_saying_where(
     body = problem(response, 422)
     assert "field" not in body, body
     assert body["message"].startswith("the body is not valid JSON")
-    assert "at character 16" in body["message"]
+    assert "at line 1, column 17 (byte 16)" in body["message"]
 
 
 def test_unknown_and_missing_inputs_get_422_naming_the_input(

@@ -11,6 +11,7 @@ from hq import errors
 from hq.schemas.common import is_number
 from hq.schemas.datasets import DatasetRead, DatasetVersionRead, Lineage, PromoteRequest
 from hq.server.deps import SessionDep, SettingsDep, StoreDep, Uploader, Viewer
+from hq.server.edge.openapi import raises
 from hq.server.services import datasets as dataset_service
 from hq.server.storage.uploads import receive_multipart_file
 
@@ -26,6 +27,7 @@ VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="version numbe
     "/{name}/versions",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetVersionRead,
+    responses=raises(errors.BadRequest, errors.PayloadTooLarge),
     openapi_extra={
         "requestBody": {
             "content": {

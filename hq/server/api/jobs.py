@@ -21,6 +21,7 @@ from hq.server.deps import (
     Submitter,
     Viewer,
 )
+from hq.server.edge.openapi import raises
 from hq.server.services import jobs as job_service
 from hq.server.services import logs as log_service
 from hq.server.services import submissions
@@ -34,7 +35,12 @@ WaitQuery = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobRead,
+    responses=raises(errors.NotFound),
+)
 async def submit_job(
     body: JobCreate,
     response: Response,
@@ -70,7 +76,7 @@ async def submit_job(
     )
 
 
-@router.get("", response_model=Page[JobRead])
+@router.get("", response_model=Page[JobRead], responses=raises(errors.BadRequest))
 async def list_jobs(
     session: SessionDep,
     _: Viewer,

@@ -7,15 +7,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from hq import errors
 from hq.schemas.sweeps import ResultsTable
 from hq.server.deps import SessionDep, SessionmakerDep, Viewer
+from hq.server.edge.openapi import raises
 from hq.server.services import results as result_service
 from hq.server.services.results import ResultsQuery
 
 router = APIRouter(prefix="/api/v1/results", tags=["results"])
 
 
-@router.get("", response_model=ResultsTable, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "",
+    response_model=ResultsTable,
+    responses={200: {"content": {"text/csv": {}}}, **raises(errors.BadRequest)},
+)
 async def results(
     session: SessionDep,
     sessionmaker: SessionmakerDep,

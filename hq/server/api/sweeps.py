@@ -6,16 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from hq import errors
 from hq.schemas.common import Page
 from hq.schemas.sweeps import ResultsTable, SweepCreate, SweepRead
 from hq.server.deps import SessionDep, SettingsDep, Submitter, Viewer
+from hq.server.edge.openapi import raises
 from hq.server.services import sweeps as sweep_service
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 MAX_SWEEP_PAGE = 200  # each carries its spec, whose grid can hold thousands of values
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SweepRead,
+    responses=raises(errors.NotFound),
+)
 async def create_sweep(
     body: SweepCreate, session: SessionDep, settings: SettingsDep, principal: Submitter
 ) -> SweepRead:
@@ -31,7 +38,7 @@ async def create_sweep(
         )
 
 
-@router.get("", response_model=Page[SweepRead])
+@router.get("", response_model=Page[SweepRead], responses=raises(errors.BadRequest))
 async def list_sweeps(
     session: SessionDep,
     _: Viewer,
