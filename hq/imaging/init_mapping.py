@@ -128,6 +128,8 @@ def _with_default(schema: dict[str, Any], default: Any) -> dict[str, Any]:
         value = _coerce(default, kind)
     if value is None or ("enum" in schema and value not in schema["enum"]):
         return schema
+    if isinstance(value, list) and len(value) < schema.get("minItems", 0):
+        return schema  # nargs='+' with default=[]: unset leaves the flag out, as argparse does
     return {**schema, "default": value}
 
 

@@ -54,11 +54,13 @@ def probe_parser(
     """Run the script until it parses; its dumped parser, or None and why not."""
     with tempfile.TemporaryDirectory(prefix="hq-init-") as tmp:
         out = Path(tmp) / "parser.json"
+        scratch = Path(tmp) / "cwd"  # what the script writes before it parses lands here
+        scratch.mkdir()
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
         try:
             done = subprocess.run(
                 [python, str(PROBE), str(out), str(script.resolve())],
-                cwd=script.resolve().parent,
+                cwd=scratch,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,

@@ -48,7 +48,7 @@ def hq_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) 
 def init_build_publish(tmp_path: Path, server: LiveServer, stand_in: str, script: str) -> Path:
     """Copy the stand-in, run `hq script init` on it, check, build and publish the draft."""
     folder = tmp_path / stand_in
-    shutil.copytree(STAND_INS / stand_in, folder)
+    shutil.copytree(STAND_INS / stand_in, folder, ignore=shutil.ignore_patterns("hq.yaml"))
     before = (folder / script).read_bytes()
     report = json.loads(hq_cli("script", "init", str(folder / script), "--json"))
     assert report["read_by"] == "run", report

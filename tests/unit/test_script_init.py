@@ -228,6 +228,21 @@ def test_a_script_that_never_parses_or_hangs_falls_back(tmp_path: Path) -> None:
     assert "input" in [a["dest"] for a in info.actions]
 
 
+def test_a_script_run_to_its_end_writes_nothing_beside_itself(tmp_path: Path) -> None:
+    script = write(tmp_path, "writes.py", "open('results.json', 'w').write('{}')\n")
+    info = read_parser(script)
+    assert info.how == "source" and "without calling" in (info.why_not_run or "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["writes.py"]
+
+
+def test_an_empty_default_list_is_no_default_of_a_non_empty_list(tmp_path: Path) -> None:
+    source = "import argparse\np = argparse.ArgumentParser()\n"
+    source += "p.add_argument('--size', type=int, nargs='+', default=[])\np.parse_args()\n"
+    script = write(tmp_path, "sizes.py", source)
+    size = draft_of(script)["params"]["properties"]["size"]
+    assert size == {"type": "array", "items": {"type": "integer"}, "minItems": 1}
+
+
 def test_an_unreadable_add_argument_is_listed_not_guessed() -> None:
     info = parser_from_source(
         "import argparse\np = argparse.ArgumentParser()\nNAME = '--x'\n"
