@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hq import imaging
-from tests.fixtures.agent import AgentProcess, wait_status
+from tests.fixtures.agent import AgentProcess, script_metrics, wait_status
 from tests.fixtures.docker import SCRIPTS_DIR
 from tests.fixtures.server import LiveServer
 
@@ -82,7 +82,7 @@ def test_example_script_runs_from_submit_to_results(
     assert {"results.json", *extra_artifacts} <= set(artifacts)
     local = live_agent.work_dir / "downloaded-results.json"
     client.download_artifact(job_id, "results.json", local)
-    assert json.loads(local.read_text())["metrics"] == pytest.approx(result.metrics)
+    assert json.loads(local.read_text())["metrics"] == pytest.approx(script_metrics(result.metrics))
 
 
 def test_linear_fit_sweep_of_six_points_gives_six_rows(

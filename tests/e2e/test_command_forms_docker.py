@@ -19,7 +19,7 @@ import pytest
 
 from hq import imaging
 from hq.client import HQClient
-from tests.fixtures.agent import AgentFactory, publish_inline, wait_status
+from tests.fixtures.agent import AgentFactory, publish_inline, script_metrics, wait_status
 from tests.fixtures.docker import BaseImage
 from tests.fixtures.server import LiveServer
 
@@ -170,7 +170,11 @@ def test_the_env_script_sees_exactly_the_templated_variables(
         assert all(
             k.startswith("HQ_") or k in {"TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"} for k in others
         ), others
-    assert client.job_result(full.id).metrics == {"n_clusters": 3, "data_bytes": 6, "fast": 1}
+    assert script_metrics(client.job_result(full.id).metrics) == {
+        "n_clusters": 3,
+        "data_bytes": 6,
+        "fast": 1,
+    }
 
 
 CGROUP_PROBE = """
@@ -202,6 +206,12 @@ def test_memory_and_cpus_raised_at_submit_reach_the_container(
     client = sqlite_server.client("submitter")
     raised = client.submit_job(script="cgroup-probe", resources={"memory": "192m", "cpus": 1.5})
     plain = client.submit_job(script="cgroup-probe")
-    assert _succeeded(client, raised.id)["metrics"] == {"memory_max": 192 * 1024**2, "cpus": 1.5}
-    assert _succeeded(client, plain.id)["metrics"] == {"memory_max": 64 * 1024**2, "cpus": 0.5}
+    assert script_metrics(_succeeded(client, raised.id)["metrics"]) == {
+        "memory_max": 192 * 1024**2,
+        "cpus": 1.5,
+    }
+    assert script_metrics(_succeeded(client, plain.id)["metrics"]) == {
+        "memory_max": 64 * 1024**2,
+        "cpus": 0.5,
+    }
     assert client.get_job(raised.id).resources["max_memory"] == "192m"

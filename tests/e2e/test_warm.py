@@ -26,7 +26,7 @@ import pytest
 
 from hq import imaging
 from hq.client import HQClient
-from tests.fixtures.agent import AgentFactory, AgentProcess, wait_status
+from tests.fixtures.agent import AgentFactory, AgentProcess, script_metrics, wait_status
 from tests.fixtures.api import call
 from tests.fixtures.docker import SCRIPTS_DIR, BaseImage
 from tests.fixtures.server import LiveServer, ServerFactory
@@ -203,7 +203,7 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
         assert artifacts(client, warm.id) == artifacts(client, cold.id), mode
         hosts += [hostname(cold_logs), hostname(warm_logs)]
         if mode == "write":
-            assert client.job_result(warm.id).metrics == {"rows": 3.0}
+            assert script_metrics(client.job_result(warm.id).metrics) == {"rows": 3.0}
             assert facts["name"] == "__main__" and facts["argv"][0] == "probe.py"
             assert facts["path0"] == "/app" and facts["cwd"] == "/app" and facts["job"]
         if mode == "raise":
@@ -323,4 +323,6 @@ def test_linear_fit_warm_gives_the_bytes_of_linear_fit_cold(
     assert script_output(warm_logs) == script_output(cold_logs)
     assert artifacts(client, warm.id) == artifacts(client, cold.id)
     assert set(artifacts(client, warm.id)) == {"results.json", "residuals.csv"}
-    assert client.job_result(warm.id).metrics == client.job_result(cold.id).metrics
+    assert script_metrics(client.job_result(warm.id).metrics) == script_metrics(
+        client.job_result(cold.id).metrics
+    )
