@@ -279,7 +279,7 @@ def test_cli_builds_reuse_existing_images_and_print_what_they_did(
     broken = hq("script", "build", str(tmp_path))
     assert broken.returncode == 1
     assert "not a valid manifest" in broken.stderr and "  - name:" in broken.stderr
-    assert "  - command: Input should be a valid list" in broken.stderr
+    assert "  - command: command must be a YAML list of arguments" in broken.stderr
 
 
 def test_failed_build_step_is_reported_with_its_output(
