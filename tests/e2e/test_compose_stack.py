@@ -194,7 +194,9 @@ def _job_and_sweep(stack: Stack, tmp_path: Path) -> str:
         url = hq.artifact_url(job.id, "results.json")
         assert url.startswith(f"http://{stack.link.far_addr}:9000/"), url
         local = hq.download_artifact(job.id, "results.json", tmp_path / "results.json")
-        assert json.loads(local.read_text())["metrics"] == pytest.approx(result.metrics)
+        assert json.loads(local.read_text())["metrics"] == pytest.approx(
+            script_metrics(result.metrics)
+        )
 
         sweep = hq.submit_sweep(
             script="linear-fit",
