@@ -43,9 +43,15 @@ REFILL_DEFER_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 120.0
 
 
+# Per-job values of the manifest that do not change the container: the agent times a job from
+# its hand-over, and the ceilings only bound what a submission may ask for.
+NOT_IN_CONTAINER = {"resources": {"timeout_s", "max_memory", "max_cpus", "max_timeout_s"}}
+
+
 def version_key(lease: Lease) -> str:
-    """What makes two leases start identical containers: the image and the manifest."""
-    text = lease.digest + "\n" + lease.manifest.model_dump_json()
+    """What makes two leases start identical containers: the image and the manifest (less
+    what only the agent or the submission reads)."""
+    text = lease.digest + "\n" + lease.manifest.model_dump_json(exclude=NOT_IN_CONTAINER)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -168,7 +168,8 @@ def test_the_env_script_sees_exactly_the_templated_variables(
     for env in (full_env, bare_env):
         others = set(env) - declared - image_env - {"HOSTNAME", "HOME"}
         assert all(
-            k.startswith("HQ_") or k in {"TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"} for k in others
+            k.startswith("HQ_") or k in {"TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "MPLBACKEND"}
+            for k in others
         ), others
     assert script_metrics(client.job_result(full.id).metrics) == {
         "n_clusters": 3,
