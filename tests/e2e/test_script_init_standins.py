@@ -1,5 +1,6 @@
 """`hq script init` on every stand-in of tests/scripts/, as a new user would run it: each script
-folder without its hq.yaml, unchanged; the draft validates as it is (`hq script build --check`).
+folder without its hq.yaml, unchanged; the draft validates (`hq script build --check`) and builds
+as it is.
 Then argv_echo's draft, not a hand-written manifest, is built and swept over a switch and an
 optional flag on a real agent, and every job's argv is what the script saw.
 """
@@ -33,7 +34,9 @@ ENDED = {"succeeded", "failed", "timed_out", "cancelled"}
 
 
 @pytest.mark.parametrize("stand_in", sorted(SCRIPTS))
-def test_init_drafts_a_manifest_that_validates_as_it_is(tmp_path: Path, stand_in: str) -> None:
+def test_init_drafts_a_manifest_that_validates_and_builds_as_it_is(
+    tmp_path: Path, stand_in: str, base_image: BaseImage
+) -> None:
     folder = tmp_path / stand_in
     shutil.copytree(STAND_INS / stand_in, folder, ignore=shutil.ignore_patterns("hq.yaml"))
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -43,6 +46,11 @@ def test_init_drafts_a_manifest_that_validates_as_it_is(tmp_path: Path, stand_in
     Manifest.model_validate(yaml.safe_load((folder / "hq.yaml").read_text()))
     after = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "hq.yaml"}
     assert after == before  # the script, its requirements: untouched, and nothing written
+    name = yaml.safe_load((folder / "hq.yaml").read_text())["name"]
+    built = json.loads(
+        hq_cli("script", "build", str(folder), "--tag", f"hq-test/{name}:draft", "--json")
+    )
+    assert built["ref"] == f"hq-test/{name}:draft" and built["image_id"].startswith("sha256:")
 
 
 def test_argv_echo_draft_sweeps_a_switch_and_an_optional_flag(
