@@ -106,6 +106,21 @@ def hq_child(args: list[str], env: dict[str, str], log: Path) -> Child:
     return Child([sys.executable, "-m", "hq", *args], log=log, env=env, grace=20)
 
 
+def hq_server(url: str, env: dict[str, str], home: Path) -> HQClient:
+    """``hq server`` as a child (stopped by ``stop_all``), once it answers; an admin client."""
+    server = hq_child(["server"], env, home / "server.log")
+    admin = HQClient(url, ADMIN_TOKEN)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            admin.health()
+            return admin
+        except Exception:
+            if time.monotonic() > deadline or server.proc.poll() is not None:
+                raise RuntimeError(server.log.read_text()[-2000:]) from None
+            time.sleep(0.05)
+
+
 def database_url(db: str, home: Path) -> tuple[str, str | None]:
     if db == "sqlite":
         return f"sqlite+aiosqlite:///{home / 'hq.db'}", None
@@ -201,17 +216,7 @@ def main() -> int:
         "HQ_LOG_LEVEL": "warning",
     }
     try:
-        server = hq_child(["server"], env, home / "server.log")
-        admin = HQClient(url, ADMIN_TOKEN)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                admin.health()
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.proc.poll() is not None:
-                    raise RuntimeError(server.log.read_text()[-2000:]) from None
-                time.sleep(0.05)
+        admin = hq_server(url, env, home)
         image = docker_client.images.get(NOOP_IMAGE)
         image_id = str(image.id)
         runner = DockerRunner(client=docker_client)

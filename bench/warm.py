@@ -33,7 +33,7 @@ import docker
 import yaml
 
 from bench.common import ADMIN_TOKEN, Child, free_port, percentile, stop_all
-from bench.containers import BASE_IMAGE, HARDENED, hq_child
+from bench.containers import BASE_IMAGE, HARDENED, hq_child, hq_server
 from hq.client import HQClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,17 +208,7 @@ def run(args: argparse.Namespace, dc: docker.DockerClient, home: Path) -> dict[s
         "HQ_LOG_LEVEL": "warning",
     }
     os.environ.update(env)
-    server = hq_child(["server"], env, home / "server.log")
-    admin = HQClient(url, ADMIN_TOKEN)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            admin.health()
-            break
-        except Exception:
-            if time.monotonic() > deadline or server.proc.poll() is not None:
-                raise RuntimeError(server.log.read_text()[-2000:]) from None
-            time.sleep(0.05)
+    admin = hq_server(url, env, home)
     publish(admin, dc, build_noop(dc))
     token = admin.create_token(name="bench-agent", role="agent").token
     agent, work = start_agent(url, token, home, capacity=1, pool=1)
