@@ -75,12 +75,11 @@ async def _count(session: AsyncSession, model: Any, job_id: str) -> int:
     return int(await session.scalar(select(func.count()).where(model.job_id == job_id)) or 0)
 
 
-async def test_a_complete_killed_between_its_transactions_leaves_nothing_half_written(
-    inprocess: InProcess,
-    store_and_names: tuple[ObjectStore, Callable[[], list[str]]],
-    tmp_path: Path,
-) -> None:
-    store, names = store_and_names
+async def leased_with_upload(
+    inprocess: InProcess, store: ObjectStore, tmp_path: Path
+) -> tuple[Job, str, dict[str, Any]]:
+    """A job leased to an agent, behind HQ on ``store``, its artifact uploaded: the claimed job,
+    the upload's key and the body of the complete that reports it."""
     inprocess.app.state.store = store
     async with inprocess.sessionmaker() as session, session.begin():
         agent = build_agent()
@@ -92,14 +91,26 @@ async def test_a_complete_killed_between_its_transactions_leaves_nothing_half_wr
     source.write_bytes(DATA)
     upload = artifact_key(claimed.id, claimed.attempts, "out.bin")
     await store.put_file(upload, source)
-    sha = hashlib.sha256(DATA).hexdigest()
-    body = {
+    body: dict[str, Any] = {
         "lease_token": claimed.lease_token,
         "status": "succeeded",
         "exit_code": 0,
-        "artifacts": [{"path": "out.bin", "size": len(DATA), "sha256": sha}],
-        "results": {"metrics": {"r2": 0.9}},
+        "artifacts": [
+            {"path": "out.bin", "size": len(DATA), "sha256": hashlib.sha256(DATA).hexdigest()}
+        ],
     }
+    return claimed, upload, body
+
+
+async def test_a_complete_killed_between_its_transactions_leaves_nothing_half_written(
+    inprocess: InProcess,
+    store_and_names: tuple[ObjectStore, Callable[[], list[str]]],
+    tmp_path: Path,
+) -> None:
+    store, names = store_and_names
+    claimed, upload, body = await leased_with_upload(inprocess, store, tmp_path)
+    body["results"] = {"metrics": {"r2": 0.9}}
+    sha = body["artifacts"][0]["sha256"]
     url = f"/api/v1/jobs/{claimed.id}/complete"
     assert (await inprocess.http.get("/api/v1/tokens/me")).status_code == 200  # token cached
     real = inprocess.sessionmaker
@@ -161,23 +172,7 @@ async def test_a_duplicate_complete_racing_the_first_gets_the_first_answer(
     token, as an agent retrying after a timeout sends) is still checking it: the duplicate
     must get the first answer, not "not uploaded"."""
     store = CopyHeldOnce(root=tmp_path / "store")
-    inprocess.app.state.store = store
-    async with inprocess.sessionmaker() as session, session.begin():
-        agent = build_agent()
-        job, _ = build_job()
-        session.add_all([agent, job])
-    async with inprocess.sessionmaker() as session, session.begin():
-        [claimed] = await queue.claim_jobs(session, agent=agent, capacity=1, lease_ttl_seconds=60)
-    source = tmp_path / "out.bin"
-    source.write_bytes(DATA)
-    await store.put_file(artifact_key(claimed.id, claimed.attempts, "out.bin"), source)
-    sha = hashlib.sha256(DATA).hexdigest()
-    body = {
-        "lease_token": claimed.lease_token,
-        "status": "succeeded",
-        "exit_code": 0,
-        "artifacts": [{"path": "out.bin", "size": len(DATA), "sha256": sha}],
-    }
+    claimed, _, body = await leased_with_upload(inprocess, store, tmp_path)
     url = f"/api/v1/jobs/{claimed.id}/complete"
     duplicate = asyncio.create_task(inprocess.http.post(url, json=body))
     await asyncio.wait_for(store.copying.wait(), 5)
