@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 
+from hq.server.queue import ends
 from hq.server.queue.budget import enforce_sweep_budgets
 from hq.server.queue.claim import claim_jobs
 from hq.server.queue.lease import (
@@ -55,6 +56,7 @@ __all__ = [
     "claim_jobs",
     "due_since",
     "end_attempt",
+    "ends",
     "enforce_sweep_budgets",
     "extend_running_leases",
     "finish",

@@ -16,6 +16,7 @@ from hq.schemas.common import JobStatus
 from hq.server import notify
 from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow
 from hq.server.db.types import utcnow
+from hq.server.queue import ends
 
 
 async def get_leased_job(
@@ -156,6 +157,7 @@ async def finish(
     await notify.mark(session, "done")
     if flush:
         await session.flush()
+    await ends.ended(session, [job])
 
 
 @dataclass
@@ -171,6 +173,7 @@ class Finishes:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
+    ended: list[Job] = field(default_factory=list)
 
     def add(
         self,
@@ -196,6 +199,7 @@ class Finishes:
         for key, value in values.items():
             set_committed_value(job, key, value)
         self.jobs.append({"id": job.id, **values})
+        self.ended.append(job)
         self.events.append(
             {
                 "job_id": job.id,
@@ -221,3 +225,4 @@ class Finishes:
             await session.execute(insert(JobResultRow), self.results)
         for _ in self.jobs:
             await notify.mark(session, "done")
+        await ends.ended(session, self.ended)

@@ -136,6 +136,7 @@ async def create_job(
         detail = f"reused the result of job {job.reused_from}"
         session.add(JobEventRow(job_id=job.id, at=job.created_at, kind="succeeded", detail=detail))
         await notify.mark(session, "done")
+        await queue.ends.ended(session, [job])
     else:
         await notify.mark(session, "queued")
     return job
