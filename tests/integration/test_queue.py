@@ -333,3 +333,37 @@ async def test_concurrent_claimers_on_sqlite_take_every_job_exactly_once(sqlite_
         assert len(seen) == len(set(seen)) == 400
     finally:
         await engine.dispose()
+
+
+async def test_every_final_write_tells_the_end_listeners_inside_its_transaction(
+    sessionmaker: Maker,
+) -> None:
+    """A listener sees each ended job once, with its final status, whichever path ended it, and
+    what it writes commits or rolls back with the end itself."""
+    seen: list[tuple[str, str]] = []
+
+    async def listener(session: AsyncSession, jobs: object) -> None:
+        for job in jobs:  # type: ignore[attr-defined]
+            seen.append((job.id, job.status))
+            session.add(JobEventRow(job_id=job.id, at=utcnow(), kind="noted"))
+
+    queue.ends.on_end(listener)
+    queue.ends.on_end(listener)  # a second registration changes nothing
+    try:
+        done, cancelled = await add_jobs(sessionmaker, 2)
+        agent = await add_agent(sessionmaker)
+        (job,) = await claim(sessionmaker, agent, capacity=1)
+        assert job.id == done
+        await complete(sessionmaker, job, job.lease_token or "")  # Finishes.write
+        async with sessionmaker() as session, session.begin():
+            row = await session.get(Job, cancelled)
+            assert row is not None
+            await queue.finish(session, job=row, status=JobStatus.cancelled, reason="by test")
+        assert seen == [(done, "succeeded"), (cancelled, "cancelled")]
+        async with sessionmaker() as session:
+            noted = await session.scalars(
+                select(JobEventRow.job_id).where(JobEventRow.kind == "noted")
+            )
+            assert sorted(noted) == sorted([done, cancelled])
+    finally:
+        queue.ends._listeners.remove(listener)
