@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hq.schemas.common import JobStatus
@@ -55,3 +58,37 @@ def final_from_exit(
     if exit_code != 0:
         return Final(JobStatus.failed, exit_code, f"exit code {exit_code}", "exit")
     return Final(JobStatus.succeeded, 0, None)
+
+
+# Less free space than this in the work folder when a script fails means the host's disk, not
+# the script, is to blame (a script's own small writes need more than this).
+LOW_SPACE_BYTES = 1 << 20
+
+
+def free_bytes(folder: Path) -> int | None:
+    """The space left for the agent in ``folder``'s filesystem (None when it cannot be read)."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def blame_full_disk(final: Final, *, work_dir: Path) -> Final:
+    """A script that exited non-zero while the agent's work folder was full failed for the
+    host's sake (its outputs could not be written): an infrastructure failure, retried."""
+    if final.kind != "exit":
+        return final
+    free = free_bytes(work_dir)
+    if free is None or free >= LOW_SPACE_BYTES:
+        return final
+    return Final.infrastructure(
+        "disk-full",
+        f"the agent's work folder had {free} bytes free when the script "
+        f"exited with code {final.exit_code}",
+    )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether the agent's own error is a full disk (ENOSPC, or EDQUOT past a quota)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

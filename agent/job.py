@@ -28,7 +28,7 @@ from agent.docker_runner import (
     ImageUnavailable,
     Mount,
 )
-from agent.final import Final, final_from_exit
+from agent.final import Final, blame_full_disk, final_from_exit, is_disk_full
 from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
 from agent.observe import Observer
@@ -249,9 +249,10 @@ class JobRun:
         state = self.ctx.runner.exit_state(cid)
         if state.oom_killed and why is None:
             self.logs.note("the container was killed for running out of memory")
-        return final_from_exit(
+        final = final_from_exit(
             exit_code=state.exit_code, oom_killed=state.oom_killed, killed_for=why
         )
+        return blame_full_disk(final, work_dir=self.ctx.settings.work_dir)
 
     def _wait_exit(self, cid: str) -> None:
         """Block until the container ends (or is gone), then wake the watch."""
@@ -304,7 +305,8 @@ class JobRun:
             lease=self.handle,
             ws=self.ws,
             logs=self.logs,
-            reason=f"agent error: {exc}",
+            reason=f"{'disk-full' if is_disk_full(exc) else 'agent error'}: {exc}",
+            kind="disk-full" if is_disk_full(exc) else "agent-error",
             container_id=self.container_id,
             before_complete=self.heart.completing,
         )

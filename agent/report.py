@@ -22,6 +22,7 @@ from hq import errors
 from hq.client import LeaseHandle
 from hq.schemas.agents import ArtifactFile, JobOutcome
 from hq.schemas.common import JobStatus
+from hq.schemas.retries import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def deliver_failure(
     reason: str,
     container_id: str | None,
     before_complete: Callable[[], None] = lambda: None,
+    kind: FailureKind = "agent-error",
 ) -> None:
     """Report a job that the agent itself could not run (a bug or a broken host)."""
     logs.note(reason)
@@ -92,7 +94,7 @@ def deliver_failure(
     outcome = JobOutcome(
         status=JobStatus.failed,
         failure_reason=reason[:MAX_REASON_CHARS],
-        failure_kind="agent-error",
+        failure_kind=kind,
     )
     if deliver(ctx=ctx, lease=lease, ws=ws, outcome=outcome, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)

@@ -1,7 +1,8 @@
 """Why an attempt failed, and which failures are retried.
 
 Infrastructure failures (the image could not be pulled, the engine failed, the container did not
-start, an input could not be fetched, the agent or its host was lost) say nothing about the
+start, an input could not be fetched, the agent's work folder was full, the agent or its host
+was lost) say nothing about the
 script: HQ retries them, with backoff, within the job's ``max_attempts``. The script's own
 failures (a non-zero exit, an out-of-memory kill, a timeout) would most likely happen again:
 they are retried only when the job asks (``retry_on``), at most ``max_retries`` times.
@@ -16,6 +17,7 @@ FailureKind = Literal[
     "engine-error",
     "start-failed",
     "input-unavailable",
+    "disk-full",
     "agent-error",
     "lost",
     "exit",
