@@ -1,6 +1,9 @@
 """The big torture run: 10,000 jobs on 2 HQ replicas, a PostgreSQL cluster of its own and an
-S3 server, under a seeded fault schedule (>= 20 agent kills, >= 2 replica restarts, a PostgreSQL
-restart, an S3 outage), then the checker of every job (``bench.chaos``).
+S3 server, under a seeded fault schedule (>= 20 agent kills, 3 hosts lost with their containers
+and folders, >= 2 replica restarts, a PostgreSQL restart, a 30 s S3 outage, 2 full work folders,
+one agent's host cut off from HQ for 3 leases, delayed heartbeats), then the checker of every
+job (``bench.chaos``). Agent 0 runs in a network namespace of the run's own, joined by a veth
+link on whose host end HQ and S3 listen; every agent's work folder is a small tmpfs.
 
     python -m bench.torture                      # seed 1, 10,000 jobs
     python -m bench.torture --seed 7 --jobs 2000 --duration 60
@@ -25,6 +28,8 @@ import docker
 import httpx
 
 from bench.chaos import CONTAINER_CODE, Cluster, Plan, Torture
+from bench.chaos.hosts import NetnsHost, netns_host
+from bench.chaos.parts import CutLink, FullDisk, LostHost, mount_tmpfs, unmount
 from bench.chaos.pgcluster import PgCluster, create_cluster, remove_cluster
 from bench.chaos.run import CONTAINER_ARGS, CONTAINER_PARAMS
 from bench.common import ADMIN_TOKEN, free_port
@@ -33,6 +38,7 @@ from hq.client import HQClient
 S3_KEY, S3_SECRET = "hq-bench-access", "hq-bench-secret-key"
 BASE_IMAGE = os.environ.get("HQ_BASE_IMAGE", "hq-base:bookworm")
 LEASE_S = 5.0
+AGENT_DISK = "256m"  # each real agent's work folder is a tmpfs of this size, to be filled
 
 
 class Proc:
@@ -123,33 +129,49 @@ def main() -> int:
     work.mkdir(parents=True)
     pg, pg_root = create_cluster()
     procs: list[Proc] = []
+    mounts: list[Path] = []
     try:
-        return _run(args, work=work, pg=pg, procs=procs)
+        # Everything listens on the host end of a veth link, so the agent on the far end (its
+        # own network namespace) reaches HQ and S3 as a worker host would, and can be cut off.
+        with netns_host(f"hqt{os.getpid()}") as host:
+            return _run(args, work=work, pg=pg, procs=procs, host=host, mounts=mounts)
     finally:
         for proc in reversed(procs):
             if isinstance(proc, Proc) and proc.proc is not None and proc.proc.poll() is None:
                 os.kill(proc.proc.pid, signal.SIGCONT)  # a frozen process cannot stop
             proc.stop()
+        for folder in mounts:
+            unmount(folder)
         remove_cluster(pg, pg_root)
 
 
-def _run(args: argparse.Namespace, *, work: Path, pg: PgCluster, procs: list[Proc]) -> int:
+def _run(
+    args: argparse.Namespace,
+    *,
+    work: Path,
+    pg: PgCluster,
+    procs: list[Proc],
+    host: NetnsHost,
+    mounts: list[Path],
+) -> int:
+    addr = host.link.host_addr
     s3_port = free_port()
     moto = Proc(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+        [sys.executable, "-m", "moto.server", "-H", addr, "-p", str(s3_port)],
         env={"AWS_DEFAULT_REGION": "us-east-1"},
         log=work / "moto.log",
-        ready=f"http://127.0.0.1:{s3_port}/moto-api/",
+        ready=f"http://{addr}:{s3_port}/moto-api/",
     )
     procs.append(moto)
     moto.start()
-    replicas = _replicas(work, pg=pg, s3_port=s3_port, procs=procs)
+    replicas = _replicas(work, pg=pg, s3=f"{addr}:{s3_port}", addr=addr, procs=procs)
     urls = [url for _, url in replicas]
     with HQClient(urls[0], ADMIN_TOKEN) as admin:
         fast, slow = _publish(admin)
         agent_token = admin.create_token(name="torture-agents", role="agent").token
     run = work.name
-    agents = _agents(args, work=work, urls=urls, token=agent_token, run=run, procs=procs)
+    agents = _agents(args, work=work, urls=urls, token=agent_token, run=run, procs=procs, host=host)
+    mounts.extend(folder for _, _, folder in agents)
     engine = docker.from_env()
 
     def leftover() -> list[str]:
@@ -164,6 +186,11 @@ def _run(args: argparse.Namespace, *, work: Path, pg: PgCluster, procs: list[Pro
         protocol_capacity=16,
         duration_s=args.duration,
         agent_kills=args.agent_kills,
+        hosts_lost=3,
+        disk_fills=2,
+        agent_cuts=1,
+        s3_down_s=30.0,
+        cut_s=LEASE_S * 3,
         fleet_crashes=4,
         replica_restarts=2,
         stale_completes=8,
@@ -181,10 +208,13 @@ def _run(args: argparse.Namespace, *, work: Path, pg: PgCluster, procs: list[Pro
         fast_script=fast,
         container_script=slow,
         replicas=[proc for proc, _ in replicas],
-        agents=list(agents),
+        agents=[proc for proc, _, _ in agents],
         leftover_containers=leftover,
         database=Database(pg),
         storage=Frozen(moto),
+        hosts=[LostHost(proc, name=name, folder=folder) for proc, name, folder in agents],
+        disks=[FullDisk(folder) for _, _, folder in agents],
+        links=[CutLink(host.link)],  # agent 0 runs on the far end of the link
     )
     started = time.monotonic()
     verdict = Torture(plan=plan, cluster=cluster).run(drain_timeout_s=600)
@@ -194,7 +224,7 @@ def _run(args: argparse.Namespace, *, work: Path, pg: PgCluster, procs: list[Pro
 
 
 def _replicas(
-    work: Path, *, pg: PgCluster, s3_port: int, procs: list[Proc]
+    work: Path, *, pg: PgCluster, s3: str, addr: str, procs: list[Proc]
 ) -> list[tuple[Proc, str]]:
     out = []
     for i in range(2):
@@ -204,9 +234,10 @@ def _replicas(
         env = {
             "HQ_HOME": str(home),
             "HQ_DATABASE_URL": pg.url,
-            "HQ_STORAGE_URL": f"s3://hq-torture?endpoint=http://127.0.0.1:{s3_port}&region=us-east-1",
+            "HQ_STORAGE_URL": f"s3://hq-torture?endpoint=http://{s3}&region=us-east-1",
             "HQ_S3_ACCESS_KEY": S3_KEY,
             "HQ_S3_SECRET_KEY": S3_SECRET,
+            "HQ_HOST": addr,
             "HQ_PORT": str(port),
             "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
             "HQ_LOG_LEVEL": "warning",
@@ -216,7 +247,7 @@ def _replicas(
             "HQ_RETRY_BACKOFF_MAX_SECONDS": "2",
             "HQ_OUTAGE_GRACE_SECONDS": "10",
         }
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{addr}:{port}"
         proc = Proc(
             [sys.executable, "-m", "hq", "server"],
             env=env,
@@ -261,25 +292,31 @@ def _agents(
     token: str,
     run: str,
     procs: list[Proc],
-) -> list[Proc]:
+    host: NetnsHost,
+) -> list[tuple[Proc, str, Path]]:
+    """The real agents, each with its work folder on a tmpfs of its own (to be filled); agent 0
+    on the far end of ``host``'s link (to be cut off). (process, name, folder) each."""
     agents = []
     for i in range(args.agents):
         folder = work / f"agent-{i}"
-        folder.mkdir()
+        mount_tmpfs(folder, AGENT_DISK)
+        name = f"torture-{run}-{i}"
         env = {
             "HQ_URL": urls[i % len(urls)],
             "HQ_TOKEN": token,
-            "HQ_AGENT_NAME": f"torture-{run}-{i}",
+            "HQ_AGENT_NAME": name,
             "HQ_AGENT_CAPACITY": "2",
             "HQ_AGENT_WORK_DIR": str(folder),
             "HQ_AGENT_CONTAINER_LABELS": f"hq.bench=1,hq.torture={run}",
             "HQ_RETRY_MAX_S": "2",
             "HQ_CLAIM_WAIT_S": "5",
         }
-        proc = Proc([sys.executable, "-m", "hq", "agent"], env=env, log=work / f"agent-{i}.log")
+        on_host = host.exec_prefix() if i == 0 else []
+        cmd = [*on_host, sys.executable, "-m", "hq", "agent"]
+        proc = Proc(cmd, env=env, log=work / f"agent-{i}.log")
         procs.append(proc)
         proc.start()
-        agents.append(proc)
+        agents.append((proc, name, folder))
     time.sleep(2)
     return agents
 

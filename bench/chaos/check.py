@@ -71,6 +71,11 @@ def check(
             "WHERE j.sweep_id = ANY(%s)",
             (list(sweep_ids),),
         ).fetchall()
+        requeues = conn.execute(
+            "SELECT e.detail FROM job_events e JOIN jobs j ON j.id = e.job_id "
+            "WHERE j.sweep_id = ANY(%s) AND e.kind = 'requeued'",
+            (list(sweep_ids),),
+        ).fetchall()
     by_job: dict[str, list[tuple[str, int]]] = {}
     for job_id, kind, attempt in events:
         by_job.setdefault(job_id, []).append((kind, attempt))
@@ -107,9 +112,19 @@ def check(
             "leases abandoned by crashes": stats.abandoned,
             "failovers between replicas": stats.failovers,
             "protocol agent errors": stats.errors,
+            "requeued, by why": dict(Counter(requeue_cause(d) for (d,) in requeues)),
         }
     )
     return verdict
+
+
+def requeue_cause(detail: str | None) -> str:
+    """The failure kind a requeue event names: ``attempt 2 failed (disk-full: ...); ...``."""
+    text = detail or ""
+    _, found, rest = text.partition("failed (")
+    if not found:
+        return "lost" if " lost" in text else text.split(";")[0][:40] or "?"
+    return rest.split(":")[0].split(")")[0].split(" ")[0] or "?"
 
 
 def _check_job(

@@ -12,7 +12,10 @@ FaultKind = Literal[
     "replica-kill",  # SIGKILL an HQ replica, start it again after ``down_s``
     "stale",  # a protocol agent holds its next lease past the lease, then completes it
     "db-restart",  # stop PostgreSQL for ``down_s``
-    "s3-outage",  # stop the S3 server for ``down_s``
+    "s3-outage",  # stop the S3 server for ``s3_down_s`` (or ``down_s``)
+    "host-lost",  # SIGKILL a real agent and lose its host: its containers and folder are gone
+    "disk-full",  # fill a real agent's work folder for ``down_s``
+    "agent-cut",  # take a real agent's network link down for ``cut_s`` (past its lease)
 ]
 
 
@@ -31,6 +34,11 @@ class Plan:
     db_restarts: int = 0
     s3_outages: int = 0
     down_s: float = 2.0
+    hosts_lost: int = 0
+    disk_fills: int = 0
+    agent_cuts: int = 0
+    s3_down_s: float | None = None  # the S3 outage's own length (default ``down_s``)
+    cut_s: float = 12.0  # how long a cut-off agent's link is down
     work_ms: tuple[float, float] = (0.0, 20.0)  # a protocol agent's time on one job
 
 
@@ -53,14 +61,18 @@ def schedule(plan: Plan) -> list[Fault]:
         ("stale", plan.stale_completes),
         ("db-restart", plan.db_restarts),
         ("s3-outage", plan.s3_outages),
+        ("host-lost", plan.hosts_lost),
+        ("disk-full", plan.disk_fills),
+        ("agent-cut", plan.agent_cuts),
     ]
+    own: dict[str, float | None] = {"s3-outage": plan.s3_down_s, "agent-cut": plan.cut_s}
     low, high = plan.duration_s * 0.1, plan.duration_s * 0.9
     faults = [
         Fault(
             at=rng.uniform(low, high),
             kind=kind,
             target=rng.randrange(1 << 16),
-            down_s=plan.down_s * rng.uniform(0.5, 1.5),
+            down_s=own.get(kind) or plan.down_s * rng.uniform(0.5, 1.5),
         )
         for kind, n in counts
         for _ in range(n)

@@ -65,6 +65,9 @@ class Cluster:
     leftover_containers: Callable[[], list[str]]
     database: Killable | None = None
     storage: Killable | None = None
+    hosts: list[Killable] = field(default_factory=list)  # kill: the host is lost; start: anew
+    disks: list[Killable] = field(default_factory=list)  # kill: fill it; start: room again
+    links: list[Killable] = field(default_factory=list)  # kill: link down; start: link up
 
 
 @dataclass
@@ -201,13 +204,18 @@ class Torture:
         if fault.kind == "stale":
             fleet[fault.target % len(fleet)].stale_wanted += 1
             return
+
+        def pick(parts: list[Killable]) -> Killable | None:
+            return parts[fault.target % len(parts)] if parts else None
+
         part: Killable | None = {
-            "agent-kill": cluster.agents[fault.target % len(cluster.agents)]
-            if cluster.agents
-            else None,
-            "replica-kill": cluster.replicas[fault.target % len(cluster.replicas)],
+            "agent-kill": pick(cluster.agents),
+            "replica-kill": pick(cluster.replicas),
             "db-restart": cluster.database,
             "s3-outage": cluster.storage,
+            "host-lost": pick(cluster.hosts),
+            "disk-full": pick(cluster.disks),
+            "agent-cut": pick(cluster.links),
         }[fault.kind]
         if part is None:
             return

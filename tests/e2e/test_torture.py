@@ -1,7 +1,9 @@
 """The in-suite torture test: 2 HQ replicas on one PostgreSQL, an S3 server, real agents running
 real containers and protocol-level agents running many fast jobs, under a fault schedule drawn
-from a fixed seed (agents SIGKILLed, a replica SIGKILLed and restarted, protocol agents crashing,
-heartbeats held past the lease). The checker (``bench.chaos``) reads every job and its events.
+from a fixed seed (agents SIGKILLed, a host lost with its containers and folder, a full work
+folder, a replica SIGKILLed and restarted, protocol agents crashing, heartbeats held past the
+lease). Each real agent's work folder is a small tmpfs of the test's own, so it can be filled.
+The checker (``bench.chaos``) reads every job and its events.
 
 ``HQ_TORTURE_SEED`` replays another seed; the seed is printed with the verdict.
 """
@@ -11,8 +13,11 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import docker
+import pytest
 
 from bench.chaos import (
     CONTAINER_CODE,
@@ -20,6 +25,7 @@ from bench.chaos import (
     Plan,
     Torture,
 )
+from bench.chaos.parts import FullDisk, LostHost, mount_tmpfs, unmount
 from bench.chaos.run import CONTAINER_ARGS, CONTAINER_PARAMS
 from tests.fixtures.agent import AgentFactory, publish_inline
 from tests.fixtures.api import publish_fake
@@ -48,6 +54,8 @@ PLAN = Plan(
     fleet_crashes=2,
     replica_restarts=1,
     stale_completes=4,
+    hosts_lost=1,
+    disk_fills=1,
     work_ms=(5.0, 40.0),
 )
 
@@ -65,12 +73,25 @@ class Replica:
         self.server.start()
 
 
+@pytest.fixture
+def small_disks(tmp_path: Path) -> Iterator[list[Path]]:
+    folders = [tmp_path / f"agent-{i}" for i in range(2)]
+    try:
+        for folder in folders:
+            mount_tmpfs(folder, "128m")
+        yield folders
+    finally:
+        for folder in folders:
+            unmount(folder)
+
+
 def test_torture_every_job_ends_once_with_the_result_its_params_imply(
     server_factory: ServerFactory,
     hq_agents: AgentFactory,
     base_image: BaseImage,
     s3_bucket: S3Bucket,
     docker_client: docker.DockerClient,
+    small_disks: list[Path],
 ) -> None:
     run = uuid.uuid4().hex[:8]
     env = {
@@ -98,9 +119,10 @@ def test_torture_every_job_ends_once_with_the_result_its_params_imply(
         "HQ_RETRY_MAX_S": "2",
         "HQ_HEARTBEAT_INTERVAL_S": "0.5",
     }
+    names = [f"torture-{run}-{i}" for i in range(2)]
     agents = [
-        hq_agents(server, name=f"torture-{run}-{i}", capacity=2, env=agent_env)
-        for i, server in enumerate((first, second))
+        hq_agents(server, name=name, capacity=2, env=agent_env, work_dir=folder)
+        for server, name, folder in zip((first, second), names, small_disks, strict=True)
     ]
 
     def leftover() -> list[str]:
@@ -118,9 +140,16 @@ def test_torture_every_job_ends_once_with_the_result_its_params_imply(
         replicas=[Replica(first), Replica(second)],
         agents=agents,
         leftover_containers=leftover,
+        hosts=[
+            LostHost(agent, name=name, folder=folder)
+            for agent, name, folder in zip(agents, names, small_disks, strict=True)
+        ],
+        disks=[FullDisk(folder) for folder in small_disks],
     )
     verdict = Torture(plan=PLAN, cluster=cluster).run(drain_timeout_s=150)
     print(verdict.summary())
     assert verdict.ok, verdict.summary()
     assert verdict.jobs == PLAN.fast_jobs + PLAN.container_jobs, verdict.summary()
     assert verdict.figures["stale completes refused"] >= 1, verdict.summary()
+    assert verdict.figures["faults"]["host-lost"] == 1, verdict.summary()
+    assert verdict.figures["faults"]["disk-full"] == 1, verdict.summary()
