@@ -7,6 +7,7 @@ One server per database for the module; each test has its own script and queue.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -229,3 +230,31 @@ def test_a_schedule_whose_creator_was_revoked_pauses_saying_why(
     runs = admin.schedule_runs(created.id).items
     assert runs and runs[0].job_id is None and runs[0].error == shown.paused_reason
     assert all(r.job_id is None for r in runs[:1])
+
+
+def test_the_cli_creates_lists_shows_pauses_resumes_and_deletes_a_schedule(
+    server: LiveServer, script: str
+) -> None:
+    from tests.e2e.test_api_cli import hq, ok
+
+    token = server.token("submitter")
+    body = json.dumps(job_body(script))
+    name = unique_name("cli")
+    out = ok(hq(server, token, "schedule", "create", name, "--body", body, "--every", "1"))
+    schedule_id = out.split()[1].rstrip(":")
+    assert "every 1 s" in out
+    listed = ok(hq(server, token, "schedule", "list"))
+    assert schedule_id in listed and name in listed
+    client = server.client()
+    assert wait_runs(client, schedule_id, 1, timeout=10)
+    shown = ok(hq(server, token, "schedule", "show", schedule_id))
+    assert "catch-up skip" in shown and script in shown
+    assert ok(hq(server, token, "schedule", "pause", schedule_id)).endswith("next paused\n")
+    assert client.get_schedule(schedule_id).paused
+    ok(hq(server, token, "schedule", "resume", schedule_id))
+    assert not client.get_schedule(schedule_id).paused
+    bad = hq(server, token, "schedule", "create", name, "--body", body, "--cron", "0 25 * * *")
+    assert bad.returncode == 1 and "hour: 25 is outside 0-23" in bad.stderr
+    ok(hq(server, token, "schedule", "delete", schedule_id))
+    with pytest.raises(errors.NotFound):
+        client.get_schedule(schedule_id)
