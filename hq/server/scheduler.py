@@ -55,7 +55,9 @@ class Scheduler:
             except Exception:  # one schedule's trouble must not stop the others
                 logger.exception("schedule %s: firing failed", schedule_id)
                 continue
-            fired += run is not None
+            if run is not None:
+                fired += 1
+                logger.info("schedule %s: fired slot %s", schedule_id, run.slot_at.isoformat())
         return fired
 
     async def _sleep_seconds(self) -> float:
