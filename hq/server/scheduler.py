@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,12 +38,14 @@ class Scheduler:
         self._notifier = notifier
         self._settings = settings
 
-    async def tick(self) -> int:
-        """Fire what is due now; how many runs were recorded."""
+    async def tick(self) -> float:
+        """Fire what is due now; the seconds to sleep before the next look. An idle tick is one
+        short read (on SQLite every transaction takes the write lock: keep them few)."""
         now = utcnow()
         async with self._sessionmaker() as session:
             due = await schedule_firing.due_ids(session, now=now)
-        fired = 0
+            earliest = None if due else await schedule_firing.earliest_next_at(session)
+        failed = False
         for schedule_id in due:
             try:
                 async with self._sessionmaker() as session, session.begin():
@@ -54,16 +56,19 @@ class Scheduler:
                 raise
             except Exception:  # one schedule's trouble must not stop the others
                 logger.exception("schedule %s: firing failed", schedule_id)
+                failed = True
                 continue
             if run is not None:
-                fired += 1
                 logger.info("schedule %s: fired slot %s", schedule_id, run.slot_at.isoformat())
-        return fired
+        if failed:  # still due: look again in a tick, not at once
+            return self._settings.schedule_tick_seconds
+        if due:
+            async with self._sessionmaker() as session:
+                earliest = await schedule_firing.earliest_next_at(session)
+        return self._until(earliest)
 
-    async def _sleep_seconds(self) -> float:
+    def _until(self, earliest: datetime | None) -> float:
         cap = self._settings.schedule_tick_seconds
-        async with self._sessionmaker() as session:
-            earliest = await schedule_firing.earliest_next_at(session)
         if earliest is None:
             return cap
         # a hair past the slot, so the tick that wakes finds it due
@@ -74,8 +79,7 @@ class Scheduler:
         while True:
             wake = self._notifier.watch(TOPIC)  # before the read: no creation is missed
             try:
-                await self.tick()
-                sleep = await self._sleep_seconds()
+                sleep = await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away: try again on the next tick

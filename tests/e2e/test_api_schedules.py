@@ -258,3 +258,26 @@ def test_the_cli_creates_lists_shows_pauses_resumes_and_deletes_a_schedule(
     ok(hq(server, token, "schedule", "delete", schedule_id))
     with pytest.raises(errors.NotFound):
         client.get_schedule(schedule_id)
+
+
+def test_a_run_that_fails_records_its_error_and_the_schedule_goes_on(
+    server: LiveServer, submitter: HQClient, script: str
+) -> None:
+    created = submitter.create_schedule(
+        name=unique_name("drift"), kind="job", body=job_body(script), interval_s=1
+    )
+    assert wait_runs(submitter, created.id, 1, timeout=10)
+    # The script's latest version now requires a param the schedule's body does not give.
+    schema = {"type": "object", "properties": {"m": {"type": "integer"}}, "required": ["m"]}
+    publish_fake(server.client("publisher"), name=script, params=schema)
+    deadline = time.monotonic() + 15
+    runs = wait_runs(submitter, created.id, 1, timeout=1)
+    while sum(r.error is not None for r in runs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        runs = wait_runs(submitter, created.id, 1, timeout=1)
+    submitter.pause_schedule(created.id)
+    failed = [r for r in runs if r.error is not None]
+    assert len(failed) >= 2, runs  # each slot spent, the schedule still firing
+    assert all(r.job_id is None and "'m' is a required property" in (r.error or "") for r in failed)
+    assert_consecutive(runs, 1.0)
+    assert not submitter.get_schedule(created.id).paused_reason
