@@ -20,7 +20,7 @@ from hq.cli.common import (
     when,
 )
 from hq.client import build
-from hq.schemas.schedules import ScheduleCreate, ScheduleRead
+from hq.schemas.schedules import ScheduleCreate, ScheduleKind, ScheduleRead
 
 
 def _body(text: str) -> dict[str, Any]:
@@ -46,7 +46,9 @@ def schedule() -> None:
 
 @schedule.command("create")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["job", "sweep"]), default="job", show_default=True)
+@click.option(
+    "--kind", type=click.Choice([k.value for k in ScheduleKind]), default="job", show_default=True
+)
 @click.option(
     "--body",
     "body_text",
