@@ -1,4 +1,4 @@
-"""Catch-up after downtime, on SQLite with one server stopped and started again on its file:
+"""Catch-up after downtime, with one server stopped and started again on its database:
 ``skip`` runs no missed slot, ``once`` runs one for the latest missed slot, then both go on."""
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ import pytest
 from hq.client import HQClient
 from hq.schemas.schedules import ScheduleRunRead
 from tests.fixtures.api import publish_fake, unique_name, unique_queue
+from tests.fixtures.db import DB_KINDS
 from tests.fixtures.server import LiveServer, ServerFactory
 
 GRACE_S = 2.0  # a slot fired later than this is missed
 
 
+def _server(server_factory: ServerFactory, db: str) -> LiveServer:
+    return server_factory(db=db, env={"HQ_SCHEDULE_GRACE_SECONDS": str(GRACE_S)})
+
+
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
-    return server_factory(db="sqlite", env={"HQ_SCHEDULE_GRACE_SECONDS": str(GRACE_S)})
+    return _server(server_factory, "sqlite")
 
 
 def _runs(client: HQClient, schedule_id: str) -> list[ScheduleRunRead]:
@@ -40,8 +45,12 @@ def _settle(client: HQClient, schedule_id: str, seconds: float = 1.5) -> list[Sc
     return _runs(client, schedule_id)
 
 
+@pytest.mark.parametrize("db", DB_KINDS)
 @pytest.mark.parametrize("policy", ["skip", "once"])
-def test_a_slot_missed_while_down_is_skipped_or_run_once(server: LiveServer, policy: str) -> None:
+def test_a_slot_missed_while_down_is_skipped_or_run_once(
+    server_factory: ServerFactory, db: str, policy: str
+) -> None:
+    server = _server(server_factory, db)
     admin = server.client()
     script = publish_fake(admin).script
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
