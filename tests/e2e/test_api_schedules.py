@@ -71,7 +71,7 @@ def assert_consecutive(runs: list[ScheduleRunRead], step_s: float) -> None:
 
 
 def test_an_interval_schedule_fires_each_slot_once_and_pause_stops_it(
-    submitter: HQClient, script: str
+    server: LiveServer, submitter: HQClient, script: str
 ) -> None:
     created = submitter.create_schedule(
         name=unique_name("every"), kind="job", body=job_body(script), interval_s=1
@@ -89,6 +89,11 @@ def test_an_interval_schedule_fires_each_slot_once_and_pause_stops_it(
         assert run.fired_at >= run.slot_at
     mine = submitter.list_jobs(script=script, limit=1000).items
     assert {j.id for j in mine} >= {r.job_id for r in runs}
+    # Its jobs were submitted as its creator: that token may cancel them, another may not.
+    assert runs[0].job_id is not None
+    with pytest.raises(errors.Forbidden, match="submitted with another token"):
+        server.client("submitter").cancel_job(runs[0].job_id)
+    assert submitter.cancel_job(runs[0].job_id).status == "cancelled"
 
     paused = submitter.pause_schedule(created.id)
     assert paused.paused is True
