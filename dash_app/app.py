@@ -23,6 +23,7 @@ NAV = (
     ("Scripts", "/scripts"),
     ("Datasets", "/datasets"),
     ("Compare", "/compare"),
+    ("Schedules", "/schedules"),
     ("Agents", "/agents"),
 )
 

@@ -78,6 +78,14 @@ AGENTS_INTERVAL = "agents-interval"
 AGENTS_DRAIN = "agents-drain"
 AGENTS_MESSAGE = "agents-message"
 
+# schedules
+SCHEDULES_GRID = "schedules-grid"
+SCHEDULES_INTERVAL = "schedules-interval"
+SCHEDULES_PAUSE = "schedules-pause"
+SCHEDULES_RESUME = "schedules-resume"
+SCHEDULES_MESSAGE = "schedules-message"
+SCHEDULES_RUNS = "schedules-runs"
+
 
 def param_form(subcomponent: str, aio_id: Any, name: Any = "") -> dict[str, Any]:
     """Pattern-matching id of a part of a ParamFormAIO (one per param or input)."""

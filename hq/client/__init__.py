@@ -1,8 +1,9 @@
 """The typed HTTP client for HQ's API, used by the CLI, the agent, the Dash app and the tests.
 
 Sync (httpx). Errors come back as the ``hq.errors`` class the server raised, by its wire code.
-One module per resource (``jobs``, ``sweeps``, ``scripts``, ``datasets``, ``results``,
-``tokens``, ``agents``, ``leases``) on one transport (``_base``); ``HQClient`` is all of them.
+One module per resource (``jobs``, ``sweeps``, ``schedules``, ``scripts``, ``datasets``,
+``results``, ``tokens``, ``agents``, ``leases``) on one transport (``_base``); ``HQClient`` is
+all of them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hq.client.datasets import DatasetsClient
 from hq.client.jobs import JobsClient
 from hq.client.leases import LeaseHandle, LeasesClient
 from hq.client.results import ResultsClient
+from hq.client.schedules import SchedulesClient
 from hq.client.scripts import ScriptsClient
 from hq.client.sweeps import SWEEP_POLL_SECONDS, SweepsClient
 from hq.client.tokens import TokensClient
@@ -47,6 +49,7 @@ class HQClient(
     DatasetsClient,
     JobsClient,
     SweepsClient,
+    SchedulesClient,
     ResultsClient,
     AgentsClient,
     LeasesClient,

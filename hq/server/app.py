@@ -23,6 +23,7 @@ from hq.server.api import (
     jobs,
     leases,
     results,
+    schedules,
     scripts,
     storage,
     sweeps,
@@ -34,6 +35,7 @@ from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
 from hq.server.reaper import Reaper
+from hq.server.scheduler import Scheduler
 from hq.server.services import tokens as token_service
 from hq.server.settings import ServerSettings, write_private
 from hq.server.storage import make_store
@@ -50,6 +52,7 @@ ROUTERS = (
     artifacts.router,
     leases.router,
     sweeps.router,
+    schedules.router,
     results.router,
     agents.router,
     metrics_api.router,
@@ -76,7 +79,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
 def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start: migrate, open the database and the store (``app.state``, read by ``deps``), the
-    first admin token, the notifier, the reaper and the token cache. Stop them in turn."""
+    first admin token, the notifier, the reaper, the schedule firer and the token cache. Stop
+    them in turn."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,7 +88,14 @@ def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncCont
         await _bootstrap_admin(app, settings)
         await notifier.start()
         reaper = Reaper(sessionmaker=app.state.sessionmaker, notifier=notifier, settings=settings)
-        tasks = [asyncio.create_task(reaper.run()), app.state.principals.start(notifier)]
+        scheduler = Scheduler(
+            sessionmaker=app.state.sessionmaker, notifier=notifier, settings=settings
+        )
+        tasks = [
+            asyncio.create_task(reaper.run()),
+            asyncio.create_task(scheduler.run(), name="hq-scheduler"),
+            app.state.principals.start(notifier),
+        ]
         try:
             yield
         finally:

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "hq_events"
 QUEUED = "queued"  # wakes idle claims in the ClaimLine, one per queued job
-TOPICS = (QUEUED, "done", "logs", "tokens")
+TOPICS = (QUEUED, "done", "logs", "tokens", "schedules")
 RECONNECT_MAX_SECONDS = 5.0
 NOTIFIER_KEY = "hq_notifier"
 TOPICS_KEY = "hq_topics"

@@ -42,6 +42,10 @@ class ServerSettings(BaseSettings):
     timeout_slack_seconds: float = 30.0
     agent_offline_seconds: float = 60.0
     default_timeout_seconds: int = 3600
+    # Schedules: a slot fired later than this is missed (its catch_up policy decides), and the
+    # firer looks for due schedules at least this often (sooner when one is due sooner).
+    schedule_grace_seconds: float = Field(default=30.0, ge=0)
+    schedule_tick_seconds: float = Field(default=1.0, gt=0, le=60)
     log_level: str = "info"
 
     @field_validator("secret_key", "admin_token")

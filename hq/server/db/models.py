@@ -232,3 +232,47 @@ class Agent(Base):
     warm: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict, server_default="{}")
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+class Schedule(Base):
+    """A job or sweep body submitted on a cron expression (in ``timezone``) or every
+    ``interval_s`` from ``anchor_at``; ``next_at`` is the next slot the firer owes."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index("ix_schedules_due", "paused", "next_at"),
+        Index("ix_schedules_created", "created_at", "id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    cron: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    interval_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    anchor_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    catch_up: Mapped[str] = mapped_column(String(8), default="skip")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduleRun(Base):
+    """One slot fired: the unique (schedule, slot) is the last guard against firing it twice."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "slot_at"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    slot_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    sweep_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    pipeline_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
