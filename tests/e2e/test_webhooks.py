@@ -1,0 +1,339 @@
+"""Webhooks end to end: a real receiver on loopback, a live HQ server on both databases, jobs
+and sweeps ended through the agent protocol (no Docker), signatures checked with the secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from hq import errors
+from hq.client import HQClient
+from hq.schemas.common import JobStatus
+from hq.schemas.webhooks import DeliveryRead, WebhookCreated
+from tests.fixtures.api import (
+    FakeAgent,
+    call,
+    count_rows,
+    module_server,
+    problem,
+    publish_fake,
+    unique_name,
+    unique_queue,
+)
+from tests.fixtures.db import DB_KINDS
+from tests.fixtures.server import LiveServer, free_port
+
+WAIT_S = 15.0
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A tiny threaded HTTP server that records every POST; ``fail[path] = n`` answers 500 to
+    the first n requests on that path."""
+
+    port: int
+    requests: list[Received] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+    def wait_for(self, path: str, n: int) -> list[Received]:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            got = self.on(path)
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"{path}: {len(self.on(path))} requests, expected {n}")
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with receiver.lock:
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                failing = receiver.fail.get(self.path, 0)
+                if failing:
+                    receiver.fail[self.path] = failing - 1
+            answer = b"boom: receiver down" if failing else b"ok"
+            self.send_response(500 if failing else 200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def _serve() -> Iterator[Receiver]:
+    port = free_port()
+    rec = Receiver(port=port)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(rec))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield rec
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def decoy() -> Iterator[Receiver]:
+    """A receiver whose address is not listed, only the name ``localhost`` on its port."""
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def unlisted_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module", params=DB_KINDS)
+def server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    receiver: Receiver,
+    decoy: Receiver,
+) -> Iterator[LiveServer]:
+    env = {
+        # The receiver by address; the decoy by the name "localhost" only, so its loopback
+        # address is refused at send time (a name is allowed only to public addresses).
+        "HQ_WEBHOOK_ALLOW": f"127.0.0.1:{receiver.port}, localhost:{decoy.port}",
+        "HQ_WEBHOOK_BACKOFF_SECONDS": "0.2",
+        "HQ_WEBHOOK_POLL_SECONDS": "0.1",
+        "HQ_WEBHOOK_MAX_ATTEMPTS": "3",
+    }
+    with module_server(tmp_path_factory, db=request.param, env=env) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def submitter(server: LiveServer) -> HQClient:
+    return server.client("submitter")
+
+
+def verify(received: Received, secret: str) -> dict[str, Any]:
+    """The body, after checking its signature the way docs/operating.md tells receivers to."""
+    timestamp = received.headers["X-HQ-Timestamp"]
+    expected = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + received.body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(received.headers["X-HQ-Signature"], f"sha256={expected}")
+    assert abs(time.time() - int(timestamp)) < 60
+    body: dict[str, Any] = json.loads(received.body)
+    return body
+
+
+def end_job(server: LiveServer, client: HQClient, script: str, status: JobStatus) -> str:
+    """Submit a job of ``script`` and end it with ``status`` through the agent protocol."""
+    queue = unique_queue()
+    job = client.submit_job(script=script, params={"n": 1}, queue=queue, reuse=False)
+    agent = FakeAgent(server, queue=queue)
+    lease = agent.claim_one()
+    assert lease.job_id == job.id
+    agent.complete(lease, status=status, exit_code=0 if status is JobStatus.succeeded else 3)
+    return job.id
+
+
+def hook(
+    client: HQClient, receiver: Receiver, events: list[str], **kw: Any
+) -> tuple[WebhookCreated, str]:
+    path = "/" + unique_name("hook")
+    return client.create_webhook(receiver.url(path), events=events, **kw), path
+
+
+def deliveries(client: HQClient, webhook_id: str) -> list[DeliveryRead]:
+    return client.list_deliveries(webhook_id).items
+
+
+def test_each_job_end_is_posted_signed_with_the_webhook_secret(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    created, path = hook(submitter, receiver, ["job"], script=script)
+    assert created.secret.startswith("whsec_") and created.events == ["job"]
+    ok = end_job(server, submitter, script, JobStatus.succeeded)
+    bad = end_job(server, submitter, script, JobStatus.failed)
+    got = receiver.wait_for(path, 2)
+    bodies = {b["id"]: b for b in (verify(r, created.secret) for r in got)}
+    assert set(bodies) == {ok, bad}
+    assert bodies[ok]["status"] == "succeeded" and bodies[bad]["status"] == "failed"
+    assert bodies[bad]["failure_reason"] and bodies[ok]["failure_reason"] is None
+    assert bodies[ok]["script"] == script and bodies[ok]["kind"] == "job"
+    assert bodies[ok]["links"]["job"] == f"{server.url}/api/v1/jobs/{ok}"
+    assert bodies[ok]["finished_at"] and bodies[ok]["created_at"]
+    for r in got:
+        assert r.headers["X-HQ-Event"] == "job.ended"
+        assert r.headers["Content-Type"] == "application/json"
+    recorded = deliveries(submitter, created.id)
+    assert {d.subject_id for d in recorded} == {ok, bad}
+    assert {r.headers["X-HQ-Delivery"] for r in got} == {d.id for d in recorded}
+    for d in recorded:
+        assert d.status == "delivered" and d.attempts == 1 and d.last_status_code == 200
+        assert [t.status_code for t in d.tries] == [200] and d.tries[0].response == "ok"
+    # A tampered body does not verify with the secret.
+    forged = Received(path, got[0].headers, got[0].body + b" ")
+    with pytest.raises(AssertionError):
+        verify(forged, created.secret)
+    with pytest.raises(AssertionError):
+        verify(got[0], "whsec_not-the-secret")
+
+
+def test_a_receiver_answering_500_twice_gets_the_third_try_and_every_try_is_recorded(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    created, path = hook(submitter, receiver, ["job"], script=script)
+    receiver.fail[path] = 2
+    job_id = end_job(server, submitter, script, JobStatus.succeeded)
+    got = receiver.wait_for(path, 3)
+    assert len({r.headers["X-HQ-Delivery"] for r in got}) == 1  # one delivery, three tries
+    assert len({r.body for r in got}) == 1  # the same bytes every time
+    for r in got:
+        assert verify(r, created.secret)["id"] == job_id
+    deadline = time.monotonic() + WAIT_S
+    while (d := deliveries(submitter, created.id)[0]).status == "pending":
+        assert time.monotonic() < deadline, d
+        time.sleep(0.05)
+    assert d.status == "delivered" and d.attempts == 3 and d.next_attempt_at is None
+    assert [t.status_code for t in d.tries] == [500, 500, 200]
+    assert [t.attempt for t in d.tries] == [1, 2, 3]
+    assert "boom" in d.tries[0].response and all(t.duration_ms >= 0 for t in d.tries)
+    time.sleep(0.5)  # several worker rounds: a delivered delivery is not sent again
+    assert len(receiver.on(path)) == 3
+
+
+def test_failures_only_posts_failed_and_timed_out_ends_only(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    created, path = hook(submitter, receiver, ["job"], script=script, failures_only=True)
+    end_job(server, submitter, script, JobStatus.succeeded)
+    cancelled = submitter.submit_job(script=script, params={"n": 1}, queue=unique_queue())
+    submitter.cancel_job(cancelled.id)
+    failed = end_job(server, submitter, script, JobStatus.failed)
+    # Deliveries are written with each end: only the failure made one.
+    assert [d.subject_id for d in deliveries(submitter, created.id)] == [failed]
+    assert verify(receiver.wait_for(path, 1)[0], created.secret)["status"] == "failed"
+
+
+def test_a_sweep_end_is_posted_once_when_its_last_job_ends_with_its_counts(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    created, path = hook(submitter, receiver, ["sweep"], script=script)
+    queue = unique_queue()
+    sweep = submitter.submit_sweep(script=script, grid={"n": [1, 2, 3]}, queue=queue, reuse=False)
+    agent = FakeAgent(server, queue=queue)
+    leases = [agent.claim_one() for _ in range(3)]
+    agent.complete(leases[0])
+    agent.complete(leases[1], status=JobStatus.failed, exit_code=2)
+    time.sleep(0.5)  # several worker rounds: two of three jobs ended is not the sweep's end
+    assert receiver.on(path) == [] and deliveries(submitter, created.id) == []
+    agent.complete(leases[2])
+    body = verify(receiver.wait_for(path, 1)[0], created.secret)
+    assert body["id"] == sweep.id and body["kind"] == "sweep" and body["event"] == "sweep.ended"
+    assert body["status"] == "failed" and body["total"] == 3
+    assert body["counts"] == {"succeeded": 2, "failed": 1}
+    assert body["links"]["results"] == f"{server.url}/api/v1/sweeps/{sweep.id}/results"
+    time.sleep(0.5)
+    assert len(receiver.on(path)) == 1 and len(deliveries(submitter, created.id)) == 1
+
+
+def test_a_url_outside_the_allow_list_is_refused_at_creation_and_nothing_is_written(
+    server: LiveServer, submitter: HQClient, receiver: Receiver, unlisted_port: int
+) -> None:
+    before = count_rows(server, "webhooks")
+    for url in (
+        "http://10.0.0.1/hook",  # an internal address, not listed
+        f"http://127.0.0.1:{unlisted_port}/hook",  # loopback, but on a port not listed
+        f"http://127.0.0.2:{receiver.port}/hook",
+        f"http://example.com:{receiver.port}/hook",
+    ):
+        with pytest.raises(errors.ValidationFailed) as caught:
+            submitter.create_webhook(url, events=["job"])
+        assert url in caught.value.message and "HQ_WEBHOOK_ALLOW" in caught.value.message
+    for url, says in (
+        (f"ftp://127.0.0.1:{receiver.port}/x", "http or https"),
+        (f"http://user:pw@127.0.0.1:{receiver.port}/x", "no user or password"),
+    ):
+        with pytest.raises(errors.ValidationFailed, match=says):
+            submitter.create_webhook(url, events=["job"])
+    token = server.token("submitter")
+    answer = call(server, token, "POST", "/api/v1/webhooks", json={"url": "x", "events": []})
+    assert problem(answer, 422)["code"] == "validation_failed"
+    assert count_rows(server, "webhooks") == before
+
+
+def test_a_name_resolving_to_an_unlisted_address_is_never_sent_and_fails_after_its_tries(
+    server: LiveServer, submitter: HQClient, decoy: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    path = "/" + unique_name("dns")
+    url = f"http://localhost:{decoy.port}{path}"
+    created = submitter.create_webhook(url, events=["job"], script=script)
+    end_job(server, submitter, script, JobStatus.succeeded)
+    deadline = time.monotonic() + WAIT_S
+    while (d := deliveries(submitter, created.id)[0]).status == "pending":
+        assert time.monotonic() < deadline, d
+        time.sleep(0.05)
+    assert d.status == "failed" and d.attempts == 3 and len(d.tries) == 3
+    assert all(t.status_code is None and "not allowed" in (t.error or "") for t in d.tries)
+    assert "127.0.0.1" in (d.last_error or "") or "::1" in (d.last_error or "")
+    assert decoy.requests == []
+
+
+def test_roles_secrets_are_shown_once_and_submitters_delete_only_their_own(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    created, _ = hook(submitter, receiver, ["job", "sweep", "pipeline"])
+    viewer = server.client("viewer")
+    with pytest.raises(errors.Forbidden):
+        viewer.create_webhook(receiver.url("/v"), events=["job"])
+    listed = call(server, server.token("viewer"), "GET", "/api/v1/webhooks").json()
+    mine = [w for w in listed if w["id"] == created.id]
+    assert mine and all("secret" not in w for w in listed)
+    assert created.secret not in json.dumps(listed)
+    one = call(server, server.token("viewer"), "GET", f"/api/v1/webhooks/{created.id}").json()
+    assert "secret" not in one and one["events"] == ["job", "sweep", "pipeline"]
+    other = server.client("submitter", name=unique_name("other"))
+    with pytest.raises(errors.Forbidden):
+        other.delete_webhook(created.id)
+    with pytest.raises(errors.Forbidden):
+        viewer.delete_webhook(created.id)
+    submitter.delete_webhook(created.id)
+    with pytest.raises(errors.NotFound):
+        submitter.get_webhook(created.id)
+    theirs, _ = hook(other, receiver, ["job"])
+    server.client("admin").delete_webhook(theirs.id)
+    with pytest.raises(errors.ValidationFailed, match="pipeline"):
+        submitter.create_webhook(receiver.url("/p"), events=["pipeline"], script="some-script")
