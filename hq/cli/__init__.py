@@ -14,6 +14,7 @@ COMMANDS = {
     "job": "hq.cli.jobs:job",
     "sweep": "hq.cli.sweeps:sweep",
     "results": "hq.cli.results:results",
+    "webhook": "hq.cli.webhooks:webhook",
     "base-image": "hq.cli.images:base_image",
     "script": "hq.cli.scripts:script",
     "dataset": "hq.cli.datasets:dataset",

@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -337,3 +340,48 @@ def test_roles_secrets_are_shown_once_and_submitters_delete_only_their_own(
     server.client("admin").delete_webhook(theirs.id)
     with pytest.raises(errors.ValidationFailed, match="pipeline"):
         submitter.create_webhook(receiver.url("/p"), events=["pipeline"], script="some-script")
+
+
+def hq(server: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HQ_URL": server.url, "HQ_TOKEN": token}
+    return subprocess.run(
+        [sys.executable, "-m", "hq", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_cli_creates_lists_shows_deliveries_and_deletes_a_webhook(
+    server: LiveServer, receiver: Receiver, unlisted_port: int
+) -> None:
+    token = server.token("submitter")
+    script = publish_fake(server.client("publisher")).script
+    path = "/" + unique_name("cli")
+    created = hq(
+        server, token, "webhook", "create", receiver.url(path),
+        "--events", "job,sweep", "--failures-only", "--script", script, "-q",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    webhook_id, secret = created.stdout.split()
+    assert secret.startswith("whsec_")
+    listed = hq(server, token, "webhook", "list")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(webhook_id))
+    assert receiver.url(path) in row and "job,sweep" in row and script in row
+    assert secret not in listed.stdout
+    job_id = end_job(server, server.client("submitter"), script, JobStatus.failed)
+    verify(receiver.wait_for(path, 1)[0], secret)
+    shown = hq(server, token, "webhook", "deliveries", webhook_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    [delivery] = json.loads(shown.stdout)
+    assert delivery["subject_id"] == job_id and delivery["tries"][0]["status_code"] == 200
+    table = hq(server, token, "webhook", "deliveries", webhook_id)
+    assert job_id in table.stdout and "job.ended" in table.stdout
+    refused = hq(
+        server, token, "webhook", "create", f"http://127.0.0.1:{unlisted_port}/x", "--events", "job"
+    )
+    assert refused.returncode == 1 and "HQ_WEBHOOK_ALLOW" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    bad = hq(server, token, "webhook", "create", receiver.url("/x"), "--events", "jobs")
+    assert bad.returncode == 2 and "choose from job, sweep, pipeline" in bad.stderr
+    deleted = hq(server, token, "webhook", "delete", webhook_id)
+    assert deleted.returncode == 0 and webhook_id in deleted.stdout
+    gone = hq(server, token, "webhook", "deliveries", webhook_id)
+    assert gone.returncode == 1 and "not found" in gone.stderr
