@@ -24,6 +24,7 @@ NAV = (
     ("Datasets", "/datasets"),
     ("Compare", "/compare"),
     ("Agents", "/agents"),
+    ("Webhooks", "/webhooks"),
 )
 
 
