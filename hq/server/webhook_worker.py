@@ -45,9 +45,9 @@ class WebhookWorker:
     async def tick(self, http: httpx.AsyncClient) -> int:
         """One round; how many deliveries were tried."""
         s = self._settings
+        # One short transaction (on SQLite each one is the write lock) for both.
         async with self._sessionmaker() as session, session.begin():
             await deliveries.settle_sweep_checks(session, public_url=s.resolved_public_url)
-        async with self._sessionmaker() as session, session.begin():
             claimed = await deliveries.claim_due(
                 session,
                 limit=CLAIM_BATCH,

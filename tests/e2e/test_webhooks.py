@@ -32,8 +32,8 @@ from tests.fixtures.api import (
     unique_name,
     unique_queue,
 )
-from tests.fixtures.db import DB_KINDS
-from tests.fixtures.server import LiveServer, free_port
+from tests.fixtures.db import DB_KINDS, create_pg_database, drop_pg_database
+from tests.fixtures.server import ADMIN_TOKEN, LiveServer, free_port
 
 WAIT_S = 15.0
 
@@ -385,3 +385,63 @@ def test_the_cli_creates_lists_shows_deliveries_and_deletes_a_webhook(
     assert deleted.returncode == 0 and webhook_id in deleted.stdout
     gone = hq(server, token, "webhook", "deliveries", webhook_id)
     assert gone.returncode == 1 and "not found" in gone.stderr
+
+
+@pytest.mark.postgresql
+def test_two_replicas_on_one_database_send_each_try_once(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
+) -> None:
+    """Both replicas' workers look for due deliveries; a claim holds each one, so every try a
+    delivery records reached the receiver once, and nothing reached it that was not recorded."""
+    name, database_url = create_pg_database()
+    replicas: list[LiveServer] = []
+    try:
+        for _ in range(2):
+            home = tmp_path_factory.mktemp("hq-replica")
+            port = free_port()
+            env = {
+                **os.environ,
+                "HQ_HOME": str(home),
+                "HQ_DATABASE_URL": database_url,
+                "HQ_STORAGE_URL": f"file://{home.parent / 'replica-storage'}",
+                "HQ_PORT": str(port),
+                "HQ_ADMIN_TOKEN": ADMIN_TOKEN,
+                "HQ_LOG_LEVEL": "warning",
+                "HQ_WEBHOOK_ALLOW": f"127.0.0.1:{receiver.port}",
+                "HQ_WEBHOOK_BACKOFF_SECONDS": "0.1",
+                "HQ_WEBHOOK_POLL_SECONDS": "0.02",
+            }
+            replica = LiveServer(
+                url=f"http://127.0.0.1:{port}",
+                admin_token=ADMIN_TOKEN,
+                home=home,
+                database_url=database_url,
+                env=env,
+                log_path=home / "server.log",
+            )
+            replica.start()
+            replicas.append(replica)
+        first = replicas[0]
+        script = publish_fake(first.client("publisher")).script
+        submitter = first.client("submitter")
+        created, path = hook(submitter, receiver, ["job"], script=script)
+        receiver.fail[path] = 6  # some deliveries need several tries
+        jobs = [end_job(replicas[i % 2], submitter, script, JobStatus.succeeded) for i in range(16)]
+        deadline = time.monotonic() + WAIT_S * 2
+        while any(d.status == "pending" for d in deliveries(submitter, created.id)):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        recorded = deliveries(submitter, created.id)
+        assert sorted(d.subject_id for d in recorded) == sorted(jobs)
+        assert all(d.status == "delivered" for d in recorded)
+        got = receiver.on(path)
+        sent: dict[str, int] = {}
+        for r in got:
+            sent[r.headers["X-HQ-Delivery"]] = sent.get(r.headers["X-HQ-Delivery"], 0) + 1
+        assert sent == {d.id: len(d.tries) for d in recorded}
+        assert sum(sent.values()) == 16 + 6
+    finally:
+        for replica in replicas:
+            replica.close_clients()
+            replica.stop()
+        drop_pg_database(name)

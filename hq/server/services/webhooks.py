@@ -209,7 +209,10 @@ class JobEnds:
     public_url: str
 
     async def __call__(self, session: AsyncSession, jobs: Sequence[Job]) -> None:
-        webhooks = list(await session.scalars(select(Webhook)))
+        # No autoflush: a caller that leaves its writes to the commit (many jobs at once)
+        # keeps doing so; the deliveries need no job row (a memoised job is not flushed yet).
+        with session.no_autoflush:
+            webhooks = list(await session.scalars(select(Webhook)))
         if not webhooks:
             return
         for job in jobs:
@@ -226,7 +229,6 @@ class JobEnds:
         if any(WebhookEvent.sweep.value in w.events for w in webhooks):
             sweeps = sorted({job.sweep_id for job in jobs if job.sweep_id is not None})
             session.add_all(WebhookSweepCheck(sweep_id=s, created_at=utcnow()) for s in sweeps)
-        await session.flush()
 
 
 async def pipeline_ended(
