@@ -7,13 +7,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,8 +146,23 @@ def submitter(server: LiveServer) -> HQClient:
     return server.client("submitter")
 
 
+OPERATING = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
+
+
+def docs_verify() -> Callable[..., bool]:
+    """The receiver's check as docs/operating.md prints it (its python block that defines
+    ``verify``), run as it is: the snippet readers copy is the one these tests use."""
+    blocks = re.findall(r"```python\n(.*?)```", OPERATING.read_text(), flags=re.DOTALL)
+    [snippet] = [b for b in blocks if "def verify(" in b]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    check: Callable[..., bool] = namespace["verify"]
+    return check
+
+
 def verify(received: Received, secret: str) -> dict[str, Any]:
     """The body, after checking its signature the way docs/operating.md tells receivers to."""
+    assert docs_verify()(secret, received.headers, received.body)
     timestamp = received.headers["X-HQ-Timestamp"]
     expected = hmac.new(
         secret.encode(), timestamp.encode() + b"." + received.body, hashlib.sha256
