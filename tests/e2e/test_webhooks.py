@@ -3,19 +3,12 @@ and sweeps ended through the agent protocol (no Docker), signatures checked with
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,85 +29,20 @@ from tests.fixtures.api import (
 )
 from tests.fixtures.db import DB_KINDS, create_pg_database, drop_pg_database
 from tests.fixtures.server import ADMIN_TOKEN, LiveServer, free_port
-
-WAIT_S = 15.0
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A tiny threaded HTTP server that records every POST; ``fail[path] = n`` answers 500 to
-    the first n requests on that path."""
-
-    port: int
-    requests: list[Received] = field(default_factory=list)
-    fail: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def on(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path]
-
-    def wait_for(self, path: str, n: int) -> list[Received]:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            got = self.on(path)
-            if len(got) >= n:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"{path}: {len(self.on(path))} requests, expected {n}")
-
-
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with receiver.lock:
-                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
-                failing = receiver.fail.get(self.path, 0)
-                if failing:
-                    receiver.fail[self.path] = failing - 1
-            answer = b"boom: receiver down" if failing else b"ok"
-            self.send_response(500 if failing else 200)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    return Handler
-
-
-def _serve() -> Iterator[Receiver]:
-    port = free_port()
-    rec = Receiver(port=port)
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(rec))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    httpd.shutdown()
-    httpd.server_close()
+from tests.fixtures.webhooks import WAIT_S, Received, Receiver, serve, verify
 
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    yield from _serve()
+    with serve() as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
 def decoy() -> Iterator[Receiver]:
     """A receiver whose address is not listed, only the name ``localhost`` on its port."""
-    yield from _serve()
+    with serve() as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
@@ -144,33 +72,6 @@ def server(
 @pytest.fixture(scope="module")
 def submitter(server: LiveServer) -> HQClient:
     return server.client("submitter")
-
-
-OPERATING = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
-
-
-def docs_verify() -> Callable[..., bool]:
-    """The receiver's check as docs/operating.md prints it (its python block that defines
-    ``verify``), run as it is: the snippet readers copy is the one these tests use."""
-    blocks = re.findall(r"```python\n(.*?)```", OPERATING.read_text(), flags=re.DOTALL)
-    [snippet] = [b for b in blocks if "def verify(" in b]
-    namespace: dict[str, Any] = {}
-    exec(snippet, namespace)
-    check: Callable[..., bool] = namespace["verify"]
-    return check
-
-
-def verify(received: Received, secret: str) -> dict[str, Any]:
-    """The body, after checking its signature the way docs/operating.md tells receivers to."""
-    assert docs_verify()(secret, received.headers, received.body)
-    timestamp = received.headers["X-HQ-Timestamp"]
-    expected = hmac.new(
-        secret.encode(), timestamp.encode() + b"." + received.body, hashlib.sha256
-    ).hexdigest()
-    assert hmac.compare_digest(received.headers["X-HQ-Signature"], f"sha256={expected}")
-    assert abs(time.time() - int(timestamp)) < 60
-    body: dict[str, Any] = json.loads(received.body)
-    return body
 
 
 def end_job(server: LiveServer, client: HQClient, script: str, status: JobStatus) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,11 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hq.schemas.common import JobStatus
 from hq.schemas.webhooks import DeliveryStatus, WebhookCreate, WebhookCreated
 from hq.server import queue
+from hq.server.app import create_app
 from hq.server.db.models import Job, WebhookDelivery
 from hq.server.services import webhook_deliveries as deliveries
 from hq.server.services import webhooks as webhook_service
 from hq.server.services.webhook_targets import parse_allow
+from hq.server.settings import ServerSettings
 from tests.fixtures.factories import build_job
+from tests.fixtures.inprocess import ADMIN_TOKEN
+from tests.fixtures.webhooks import serve, verify
 
 Maker = async_sessionmaker[AsyncSession]
 ALLOW = parse_allow("127.0.0.1:9")
@@ -163,3 +169,41 @@ async def test_two_workers_never_claim_the_same_delivery_and_tries_back_off_to_f
 def test_retry_delays_double_up_to_the_cap() -> None:
     retry = deliveries.Retry(max_attempts=9, base_seconds=2, max_seconds=10)
     assert [retry.delay(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
+
+
+async def test_a_pipeline_end_reaches_a_receiver_signed_through_the_apps_delivery_worker(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The app as ``hq server`` runs it (lifespan: migrations, the delivery worker), in this
+    event loop; the pipeline service's call, as the merged pipeline code makes it."""
+    with serve() as receiver:
+        settings = ServerSettings(
+            home=tmp_path / "hq",
+            database_url=db_url,
+            admin_token=ADMIN_TOKEN,
+            webhook_allow=f"127.0.0.1:{receiver.port}",
+            webhook_poll_seconds=0.05,
+        )
+        app = create_app(settings)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://hq",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as http,
+        ):
+            answer = await http.post(
+                "/api/v1/webhooks",
+                json={"url": receiver.url("/pipes"), "events": ["pipeline"]},
+            )
+            assert answer.status_code == 201, answer.text
+            secret = answer.json()["secret"]
+            async with app.state.sessionmaker() as session, session.begin():
+                await webhook_service.pipeline_ended(
+                    session, pipeline_id="p-42", status="failed", body={"name": "nightly"}
+                )
+            got = await asyncio.to_thread(receiver.wait_for, "/pipes", 1)
+        body = verify(got[0], secret)
+        assert body["id"] == "p-42" and body["status"] == "failed"
+        assert got[0].headers["X-HQ-Event"] == "pipeline.ended"
