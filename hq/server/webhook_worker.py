@@ -89,6 +89,8 @@ class WebhookWorker:
             return outcome(None, str(exc))
         except errors.HQError as exc:  # a URL stored before a stricter check
             return outcome(None, f"not sent: {exc.message}")
+        except ValueError as exc:  # an answer from DNS that is not an address
+            return outcome(None, f"not sent: {exc}")
         url = httpx.URL(claimed.url)
         # To the very address that was checked: a second lookup could answer otherwise.
         pinned = url.copy_with(host=str(address))
@@ -106,7 +108,7 @@ class WebhookWorker:
                 text = await _excerpt(response)
             finally:
                 await response.aclose()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, ValueError) as exc:
             return outcome(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
         return outcome(response.status_code, None, text)
 

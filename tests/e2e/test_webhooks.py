@@ -363,3 +363,19 @@ def test_two_replicas_on_one_database_send_each_try_once(
             replica.close_clients()
             replica.stop()
         drop_pg_database(name)
+
+
+def test_a_redirect_is_not_followed_it_is_a_failed_try(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    created, path = hook(submitter, receiver, ["job"], script=script)
+    target = "/" + unique_name("elsewhere")
+    receiver.redirect[path] = receiver.url(target)
+    end_job(server, submitter, script, JobStatus.succeeded)
+    deadline = time.monotonic() + WAIT_S
+    while (d := deliveries(submitter, created.id)[0]).status == "pending":
+        assert time.monotonic() < deadline, d
+        time.sleep(0.05)
+    assert d.status == "failed" and [t.status_code for t in d.tries] == [307, 307, 307]
+    assert len(receiver.on(path)) == 3 and receiver.on(target) == []

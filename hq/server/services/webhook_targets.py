@@ -164,7 +164,8 @@ async def resolve(target: Target, allow: Sequence[Entry]) -> IPAddress:
     else:
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        # An IPv6 link-local answer carries its zone ("fe80::1%eth0"): the address is before it.
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     refused = [str(a) for a in addresses if not address_allowed(target, a, allow)]
     if refused or not addresses:
         raise PermissionError(
