@@ -379,3 +379,21 @@ def test_a_redirect_is_not_followed_it_is_a_failed_try(
         time.sleep(0.05)
     assert d.status == "failed" and [t.status_code for t in d.tries] == [307, 307, 307]
     assert len(receiver.on(path)) == 3 and receiver.on(target) == []
+
+
+def test_a_sweep_whose_every_job_is_reused_ends_at_once_and_is_posted(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    script = publish_fake(server.client("publisher")).script
+    queue = unique_queue()
+    first = submitter.submit_sweep(script=script, grid={"n": [1, 2]}, queue=queue, reuse=False)
+    agent = FakeAgent(server, queue=queue)
+    for lease in [agent.claim_one(), agent.claim_one()]:
+        agent.complete(lease)
+    created, path = hook(submitter, receiver, ["sweep"], script=script)
+    again = submitter.submit_sweep(script=script, grid={"n": [1, 2]}, queue=queue, reuse=True)
+    assert again.finished and again.id != first.id
+    body = verify(receiver.wait_for(path, 1)[0], created.secret)
+    assert body["id"] == again.id and body["status"] == "succeeded"
+    assert body["counts"] == {"succeeded": 2}
+    assert [d.subject_id for d in deliveries(submitter, created.id)] == [again.id]

@@ -207,3 +207,21 @@ async def test_a_pipeline_end_reaches_a_receiver_signed_through_the_apps_deliver
         body = verify(got[0], secret)
         assert body["id"] == "p-42" and body["status"] == "failed"
         assert got[0].headers["X-HQ-Event"] == "pipeline.ended"
+
+
+def test_a_sweep_ends_succeeded_failed_or_cancelled_by_its_jobs_counts() -> None:
+    assert deliveries.sweep_status({"succeeded": 3}) == "succeeded"
+    assert deliveries.sweep_status({"succeeded": 2, "timed_out": 1}) == "failed"
+    assert deliveries.sweep_status({"failed": 1, "cancelled": 4}) == "failed"
+    assert deliveries.sweep_status({"succeeded": 1, "cancelled": 2}) == "cancelled"
+
+
+def test_a_signature_is_hmac_sha256_over_the_timestamp_dot_body() -> None:
+    import hashlib
+    import hmac
+
+    body = b'{"id":"j"}'
+    mac = hmac.new(b"whsec_k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert deliveries.signature(secret="whsec_k", timestamp="1700000000", body=body) == (
+        f"sha256={mac}"
+    )
