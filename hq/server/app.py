@@ -92,7 +92,9 @@ def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncCont
         await _bootstrap_admin(app, settings)
         await notifier.start()
         reaper = Reaper(sessionmaker=app.state.sessionmaker, notifier=notifier, settings=settings)
-        webhook_worker = WebhookWorker(sessionmaker=app.state.sessionmaker, settings=settings)
+        webhook_worker = WebhookWorker(
+            sessionmaker=app.state.sessionmaker, settings=settings, metrics=app.state.metrics
+        )
         tasks = [
             asyncio.create_task(reaper.run()),
             app.state.principals.start(notifier),

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq import errors
 from hq.schemas.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from hq.server.metrics import Metrics
 from hq.server.services import webhook_deliveries as deliveries
 from hq.server.services import webhook_targets
 from hq.server.services.health import VERSION
@@ -31,9 +32,14 @@ HOLD_MARGIN_SECONDS = 30.0  # past the send's timeout, before another worker may
 
 class WebhookWorker:
     def __init__(
-        self, *, sessionmaker: async_sessionmaker[AsyncSession], settings: ServerSettings
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: ServerSettings,
+        metrics: Metrics,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._metrics = metrics
         self._settings = settings
         self._allow = settings.webhook_allow_list
         self._retry = deliveries.Retry(
@@ -61,6 +67,8 @@ class WebhookWorker:
                 status = await deliveries.record(
                     session, claimed=one, outcome=outcome, retry=self._retry
                 )
+                if status is not None:
+                    self._metrics.webhook_tries.labels(outcome=status.value).inc()
                 logger.info(
                     "webhook delivery %s try %d: %s -> %s",
                     one.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -151,6 +152,12 @@ def test_a_receiver_answering_500_twice_gets_the_third_try_and_every_try_is_reco
     assert "boom" in d.tries[0].response and all(t.duration_ms >= 0 for t in d.tries)
     time.sleep(0.5)  # several worker rounds: a delivered delivery is not sent again
     assert len(receiver.on(path)) == 3
+    scraped = call(server, server.token("viewer"), "GET", "/metrics").text
+    counted = {
+        outcome: float(n)
+        for outcome, n in re.findall(r'hq_webhook_tries_total\{outcome="(\w+)"\} (\S+)', scraped)
+    }
+    assert counted.get("pending", 0) >= 2 and counted.get("delivered", 0) >= 1
 
 
 def test_failures_only_posts_failed_and_timed_out_ends_only(
