@@ -97,6 +97,18 @@ def deliveries(client: HQClient, webhook_id: str) -> list[DeliveryRead]:
     return client.list_deliveries(webhook_id).items
 
 
+def settled(client: HQClient, webhook_id: str, n: int = 1) -> list[DeliveryRead]:
+    """The webhook's deliveries once there are ``n`` and none is waiting for a try (a try is
+    recorded just after its answer: the receiver sees it first)."""
+    deadline = time.monotonic() + WAIT_S * 2
+    while True:
+        found = deliveries(client, webhook_id)
+        if len(found) >= n and all(d.status != "pending" for d in found):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+
+
 def test_each_job_end_is_posted_signed_with_the_webhook_secret(
     server: LiveServer, submitter: HQClient, receiver: Receiver
 ) -> None:
@@ -116,7 +128,7 @@ def test_each_job_end_is_posted_signed_with_the_webhook_secret(
     for r in got:
         assert r.headers["X-HQ-Event"] == "job.ended"
         assert r.headers["Content-Type"] == "application/json"
-    recorded = deliveries(submitter, created.id)
+    recorded = settled(submitter, created.id, 2)
     assert {d.subject_id for d in recorded} == {ok, bad}
     assert {r.headers["X-HQ-Delivery"] for r in got} == {d.id for d in recorded}
     for d in recorded:
@@ -142,10 +154,7 @@ def test_a_receiver_answering_500_twice_gets_the_third_try_and_every_try_is_reco
     assert len({r.body for r in got}) == 1  # the same bytes every time
     for r in got:
         assert verify(r, created.secret)["id"] == job_id
-    deadline = time.monotonic() + WAIT_S
-    while (d := deliveries(submitter, created.id)[0]).status == "pending":
-        assert time.monotonic() < deadline, d
-        time.sleep(0.05)
+    [d] = settled(submitter, created.id)
     assert d.status == "delivered" and d.attempts == 3 and d.next_attempt_at is None
     assert [t.status_code for t in d.tries] == [500, 500, 200]
     assert [t.attempt for t in d.tries] == [1, 2, 3]
@@ -230,10 +239,7 @@ def test_a_name_resolving_to_an_unlisted_address_is_never_sent_and_fails_after_i
     url = f"http://localhost:{decoy.port}{path}"
     created = submitter.create_webhook(url, events=["job"], script=script)
     end_job(server, submitter, script, JobStatus.succeeded)
-    deadline = time.monotonic() + WAIT_S
-    while (d := deliveries(submitter, created.id)[0]).status == "pending":
-        assert time.monotonic() < deadline, d
-        time.sleep(0.05)
+    [d] = settled(submitter, created.id)
     assert d.status == "failed" and d.attempts == 3 and len(d.tries) == 3
     assert all(t.status_code is None and "not allowed" in (t.error or "") for t in d.tries)
     assert "127.0.0.1" in (d.last_error or "") or "::1" in (d.last_error or "")
@@ -293,6 +299,7 @@ def test_the_cli_creates_lists_shows_deliveries_and_deletes_a_webhook(
     assert secret not in listed.stdout
     job_id = end_job(server, server.client("submitter"), script, JobStatus.failed)
     verify(receiver.wait_for(path, 1)[0], secret)
+    settled(server.client("viewer"), webhook_id)
     shown = hq(server, token, "webhook", "deliveries", webhook_id, "--json")
     assert shown.returncode == 0, shown.stderr
     [delivery] = json.loads(shown.stdout)
@@ -352,11 +359,7 @@ def test_two_replicas_on_one_database_send_each_try_once(
         created, path = hook(submitter, receiver, ["job"], script=script)
         receiver.fail[path] = 6  # some deliveries need several tries
         jobs = [end_job(replicas[i % 2], submitter, script, JobStatus.succeeded) for i in range(16)]
-        deadline = time.monotonic() + WAIT_S * 2
-        while any(d.status == "pending" for d in deliveries(submitter, created.id)):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        recorded = deliveries(submitter, created.id)
+        recorded = settled(submitter, created.id, 16)
         assert sorted(d.subject_id for d in recorded) == sorted(jobs)
         assert all(d.status == "delivered" for d in recorded)
         got = receiver.on(path)
@@ -380,10 +383,7 @@ def test_a_redirect_is_not_followed_it_is_a_failed_try(
     target = "/" + unique_name("elsewhere")
     receiver.redirect[path] = receiver.url(target)
     end_job(server, submitter, script, JobStatus.succeeded)
-    deadline = time.monotonic() + WAIT_S
-    while (d := deliveries(submitter, created.id)[0]).status == "pending":
-        assert time.monotonic() < deadline, d
-        time.sleep(0.05)
+    [d] = settled(submitter, created.id)
     assert d.status == "failed" and [t.status_code for t in d.tries] == [307, 307, 307]
     assert len(receiver.on(path)) == 3 and receiver.on(target) == []
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -87,9 +87,16 @@ async def settle_sweep_checks(session: AsyncSession, *, public_url: str) -> int:
         return 0
     ended = 0
     webhooks = list(await session.scalars(select(Webhook)))
-    for sweep_id in sorted({c.sweep_id for c in checks}):
+    last_end: dict[str, datetime] = {}
+    for check in checks:
+        last_end[check.sweep_id] = max(
+            check.created_at, last_end.get(check.sweep_id, check.created_at)
+        )
+    for sweep_id in sorted(last_end):
+        # Webhooks created after the sweep's last job ended were not there to be told.
+        told = [w for w in webhooks if w.created_at <= last_end[sweep_id]]
         ended += await _settle_sweep(
-            session, sweep_id=sweep_id, webhooks=webhooks, public_url=public_url
+            session, sweep_id=sweep_id, webhooks=told, public_url=public_url
         )
     await session.execute(
         delete(WebhookSweepCheck).where(WebhookSweepCheck.id.in_([c.id for c in checks]))
