@@ -25,6 +25,7 @@ NAV = (
     ("Compare", "/compare"),
     ("Schedules", "/schedules"),
     ("Agents", "/agents"),
+    ("Webhooks", "/webhooks"),
 )
 
 

@@ -112,3 +112,11 @@ DATASET_LINEAGE_GRID = "dataset-lineage-grid"
 
 def job_chart(index: int) -> dict[str, Any]:
     return {"type": "job-chart", "index": index}
+
+
+# webhooks
+WEBHOOKS_GRID = "webhooks-grid"
+WEBHOOKS_INTERVAL = "webhooks-interval"
+WEBHOOKS_MESSAGE = "webhooks-message"
+WEBHOOK_DELIVERIES_GRID = "webhook-deliveries-grid"
+WEBHOOK_DELIVERIES_TITLE = "webhook-deliveries-title"

@@ -1,4 +1,5 @@
-"""Rows and columns for the job, dataset and agent views, built from API models as JSON."""
+"""Rows and columns for the job, dataset, agent and webhook views, built from API models as
+JSON."""
 
 from __future__ import annotations
 
@@ -253,3 +254,41 @@ def lineage_rows(lineage: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"relation": "produced by", "job": lineage["produced_by_job"]})
     rows += [{"relation": "read by", "job": j} for j in lineage.get("read_by_jobs", [])]
     return rows
+
+
+def webhook_rows(webhooks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Webhooks as grid rows (the API never sends their secrets)."""
+    return [
+        {
+            "id": w["id"],
+            "url": w["url"],
+            "events": ", ".join(w.get("events", [])),
+            "failures_only": bool(w.get("failures_only")),
+            "script": w.get("script") or "",
+            "description": w.get("description") or "",
+            "created_at": w["created_at"],
+        }
+        for w in webhooks
+    ]
+
+
+def delivery_rows(deliveries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A webhook's deliveries as grid rows: each try's status code (or 'error'), in order."""
+    return [
+        {
+            "id": d["id"],
+            "created_at": d["created_at"],
+            "event": d["event"],
+            "subject": d["subject_id"],
+            "status": d["status"],
+            "attempts": d["attempts"],
+            "tries": ", ".join(
+                str(t["status_code"]) if t.get("status_code") is not None else "error"
+                for t in d.get("tries", [])
+            ),
+            "last_status_code": d.get("last_status_code"),
+            "last_error": d.get("last_error") or "",
+            "next_attempt_at": d.get("next_attempt_at") or "",
+        }
+        for d in deliveries
+    ]

@@ -15,6 +15,7 @@ COMMANDS = {
     "sweep": "hq.cli.sweeps:sweep",
     "schedule": "hq.cli.schedules:schedule",
     "results": "hq.cli.results:results",
+    "webhook": "hq.cli.webhooks:webhook",
     "base-image": "hq.cli.images:base_image",
     "script": "hq.cli.scripts:script",
     "dataset": "hq.cli.datasets:dataset",

@@ -2,8 +2,8 @@
 
 Sync (httpx). Errors come back as the ``hq.errors`` class the server raised, by its wire code.
 One module per resource (``jobs``, ``sweeps``, ``schedules``, ``scripts``, ``datasets``,
-``results``, ``tokens``, ``agents``, ``leases``) on one transport (``_base``); ``HQClient`` is
-all of them.
+``results``, ``tokens``, ``agents``, ``leases``, ``webhooks``) on one transport (``_base``);
+``HQClient`` is all of them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hq.client.schedules import SchedulesClient
 from hq.client.scripts import ScriptsClient
 from hq.client.sweeps import SWEEP_POLL_SECONDS, SweepsClient
 from hq.client.tokens import TokensClient
+from hq.client.webhooks import WebhooksClient
 
 __all__ = [
     "CHUNK_BYTES",
@@ -53,5 +54,6 @@ class HQClient(
     ResultsClient,
     AgentsClient,
     LeasesClient,
+    WebhooksClient,
 ):
     """One HQ server, one bearer token: every resource's calls on one connection pool."""

@@ -28,17 +28,21 @@ from hq.server.api import (
     storage,
     sweeps,
     tokens,
+    webhooks,
 )
 from hq.server.api import metrics as metrics_api
 from hq.server.auth import PrincipalCache
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
+from hq.server.queue import ends
 from hq.server.reaper import Reaper
 from hq.server.scheduler import Scheduler
 from hq.server.services import tokens as token_service
+from hq.server.services import webhooks as webhook_service
 from hq.server.settings import ServerSettings, write_private
 from hq.server.storage import make_store
+from hq.server.webhook_worker import WebhookWorker
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ ROUTERS = (
     agents.router,
     metrics_api.router,
     storage.router,
+    webhooks.router,
 )
 
 
@@ -74,13 +79,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     edge.install(app, settings)
+    # Deliveries of a job's end are written in the transaction that ends it (an outbox).
+    ends.on_end(webhook_service.JobEnds(public_url=settings.resolved_public_url))
     return app
 
 
 def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start: migrate, open the database and the store (``app.state``, read by ``deps``), the
-    first admin token, the notifier, the reaper, the schedule firer and the token cache. Stop
-    them in turn."""
+    first admin token, the notifier, the reaper, the schedule firer, the token cache and the
+    webhook delivery worker. Stop them in turn."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,10 +98,14 @@ def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncCont
         scheduler = Scheduler(
             sessionmaker=app.state.sessionmaker, notifier=notifier, settings=settings
         )
+        webhook_worker = WebhookWorker(
+            sessionmaker=app.state.sessionmaker, settings=settings, metrics=app.state.metrics
+        )
         tasks = [
             asyncio.create_task(reaper.run()),
             asyncio.create_task(scheduler.run(), name="hq-scheduler"),
             app.state.principals.start(notifier),
+            asyncio.create_task(webhook_worker.run()),
         ]
         try:
             yield

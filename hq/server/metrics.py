@@ -1,4 +1,4 @@
-"""Prometheus metrics: queue depth, claim latency, job durations, agents."""
+"""Prometheus metrics: queue depth, claim latency, job durations, agents, webhook tries."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ class Metrics:
             registry=self.registry,
         )
         self.agents = Gauge("hq_agents", "Agents by status", ["status"], registry=self.registry)
+        self.webhook_tries = Counter(
+            "hq_webhook_tries",
+            "Tries to send a webhook delivery, by what became of it: delivered, pending (due "
+            "again after a back-off), failed (its last try)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def observe_claims(self, jobs: Sequence[Job]) -> None:
         now = utcnow()

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hq.server.services import webhook_targets
 from hq.server.storage.describe import PreviewLimits
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "please-change", "xxx"})
@@ -47,6 +48,23 @@ class ServerSettings(BaseSettings):
     schedule_grace_seconds: float = Field(default=30.0, ge=0)
     schedule_tick_seconds: float = Field(default=1.0, gt=0, le=60)
     log_level: str = "info"
+    # Where webhooks may point (see hq/server/services/webhook_targets.py); empty: nowhere.
+    webhook_allow: str = ""
+    webhook_max_attempts: int = Field(default=5, ge=1, le=50)
+    webhook_backoff_seconds: float = Field(default=10.0, gt=0)  # doubled after each failed try
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        webhook_targets.parse_allow(value)  # a ValueError naming the bad entry, at start-up
+        return value
+
+    @property
+    def webhook_allow_list(self) -> tuple[webhook_targets.Entry, ...]:
+        return webhook_targets.parse_allow(self.webhook_allow)
 
     @field_validator("secret_key", "admin_token")
     @classmethod

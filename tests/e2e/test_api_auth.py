@@ -72,6 +72,11 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/datasets/{name}/versions/{version}/download"): READ,
     ("GET", "/api/v1/datasets/{name}/versions/{version}/lineage"): READ,
     ("POST", "/api/v1/datasets/{name}/promote"): UPLOAD,
+    ("POST", "/api/v1/webhooks"): SUBMIT,
+    ("GET", "/api/v1/webhooks"): READ,
+    ("GET", "/api/v1/webhooks/{webhook_id}"): READ,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): SUBMIT,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): READ,
     ("GET", "/metrics"): ANY,
 }
 PUBLIC = {("GET", "/api/v1/health")}
@@ -86,6 +91,7 @@ PATH_VALUES = {
     "version": "1",
     "path": "out/none.txt",
     "token_id": "no-such-token",
+    "webhook_id": "no-such-webhook",
 }
 ROUTES = sorted(ROLE_TABLE)
 

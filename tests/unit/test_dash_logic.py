@@ -676,3 +676,33 @@ def test_a_block_answer_names_the_rows_it_answers() -> None:
         "sortModel": [],
         "filterModel": {},
     }
+
+
+def test_delivery_rows_show_each_try_in_order_and_webhook_rows_no_secret() -> None:
+    delivery = {
+        "id": "d1",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "event": "job.ended",
+        "subject_id": "j1",
+        "status": "delivered",
+        "attempts": 3,
+        "last_status_code": 200,
+        "last_error": None,
+        "next_attempt_at": None,
+        "tries": [{"status_code": None}, {"status_code": 500}, {"status_code": 200}],
+    }
+    [row] = views.delivery_rows([delivery])
+    assert row["tries"] == "error, 500, 200" and row["subject"] == "j1"
+    assert row["last_error"] == "" and row["next_attempt_at"] == ""
+    hook = {
+        "id": "w1",
+        "url": "http://127.0.0.1:9/h",
+        "events": ["job", "sweep"],
+        "failures_only": True,
+        "script": None,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "secret": "whsec_x",
+    }
+    [hook_row] = views.webhook_rows([hook])
+    assert hook_row["events"] == "job, sweep" and hook_row["script"] == ""
+    assert "whsec_x" not in str(hook_row)
