@@ -1,7 +1,7 @@
 """Webhooks, their deliveries (an outbox written with each end) and the tries to send them.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 """
 
 from __future__ import annotations
