@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from hq.schemas.common import QUEUE_PATTERN, Label, Model, Name, ReadModel
 from hq.schemas.jobs import MAX_PRIORITY
@@ -47,6 +47,16 @@ class FromStep(Model):
         return self.from_.split("/", 1)[1]
 
 
+def _input_kind(value: Any) -> str:
+    return "dataset" if isinstance(value, str) else "from"
+
+
+# A step's input: 'dataset[@version]', or {"from": ...}; the 422 speaks of the form given.
+StepInput = Annotated[
+    Annotated[str, Tag("dataset")] | Annotated[FromStep, Tag("from")], Discriminator(_input_kind)
+]
+
+
 class StepSweep(Model):
     """A step that is a sweep: its grid and/or random draws, times repeats (as SweepCreate)."""
 
@@ -79,7 +89,7 @@ class StepSpec(Model):
     name: Name
     script: str = Field(description="script name, optionally '@version'")
     params: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, str | FromStep] = Field(
+    inputs: dict[str, StepInput] = Field(
         default_factory=dict,
         description="input name -> 'dataset[@version]' or {'from': '<step>/outputs/<path>'}",
     )

@@ -307,3 +307,27 @@ async def promote(
         produced_by_job_id=job_id,
     )
     return DatasetVersionRead.model_validate(row)
+
+
+async def adopt_artifact(
+    session: AsyncSession, *, store: ObjectStore, artifact: Artifact, name: str
+) -> DatasetVersion:
+    """A job's artifact as a version of dataset ``name`` (lineage: produced by its job), so it
+    can be another job's input: its bytes copied once to their content address. No preview (a
+    pipeline's intermediate file is read by the next step, not browsed); the same bytes from the
+    same job give the version already made."""
+    check_name(name)
+    key = dataset_key(artifact.sha256)
+    if await store.stat(key) is None:
+        await store.copy(artifact.key, key)
+    filename = PurePosixPath(artifact.path).name
+    row, _ = await _add_version(
+        session,
+        name=name,
+        sha256=artifact.sha256,
+        size=artifact.size,
+        filename=filename,
+        description=Description(content_type=guess_content_type(filename)),
+        produced_by_job_id=artifact.job_id,
+    )
+    return row
