@@ -125,6 +125,8 @@ class Job(Base):
     cache_key: Mapped[str] = mapped_column(String(64), index=True)
     reused_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
     sweep_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # A pipeline step's job: the end listener looks up steps only for these (no query otherwise).
+    pipeline_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     repeat: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -42,7 +42,9 @@ def register() -> None:
 
 async def on_jobs_ended(session: AsyncSession, jobs: Sequence[Job]) -> None:
     """The ``queue.ends`` listener: advance the pipelines whose step jobs these are."""
-    by_id = {j.id: j for j in jobs}
+    by_id = {j.id: j for j in jobs if j.pipeline_id is not None}
+    if not by_id:
+        return
     steps = (
         await session.scalars(select(PipelineStep).where(PipelineStep.job_id.in_(list(by_id))))
     ).all()

@@ -125,6 +125,7 @@ async def submit(
             session,
             step=body.steps[i],
             index=i,
+            pipeline_id=pipeline.id,
             reuse=body.reuse,
             agents=agents,
             created_by=created_by,
@@ -156,6 +157,7 @@ async def _waiting_job(
     *,
     step: StepSpec,
     index: int,
+    pipeline_id: str,
     reuse: bool,
     agents: list[Agent],
     created_by: str | None,
@@ -174,7 +176,7 @@ async def _waiting_job(
             body=job_body,
             prepared=prepared,
             agents=agents,
-            origin=submissions.Origin(created_by=created_by, waiting=True),
+            origin=submissions.Origin(created_by=created_by, waiting=True, pipeline_id=pipeline_id),
             default_timeout_s=default_timeout_s,
         )
     except (errors.ValidationFailed, errors.NotFound) as exc:

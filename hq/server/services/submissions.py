@@ -109,6 +109,7 @@ class Origin:
     idempotency_key: str | None = None
     request_hash: str | None = None
     waiting: bool = False  # a pipeline step's job: ``waiting`` until ``start_waiting``
+    pipeline_id: str | None = None
 
 
 async def create_job(
@@ -255,6 +256,7 @@ def _new_job(*, body: JobCreate, prepared: Prepared, origin: Origin, default_tim
         reuse=body.reuse,
         cache_key=key,
         sweep_id=origin.sweep_id,
+        pipeline_id=origin.pipeline_id,
         repeat=origin.repeat,
         idempotency_key=origin.idempotency_key,
         request_hash=origin.request_hash,

@@ -1,4 +1,4 @@
-"""Pipelines: a spec of steps and one row per step (its job or sweep).
+"""Pipelines: a spec of steps, one row per step (its job or sweep), and a job's pipeline.
 
 Revision ID: 0005_pipelines
 Revises: 0004
@@ -25,6 +25,8 @@ def _json() -> sa.types.TypeEngine[Any]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("pipeline_id", sa.String(length=36), nullable=True))
     op.create_table(
         "pipelines",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -69,3 +71,5 @@ def downgrade() -> None:
     op.drop_table("pipeline_steps")
     op.drop_index("ix_pipelines_created", table_name="pipelines")
     op.drop_table("pipelines")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("pipeline_id")
