@@ -35,7 +35,7 @@ from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
 from hq.server.reaper import Reaper
-from hq.server.services import pipeline_steps
+from hq.server.services import pipeline_steps, pipeline_sweeps
 from hq.server.services import tokens as token_service
 from hq.server.settings import ServerSettings, write_private
 from hq.server.storage import make_store
@@ -126,7 +126,19 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
         max_put_bytes=settings.max_upload_bytes,
     )
     # Services reacting to a job's end (a pipeline's next step) reach the store through the session.
-    sessionmaker.configure(info={NOTIFIER_KEY: notifier, pipeline_steps.STORE_KEY: app.state.store})
+    limits = pipeline_sweeps.SweepLimits(
+        offline_seconds=settings.agent_offline_seconds,
+        default_timeout_s=settings.default_timeout_seconds,
+        max_params_bytes=settings.max_params_bytes,
+        max_sweep_params_bytes=settings.max_sweep_params_bytes,
+    )
+    sessionmaker.configure(
+        info={
+            NOTIFIER_KEY: notifier,
+            pipeline_steps.STORE_KEY: app.state.store,
+            pipeline_sweeps.LIMITS_KEY: limits,
+        }
+    )
     return engine, notifier
 
 

@@ -19,6 +19,7 @@ from hq.client import HQClient
 from hq.schemas.agents import ArtifactFile, CompleteRequest, Lease
 from hq.schemas.common import JobStatus
 from hq.schemas.pipelines import PipelineRead
+from hq.schemas.results import Results
 from tests.fixtures.api import (
     FakeAgent,
     call,
@@ -97,7 +98,13 @@ class Setup:
             ],
         }
 
-    def run(self, *, content: bytes, status: JobStatus = JobStatus.succeeded) -> Lease:
+    def run(
+        self,
+        *,
+        content: bytes,
+        status: JobStatus = JobStatus.succeeded,
+        metrics: dict[str, float] | None = None,
+    ) -> Lease:
         """Claim the one queued job, write ``out.csv`` and end it with ``status``."""
         lease = self.agent.claim_one()
         path = self.tmp / f"{lease.job_id}.csv"
@@ -116,6 +123,7 @@ class Setup:
                 exit_code=0 if status == JobStatus.succeeded else 1,
                 failure_reason=None if status == JobStatus.succeeded else "exit 1",
                 artifacts=files if status == JobStatus.succeeded else [],
+                results=Results(metrics=metrics or {}),
             ),
         )
         return lease
@@ -270,7 +278,21 @@ def edit(spec: dict[str, Any], step: int, **fields: Any) -> dict[str, Any]:
             "steps.1.inputs.table",
             "from",
         ),
-        (lambda s: edit(s, 1, sweep={"grid": {"k": [1, 2]}}), "steps.1.sweep", "sweep"),
+        (
+            lambda s: {**s, "steps": [{**s["steps"][0], "sweep": {"grid": {"k": [1, -2]}}}]},
+            "steps.0.params.k",
+            "k",
+        ),
+        (
+            lambda s: edit(s, 1, inputs={"table": {"from": "first/results.csv"}}),
+            "steps.1.inputs.table",
+            "no sweep",
+        ),
+        (
+            lambda s: edit(edit(s, 0, sweep={"grid": {"k": [1, 2]}}), 1),
+            "steps.1.inputs.table",
+            "first/results.csv",
+        ),
     ],
 )
 def test_a_bad_step_is_refused_naming_it_and_nothing_is_stored(
@@ -279,3 +301,62 @@ def test_a_bad_step_is_refused_naming_it_and_nothing_is_stored(
     body = refusal(server, change(setup.spec()))
     assert body["field"].startswith(field), body
     assert words in body["message"], body
+
+
+def sweep_spec(setup: Setup, *, require: str = "all") -> dict[str, Any]:
+    spec = setup.spec()
+    spec["steps"] = [
+        {
+            "name": "grid",
+            "script": setup.scripts[0],
+            "inputs": {"table": setup.dataset},
+            "sweep": {"grid": {"k": [1, 2]}, "require": require},
+            "queue": setup.queue,
+        },
+        {
+            "name": "pick",
+            "script": setup.scripts[1],
+            "inputs": {"table": {"from": "grid/results.csv"}},
+            "queue": setup.queue,
+        },
+    ]
+    return spec
+
+
+def test_a_sweep_step_fans_out_and_the_next_step_reads_its_results_table(
+    server: LiveServer, submitter: HQClient, setup: Setup
+) -> None:
+    p = submitter.pipelines.submit(**sweep_spec(setup))
+    grid = p.steps[0]
+    assert grid.status == "running" and grid.sweep_id and grid.job_id is None
+    assert p.steps[1].status == "waiting"
+    for score in (0.5, 0.25):
+        setup.run(content=b"x\n", metrics={"score": score})
+    p = submitter.pipelines.get(p.id)
+    assert [s.status for s in p.steps] == ["succeeded", "queued"]
+    table = submitter.get_job(p.steps[1].job_id or "").inputs["table"]
+    assert table.filename == "results.csv" and table.dataset.startswith("pipeline-results-")
+    out = setup.tmp / "results.csv"
+    submitter.download_dataset(table.dataset, table.version, out)
+    rows = out.read_text().splitlines()
+    assert rows[0] == "k,repeat,score" and sorted(rows[1:]) == ["1,0,0.5", "2,0,0.25"]
+    setup.run(content=b"picked\n")
+    assert submitter.pipelines.get(p.id).status == "succeeded"
+    again = submitter.pipelines.submit(**{**sweep_spec(setup), "name": unique_name("p")})
+    assert again.status == "succeeded" and [s.status for s in again.steps] == ["succeeded"] * 2
+    assert again.steps[1].reused
+
+
+def test_a_failed_sweep_job_fails_a_sweep_step_that_needs_all(
+    submitter: HQClient, setup: Setup
+) -> None:
+    p = submitter.pipelines.submit(**sweep_spec(setup))
+    setup.run(content=b"x\n", metrics={"score": 1.0})
+    setup.run(content=b"", status=JobStatus.failed)
+    p = submitter.pipelines.get(p.id)
+    assert [s.status for s in p.steps] == ["failed", "cancelled"]
+    assert (
+        p.steps[0].reason == f"sweep {p.steps[0].sweep_id}: 1 of 2 jobs succeeded (required: all)"
+    )
+    assert p.steps[1].reason == f"upstream step grid failed (sweep {p.steps[0].sweep_id})"
+    assert p.status == "failed"

@@ -331,3 +331,28 @@ async def adopt_artifact(
         produced_by_job_id=artifact.job_id,
     )
     return row
+
+
+async def add_produced_version(
+    session: AsyncSession,
+    *,
+    name: str,
+    sha256: str,
+    size: int,
+    filename: str,
+    description: Description,
+    produced_by_job_id: str | None,
+) -> DatasetVersion:
+    """A version of ``name`` for bytes already stored under their dataset key (made by HQ
+    itself, e.g. a pipeline sweep step's results table)."""
+    check_name(name)
+    row, _ = await _add_version(
+        session,
+        name=name,
+        sha256=sha256,
+        size=size,
+        filename=filename,
+        description=description,
+        produced_by_job_id=produced_by_job_id,
+    )
+    return row

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hq import errors
 from hq.schemas.common import FINISHED_STATUSES, JobStatus
 from hq.schemas.jobs import InputRef
 from hq.schemas.pipelines import FromStep, PipelineStatus, StepSpec
@@ -22,7 +23,7 @@ from hq.server import queue
 from hq.server.db.models import Artifact, Job, Pipeline, PipelineStep
 from hq.server.db.types import utcnow
 from hq.server.services import datasets as dataset_service
-from hq.server.services import submissions
+from hq.server.services import pipeline_sweeps, submissions
 from hq.server.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -42,20 +43,34 @@ def register() -> None:
 
 async def on_jobs_ended(session: AsyncSession, jobs: Sequence[Job]) -> None:
     """The ``queue.ends`` listener: advance the pipelines whose step jobs these are."""
-    by_id = {j.id: j for j in jobs if j.pipeline_id is not None}
-    if not by_id:
+    mine = [j for j in jobs if j.pipeline_id is not None]
+    if not mine:
         return
-    steps = (
-        await session.scalars(select(PipelineStep).where(PipelineStep.job_id.in_(list(by_id))))
-    ).all()
-    for step in steps:
-        await _step_ended(session, step=step, job=by_id[str(step.job_id)])
+    by_id = {j.id: j for j in mine}
+    sweep_ids = {str(j.sweep_id) for j in mine if j.sweep_id}
+    stmt = select(PipelineStep).where(PipelineStep.job_id.in_(list(by_id)))
+    for step in (await session.scalars(stmt)).all():
+        await _step_ended(session, step=step, status=by_id[str(step.job_id)].status)
+    if sweep_ids:
+        stmt = select(PipelineStep).where(PipelineStep.sweep_id.in_(sorted(sweep_ids)))
+        for step in (await session.scalars(stmt)).all():
+            await _sweep_job_ended(session, step=step)
+
+
+async def _sweep_job_ended(session: AsyncSession, *, step: PipelineStep) -> None:
+    if step.status != JobStatus.running.value:
+        return
+    status = await pipeline_sweeps.outcome(session, row=step)
+    if status is not None:
+        step.status = status
+        await session.flush()
+        await _step_ended(session, step=step, status=status)
 
 
 async def load(
     session: AsyncSession, *, pipeline_id: str
 ) -> tuple[list[PipelineStep], dict[str, Job]]:
-    """A pipeline's steps (in spec order) and their jobs by id."""
+    """A pipeline's steps (in spec order) and their jobs by id (sweep steps have none)."""
     steps = list(
         (
             await session.scalars(
@@ -70,47 +85,107 @@ async def load(
     return steps, jobs
 
 
-async def _step_ended(session: AsyncSession, *, step: PipelineStep, job: Job) -> None:
+def step_status(step: PipelineStep, jobs: dict[str, Job]) -> str:
+    """A job step's status is its job's; a sweep step keeps its own."""
+    job = jobs.get(str(step.job_id)) if step.job_id else None
+    return job.status if job is not None else step.status
+
+
+def _what(step: PipelineStep) -> str:
+    return f"job {step.job_id}" if step.job_id else f"sweep {step.sweep_id}"
+
+
+async def _step_ended(session: AsyncSession, *, step: PipelineStep, status: str) -> None:
     steps, jobs = await load(session, pipeline_id=step.pipeline_id)
-    jobs[job.id] = job
-    if job.status == JobStatus.succeeded.value:
+    if status == JobStatus.succeeded.value:
         for nxt in steps:
             if step.name in nxt.needs and _ready(nxt, steps=steps, jobs=jobs):
                 await start_step(session, step=nxt, steps=steps, jobs=jobs)
     else:
-        reason = f"upstream step {step.name} {job.status} (job {job.id})"
+        reason = f"upstream step {step.name} {status} ({_what(step)})"
         await _cancel_dependants(session, root=step.name, steps=steps, jobs=jobs, reason=reason)
     await settle_pipeline(session, pipeline_id=step.pipeline_id)
 
 
 def _ready(step: PipelineStep, *, steps: list[PipelineStep], jobs: dict[str, Job]) -> bool:
-    job = jobs.get(str(step.job_id))
-    if job is None or job.status != JobStatus.waiting.value:
+    if step_status(step, jobs) != JobStatus.waiting.value:
         return False
     by_name = {s.name: s for s in steps}
-    return all(jobs[str(by_name[n].job_id)].status == JobStatus.succeeded.value for n in step.needs)
+    return all(step_status(by_name[n], jobs) == JobStatus.succeeded.value for n in step.needs)
 
 
 async def start_step(
     session: AsyncSession, *, step: PipelineStep, steps: list[PipelineStep], jobs: dict[str, Job]
 ) -> None:
-    """Resolve the step's ``from`` inputs and reuse or queue its job (for submit and advance)."""
-    job = jobs[str(step.job_id)]
+    """Resolve the step's ``from`` inputs and reuse or queue its job, or make its sweep (for
+    submit and advance)."""
     spec = StepSpec.model_validate(step.spec)
     by_name = {s.name: s for s in steps}
     refs: dict[str, InputRef] = {}
     try:
         for input_name, ref in spec.inputs.items():
             if isinstance(ref, FromStep):
-                upstream = jobs[str(by_name[ref.step].job_id)]
-                refs[input_name] = await _artifact_input(session, job=upstream, ref=ref)
+                refs[input_name] = await _from_input(
+                    session, up=by_name[ref.step], ref=ref, jobs=jobs
+                )
     except StepUnresolved as exc:
-        await queue.finish(session, job=job, status=JobStatus.failed, reason=str(exc))
+        await _fail_step(session, step=step, jobs=jobs, reason=str(exc))
         return
-    await submissions.start_waiting(session, job=job, inputs=refs)
+    if step.job_id:
+        await submissions.start_waiting(session, job=jobs[step.job_id], inputs=refs)
+        return
+    await _start_sweep(session, step=step, inputs=refs)
 
 
-async def _artifact_input(session: AsyncSession, *, job: Job, ref: FromStep) -> InputRef:
+async def _start_sweep(
+    session: AsyncSession, *, step: PipelineStep, inputs: dict[str, InputRef]
+) -> None:
+    pipeline = await session.get(Pipeline, step.pipeline_id)
+    limits = session.info.get(pipeline_sweeps.LIMITS_KEY)
+    assert pipeline is not None
+    if not isinstance(limits, pipeline_sweeps.SweepLimits):
+        await _fail_step(session, step=step, jobs={}, reason="this HQ process cannot make sweeps")
+        return
+    try:
+        await pipeline_sweeps.start(
+            session,
+            row=step,
+            inputs=inputs,
+            reuse=pipeline.reuse,
+            created_by=pipeline.created_by,
+            limits=limits,
+        )
+    except errors.HQError as exc:
+        await _fail_step(session, step=step, jobs={}, reason=f"sweep not made: {exc.message}")
+        return
+    await _sweep_job_ended(session, step=step)  # every job reused: the step has ended
+
+
+async def _fail_step(
+    session: AsyncSession, *, step: PipelineStep, jobs: dict[str, Job], reason: str
+) -> None:
+    if step.job_id:
+        await queue.finish(session, job=jobs[step.job_id], status=JobStatus.failed, reason=reason)
+        return
+    step.status, step.reason = JobStatus.failed.value, reason
+    await session.flush()
+    await _step_ended(session, step=step, status=step.status)
+
+
+async def _from_input(
+    session: AsyncSession, *, up: PipelineStep, ref: FromStep, jobs: dict[str, Job]
+) -> InputRef:
+    store = session.info.get(STORE_KEY)
+    if not isinstance(store, ObjectStore):
+        raise StepUnresolved("this HQ process has no object store to read step outputs from")
+    if up.job_id is None:
+        return await pipeline_sweeps.results_input(session, row=up, store=store)
+    return await _artifact_input(session, job=jobs[up.job_id], ref=ref, store=store)
+
+
+async def _artifact_input(
+    session: AsyncSession, *, job: Job, ref: FromStep, store: ObjectStore
+) -> InputRef:
     owner = job.reused_from or job.id  # a reused job's files are its original's
     path = ref.path.removeprefix("outputs/")
     artifact = await session.scalar(
@@ -126,9 +201,6 @@ async def _artifact_input(session: AsyncSession, *, job: Job, ref: FromStep) -> 
             f"input from {ref.from_}: step {ref.step}'s job {owner} wrote no {ref.path} "
             f"(it wrote: {listed})"
         )
-    store = session.info.get(STORE_KEY)
-    if not isinstance(store, ObjectStore):
-        raise StepUnresolved("this HQ process has no object store to read step outputs from")
     row = await dataset_service.adopt_artifact(
         session,
         store=store,
@@ -146,7 +218,7 @@ async def _cancel_dependants(
     jobs: dict[str, Job],
     reason: str,
 ) -> None:
-    """Cancel the unfinished jobs of every step that reads from ``root``, directly or not."""
+    """Cancel every waiting step that reads from ``root``, directly or not."""
     doomed: set[str] = set()
     grew = True
     while grew:
@@ -155,16 +227,16 @@ async def _cancel_dependants(
             if s.name not in doomed and (root in s.needs or doomed & set(s.needs)):
                 doomed.add(s.name)
                 grew = True
-    ended: list[Job] = []
     for s in steps:
-        job = jobs.get(str(s.job_id))
-        if s.name in doomed and job is not None and job.status == JobStatus.waiting.value:
+        if s.name not in doomed or step_status(s, jobs) != JobStatus.waiting.value:
+            continue
+        if s.job_id:
             await queue.finish(
-                session, job=job, status=JobStatus.cancelled, reason=reason, flush=False
+                session, job=jobs[s.job_id], status=JobStatus.cancelled, reason=reason, flush=False
             )
-            ended.append(job)
-    if ended:
-        await session.flush()
+        else:
+            s.status, s.reason = JobStatus.cancelled.value, reason
+    await session.flush()
 
 
 def derive_status(statuses: Sequence[str]) -> PipelineStatus:
@@ -186,7 +258,7 @@ async def settle_pipeline(session: AsyncSession, *, pipeline_id: str) -> None:
     if pipeline is None or pipeline.finished_at is not None:
         return
     steps, jobs = await load(session, pipeline_id=pipeline_id)
-    status = derive_status([jobs[str(s.job_id)].status for s in steps])
+    status = derive_status([step_status(s, jobs) for s in steps])
     pipeline.status = status.value
     if status in (PipelineStatus.queued, PipelineStatus.running):
         return

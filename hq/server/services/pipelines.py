@@ -25,7 +25,9 @@ from hq.schemas.pipelines import (
 from hq.server import paging
 from hq.server.db.models import Agent, Job, Pipeline, PipelineStep
 from hq.server.services import jobs as job_service
-from hq.server.services import pipeline_steps, submissions
+from hq.server.services import pipeline_steps, pipeline_sweeps, submissions
+from hq.server.services import sweeps as sweep_service
+from hq.server.services.params import validate_params
 
 PIPELINE_SORT = "-created_at"
 
@@ -44,8 +46,6 @@ def _check_graph(body: PipelineCreate) -> list[int]:
             raise _fail(i, "name", f"step name {step.name!r} is used twice")
         index[step.name] = i
     for i, step in enumerate(body.steps):
-        if step.sweep is not None:
-            raise _fail(i, "sweep", "sweep steps are not supported yet: submit a sweep")
         for input_name, ref in step.inputs.items():
             if not isinstance(ref, FromStep):
                 continue
@@ -56,10 +56,15 @@ def _check_graph(body: PipelineCreate) -> list[int]:
                     f"from {ref.from_!r} names no step of this pipeline "
                     f"(its steps: {', '.join(index)})",
                 )
-            if not ref.path.startswith("outputs/"):
-                raise _fail(
-                    i, f"inputs.{input_name}", f"from {ref.from_!r}: step {ref.step} is no sweep"
+            sweep = body.steps[index[ref.step]].sweep is not None
+            if sweep != (ref.path == "results.csv"):
+                hint = (
+                    f"step {ref.step} is a sweep: read its table as '{ref.step}/results.csv'"
+                    if sweep
+                    else f"step {ref.step} is no sweep: read a file it writes, "
+                    f"'{ref.step}/outputs/<path>'"
                 )
+                raise _fail(i, f"inputs.{input_name}", f"from {ref.from_!r}: {hint}")
     order: list[int] = []
     state: dict[str, str] = {}
 
@@ -121,17 +126,22 @@ async def submit(
     rows: list[PipelineStep] = []
     jobs: dict[str, Job] = {}
     for i in order:
-        job = await _waiting_job(
-            session,
-            step=body.steps[i],
-            index=i,
-            pipeline_id=pipeline.id,
-            reuse=body.reuse,
-            agents=agents,
-            created_by=created_by,
-            default_timeout_s=default_timeout_s,
-        )
-        jobs[job.id] = job
+        job_id = None
+        if body.steps[i].sweep is not None:
+            await _check_sweep_step(session, step=body.steps[i], index=i)
+        else:
+            job = await _waiting_job(
+                session,
+                step=body.steps[i],
+                index=i,
+                pipeline_id=pipeline.id,
+                reuse=body.reuse,
+                agents=agents,
+                created_by=created_by,
+                default_timeout_s=default_timeout_s,
+            )
+            jobs[job.id] = job
+            job_id = job.id
         rows.append(
             PipelineStep(
                 pipeline_id=pipeline.id,
@@ -140,16 +150,36 @@ async def submit(
                 spec=body.steps[i].model_dump(mode="json"),
                 needs=body.steps[i].needs,
                 status=JobStatus.waiting.value,
-                job_id=job.id,
+                job_id=job_id,
             )
         )
     session.add_all(rows)
     await session.flush()
     for row in rows:  # in dependency order: a reused step may start the next at once
-        if not row.needs and jobs[str(row.job_id)].status == JobStatus.waiting.value:
+        if not row.needs and pipeline_steps.step_status(row, jobs) == JobStatus.waiting.value:
             await pipeline_steps.start_step(session, step=row, steps=rows, jobs=jobs)
     await pipeline_steps.settle_pipeline(session, pipeline_id=pipeline.id)
     return await get_pipeline(session, pipeline_id=pipeline.id)
+
+
+async def _check_sweep_step(session: AsyncSession, *, step: StepSpec, index: int) -> None:
+    """A sweep step is checked whole at submit (script, inputs, every point's params, resources)
+    though its sweep is made when it can start."""
+    datasets = {n: r for n, r in step.inputs.items() if isinstance(r, str)}
+    later = [n for n, r in step.inputs.items() if isinstance(r, FromStep)]
+    body = pipeline_sweeps.sweep_body(step, inputs=datasets, reuse=True)
+    try:
+        prepared = await submissions.prepare(
+            session, script=step.script, inputs=datasets, later=later
+        )
+        for point in sweep_service.expand(body):
+            validate_params(prepared.manifest, point)
+        submissions.job_resources(prepared.manifest, _job_body(step, reuse=True))
+    except (errors.ValidationFailed, errors.NotFound) as exc:
+        field = f"steps.{index}.{exc.field or 'script'}"
+        raise errors.ValidationFailed(
+            f"steps.{index} ({step.name}): {exc.message}", field=field
+        ) from exc
 
 
 async def _waiting_job(
@@ -259,8 +289,22 @@ async def cancel(
         raise errors.Conflict(f"pipeline {pipeline_id} already ended ({pipeline.status})")
     steps, jobs = await pipeline_steps.load(session, pipeline_id=pipeline_id)
     for step in steps:
-        job = jobs.get(str(step.job_id))
-        if job is not None and not JobStatus(job.status).finished:
+        for job in await _unfinished_jobs(session, step=step, jobs=jobs):
             await job_service.cancel(session, job_id=job.id, owner_token_id=None)
+        if step.job_id is None and step.status == JobStatus.waiting.value:
+            step.status, step.reason = JobStatus.cancelled.value, "the pipeline was cancelled"
     await pipeline_steps.settle_pipeline(session, pipeline_id=pipeline_id)
     return await get_pipeline(session, pipeline_id=pipeline_id)
+
+
+async def _unfinished_jobs(
+    session: AsyncSession, *, step: PipelineStep, jobs: dict[str, Job]
+) -> list[Job]:
+    """The step's job, or its sweep's jobs, that have not ended."""
+    if step.job_id:
+        job = jobs.get(step.job_id)
+        return [job] if job is not None and not JobStatus(job.status).finished else []
+    if step.sweep_id is None:
+        return []
+    rows = await session.scalars(select(Job).where(Job.sweep_id == step.sweep_id))
+    return [j for j in rows.all() if not JobStatus(j.status).finished]
