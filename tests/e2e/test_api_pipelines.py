@@ -360,3 +360,38 @@ def test_a_failed_sweep_job_fails_a_sweep_step_that_needs_all(
     )
     assert p.steps[1].reason == f"upstream step grid failed (sweep {p.steps[0].sweep_id})"
     assert p.status == "failed"
+
+
+def test_a_step_reading_two_steps_starts_once_both_have_succeeded(
+    server: LiveServer, submitter: HQClient, setup: Setup
+) -> None:
+    two = {**TABLE_INPUT, "other": {"description": "another CSV", "required": True}}
+    joiner = publish_fake(server.client("publisher"), params=PARAMS, inputs=two).script
+    a, b, _ = setup.scripts
+    q = setup.queue
+    spec = {
+        "name": unique_name("p"),
+        "steps": [
+            {"name": "left", "script": a, "inputs": {"table": setup.dataset}, "queue": q},
+            {"name": "right", "script": b, "inputs": {"table": setup.dataset}, "queue": q},
+            {
+                "name": "join",
+                "script": joiner,
+                "inputs": {
+                    "table": {"from": "left/outputs/out.csv"},
+                    "other": {"from": "right/outputs/out.csv"},
+                },
+                "queue": q,
+            },
+        ],
+    }
+    p = submitter.pipelines.submit(**spec)
+    assert statuses(p) == {"left": "queued", "right": "queued", "join": "waiting"}
+    assert p.steps[2].needs == ["left", "right"]
+    setup.run(content=b"l\n")
+    assert statuses(submitter.pipelines.get(p.id))["join"] == "waiting"
+    setup.run(content=b"r\n")
+    p = submitter.pipelines.get(p.id)
+    assert statuses(p)["join"] == "queued"
+    inputs = submitter.get_job(p.steps[2].job_id or "").inputs
+    assert {inputs["table"].sha256, inputs["other"].sha256} == {sha(b"l\n"), sha(b"r\n")}
