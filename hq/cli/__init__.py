@@ -14,6 +14,7 @@ COMMANDS = {
     "job": "hq.cli.jobs:job",
     "sweep": "hq.cli.sweeps:sweep",
     "schedule": "hq.cli.schedules:schedule",
+    "pipeline": "hq.cli.pipelines:pipeline",
     "results": "hq.cli.results:results",
     "webhook": "hq.cli.webhooks:webhook",
     "base-image": "hq.cli.images:base_image",

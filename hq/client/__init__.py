@@ -22,6 +22,7 @@ from hq.client.agents import AgentsClient
 from hq.client.datasets import DatasetsClient
 from hq.client.jobs import JobsClient
 from hq.client.leases import LeaseHandle, LeasesClient
+from hq.client.pipelines import PipelinesClient
 from hq.client.results import ResultsClient
 from hq.client.schedules import SchedulesClient
 from hq.client.scripts import ScriptsClient
@@ -36,6 +37,7 @@ __all__ = [
     "BaseClient",
     "HQClient",
     "LeaseHandle",
+    "PipelinesClient",
     "build",
     "query",
     "raise_for_response",
@@ -57,3 +59,8 @@ class HQClient(
     WebhooksClient,
 ):
     """One HQ server, one bearer token: every resource's calls on one connection pool."""
+
+    @property
+    def pipelines(self) -> PipelinesClient:
+        """Pipeline calls: ``client.pipelines.submit(...)``, ``.get``, ``.list``, ``.cancel``."""
+        return PipelinesClient(self)
