@@ -158,6 +158,7 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
         info={
             NOTIFIER_KEY: notifier,
             pipeline_steps.STORE_KEY: app.state.store,
+            pipeline_steps.PUBLIC_URL_KEY: settings.resolved_public_url,
             pipeline_sweeps.LIMITS_KEY: limits,
         }
     )

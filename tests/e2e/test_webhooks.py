@@ -405,3 +405,37 @@ def test_a_sweep_whose_every_job_is_reused_ends_at_once_and_is_posted(
     assert body["id"] == again.id and body["status"] == "succeeded"
     assert body["counts"] == {"succeeded": 2}
     assert [d.subject_id for d in deliveries(submitter, created.id)] == [again.id]
+
+
+def test_a_pipeline_end_is_posted_with_its_steps_and_a_failure_only_hook_hears_only_failures(
+    server: LiveServer, submitter: HQClient, receiver: Receiver
+) -> None:
+    """Two pipelines of one step each, ended through the agent protocol: the pipeline webhook
+    hears both ends (after the step's job), the failures-only one only the failed pipeline."""
+    script = publish_fake(server.client("publisher")).script
+    every, every_path = hook(submitter, receiver, ["pipeline"])
+    failures, failures_path = hook(submitter, receiver, ["pipeline"], failures_only=True)
+    ended: dict[str, str] = {}
+    for status in (JobStatus.succeeded, JobStatus.failed):
+        queue = unique_queue()
+        step = {"name": "only", "script": script, "params": {"n": 1}, "queue": queue}
+        pipeline = submitter.pipelines.submit(name=unique_name("p"), steps=[step], reuse=False)
+        agent = FakeAgent(server, queue=queue)
+        lease = agent.claim_one()
+        agent.complete(lease, status=status, exit_code=0 if status is JobStatus.succeeded else 3)
+        ended[pipeline.id] = status.value
+        assert submitter.pipelines.get(pipeline.id).status == status.value
+    bodies = {
+        b["id"]: b for b in (verify(r, every.secret) for r in receiver.wait_for(every_path, 2))
+    }
+    assert {pid: b["status"] for pid, b in bodies.items()} == ended
+    for pid, body in bodies.items():
+        assert body["kind"] == "pipeline" and body["event"] == "pipeline.ended"
+        assert [s["name"] for s in body["steps"]] == ["only"]
+        assert body["steps"][0]["status"] == ended[pid] and body["steps"][0]["job_id"]
+        assert body["links"]["pipeline"] == f"{server.url}/api/v1/pipelines/{pid}"
+        assert body["finished_at"]
+    [failed] = [verify(r, failures.secret) for r in receiver.wait_for(failures_path, 1)]
+    assert failed["status"] == "failed"
+    time.sleep(0.5)  # nothing more comes for the succeeded pipeline
+    assert len(receiver.on(failures_path)) == 1

@@ -24,11 +24,13 @@ from hq.server.db.models import Artifact, Job, Pipeline, PipelineStep
 from hq.server.db.types import utcnow
 from hq.server.services import datasets as dataset_service
 from hq.server.services import pipeline_sweeps, submissions
+from hq.server.services import webhooks as webhook_service
 from hq.server.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 STORE_KEY = "hq_store"  # the object store, in ``session.info`` (set by the app at start-up)
+PUBLIC_URL_KEY = "hq_public_url"  # how clients reach this server, for links in webhook bodies
 ARTIFACT_DATASET_PREFIX = "pipeline-"
 
 
@@ -276,12 +278,32 @@ async def settle_pipeline(session: AsyncSession, *, pipeline_id: str) -> None:
         return
     pipeline.finished_at = utcnow()
     await session.flush()
-    await _pipeline_finished(session, pipeline)
+    await _pipeline_finished(session, pipeline, steps=steps, jobs=jobs)
 
 
-async def _pipeline_finished(session: AsyncSession, pipeline: Pipeline) -> None:
-    """A pipeline reached its final status (in the transaction that ended its last step).
-
-    webhooks: call here.
-    """
+async def _pipeline_finished(
+    session: AsyncSession, pipeline: Pipeline, *, steps: list[PipelineStep], jobs: dict[str, Job]
+) -> None:
+    """A pipeline reached its final status (in the transaction that ended its last step): its
+    webhooks' deliveries are written in that same transaction."""
     logger.info("pipeline %s %s", pipeline.id, pipeline.status, extra={"pipeline_id": pipeline.id})
+    public = str(session.info.get(PUBLIC_URL_KEY, "")).rstrip("/")
+    body = {
+        "name": pipeline.name,
+        "created_at": pipeline.created_at.isoformat(),
+        "finished_at": pipeline.finished_at.isoformat() if pipeline.finished_at else None,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step_status(step, jobs),
+                "reason": step.reason,
+                "job_id": step.job_id,
+                "sweep_id": step.sweep_id,
+            }
+            for step in steps
+        ],
+        "links": {"pipeline": f"{public}/api/v1/pipelines/{pipeline.id}"},
+    }
+    await webhook_service.pipeline_ended(
+        session, pipeline_id=pipeline.id, status=pipeline.status, body=body
+    )

@@ -1,6 +1,6 @@
 """Pipelines: a spec of steps, one row per step (its job or sweep), and a job's pipeline.
 
-Revision ID: 0005_pipelines
+Revision ID: 0005
 Revises: 0004
 """
 
