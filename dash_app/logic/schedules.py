@@ -40,13 +40,18 @@ def _made(run: ScheduleRunRead) -> str:
         return f"job {run.job_id[:8]}"
     if run.sweep_id:
         return f"sweep {run.sweep_id[:8]}"
+    if run.pipeline_id:
+        return f"pipeline {run.pipeline_id[:8]}"
     return ""
 
 
 def run_link(run: ScheduleRunRead) -> tuple[str, str] | None:
-    """(text, href) of what the run submitted: its job's page, or its sweep's compare page."""
+    """(text, href) of what the run submitted: its job's page, its sweep's compare page, or its
+    pipeline's page."""
     if run.job_id:
         return f"job {run.job_id}", f"/jobs/{run.job_id}"
     if run.sweep_id:
         return f"sweep {run.sweep_id}", f"/compare?sweep={run.sweep_id}"
+    if run.pipeline_id:
+        return f"pipeline {run.pipeline_id}", f"/pipelines/{run.pipeline_id}"
     return None

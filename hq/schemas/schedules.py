@@ -21,6 +21,7 @@ class ScheduleKind(StrEnum):
 
     job = "job"  # body: JobCreate (POST /api/v1/jobs)
     sweep = "sweep"  # body: SweepCreate (POST /api/v1/sweeps)
+    pipeline = "pipeline"  # body: PipelineCreate (POST /api/v1/pipelines)
 
 
 class CatchUp(StrEnum):

@@ -128,6 +128,21 @@ def test_a_sweep_schedule_submits_a_sweep_per_slot(submitter: HQClient, script: 
     assert runs[0].sweep_id != runs[1].sweep_id
 
 
+def test_a_pipeline_schedule_submits_a_pipeline_per_slot(submitter: HQClient, script: str) -> None:
+    step = {"name": "only", "script": script, "params": {"n": 1}, "queue": unique_queue()}
+    body = {"name": unique_name("p"), "steps": [step], "reuse": False}
+    created = submitter.create_schedule(
+        name=unique_name("pipe"), kind="pipeline", body=body, interval_s=1
+    )
+    runs = wait_runs(submitter, created.id, 2, timeout=15)
+    submitter.pause_schedule(created.id)
+    for run in runs[:2]:
+        assert run.pipeline_id is not None and run.job_id is None and run.error is None
+        pipeline = submitter.pipelines.get(run.pipeline_id)
+        assert [s.name for s in pipeline.steps] == ["only"] and pipeline.status == "queued"
+    assert runs[0].pipeline_id != runs[1].pipeline_id
+
+
 def test_a_cron_schedule_names_its_next_wall_time_in_its_zone(
     submitter: HQClient, script: str
 ) -> None:
@@ -191,6 +206,13 @@ def test_a_body_its_first_run_would_fail_on_is_a_422_at_creation(
         ("job", {"params": {"n": 1}}, "body.script", "required"),
         ("sweep", {"script": script, "grid": {"n": [1, 0]}}, "body", "sweep point 1"),
         ("sweep", {"script": script, "grid": {"n": []}}, "body.grid", "at least one value"),
+        ("pipeline", {"name": "pp", "steps": []}, "body.steps", ""),
+        (
+            "pipeline",
+            {"name": "pp", "steps": [{"name": "aa", "script": script, "params": {"n": 0}}]},
+            "body",
+            "aa",
+        ),
     ]
     before = {**table_counts(server), "schedules": count_rows(server, "schedules")}
     for kind, submit_body, field, says in cases:

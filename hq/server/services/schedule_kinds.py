@@ -1,9 +1,10 @@
 """What each kind of schedule submits, through the service that kind's own route calls.
 
-``KINDS`` maps a ``ScheduleKind`` to its body model and its submit function; a new kind (a
-pipeline) is one more entry here and one more member of ``ScheduleKind``. ``check`` runs the
-real submission in a savepoint and rolls it back, so a schedule is refused at creation by the
-very checks its first run would meet (script, version, params schema, inputs, ceilings, sizes).
+``KINDS`` maps a ``ScheduleKind`` (job, sweep, pipeline) to its body model and its submit
+function; a new kind is one more entry here and one more member of ``ScheduleKind``. ``check``
+runs the real submission in a savepoint and rolls it back, so a schedule is refused at creation
+by the very checks its first run would meet (script, version, params schema, inputs, ceilings,
+sizes).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
 from hq.schemas.jobs import JobCreate
+from hq.schemas.pipelines import PipelineCreate
 from hq.schemas.schedules import ScheduleKind
 from hq.schemas.sweeps import SweepCreate
 from hq.server.notify import TOPICS_KEY
+from hq.server.services import pipelines as pipeline_service
 from hq.server.services import submissions
 from hq.server.services import sweeps as sweep_service
 from hq.server.services.limits import check_job_params
@@ -75,9 +78,23 @@ async def _submit_sweep(
     return Submitted(sweep_id=sweep.id)
 
 
+async def _submit_pipeline(
+    session: AsyncSession, body: PipelineCreate, created_by: str | None, settings: ServerSettings
+) -> Submitted:
+    made = await pipeline_service.submit(
+        session,
+        body=body,
+        created_by=created_by,
+        offline_seconds=settings.agent_offline_seconds,
+        default_timeout_s=settings.default_timeout_seconds,
+    )
+    return Submitted(pipeline_id=made.id)
+
+
 KINDS: dict[ScheduleKind, Kind] = {
     ScheduleKind.job: Kind(model=JobCreate, submit=_submit_job),
     ScheduleKind.sweep: Kind(model=SweepCreate, submit=_submit_sweep),
+    ScheduleKind.pipeline: Kind(model=PipelineCreate, submit=_submit_pipeline),
 }
 
 
