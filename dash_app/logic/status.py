@@ -8,6 +8,7 @@ from typing import Any
 from hq.schemas.common import FINISHED_STATUSES, JobStatus
 
 STATUS_COLOURS: dict[str, str] = {
+    JobStatus.waiting: "#adb5bd",
     JobStatus.queued: "#6c757d",
     JobStatus.running: "#0d6efd",
     JobStatus.succeeded: "#198754",

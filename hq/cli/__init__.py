@@ -13,6 +13,7 @@ COMMANDS = {
     "token": "hq.cli.tokens:token",
     "job": "hq.cli.jobs:job",
     "sweep": "hq.cli.sweeps:sweep",
+    "pipeline": "hq.cli.pipelines:pipeline",
     "results": "hq.cli.results:results",
     "base-image": "hq.cli.images:base_image",
     "script": "hq.cli.scripts:script",

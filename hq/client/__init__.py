@@ -21,6 +21,7 @@ from hq.client.agents import AgentsClient
 from hq.client.datasets import DatasetsClient
 from hq.client.jobs import JobsClient
 from hq.client.leases import LeaseHandle, LeasesClient
+from hq.client.pipelines import PipelinesClient
 from hq.client.results import ResultsClient
 from hq.client.scripts import ScriptsClient
 from hq.client.sweeps import SWEEP_POLL_SECONDS, SweepsClient
@@ -33,6 +34,7 @@ __all__ = [
     "BaseClient",
     "HQClient",
     "LeaseHandle",
+    "PipelinesClient",
     "build",
     "query",
     "raise_for_response",
@@ -52,3 +54,8 @@ class HQClient(
     LeasesClient,
 ):
     """One HQ server, one bearer token: every resource's calls on one connection pool."""
+
+    @property
+    def pipelines(self) -> PipelinesClient:
+        """Pipeline calls: ``client.pipelines.submit(...)``, ``.get``, ``.list``, ``.cancel``."""
+        return PipelinesClient(self)

@@ -132,6 +132,9 @@ class Role(StrEnum):
 
 
 class JobStatus(StrEnum):
+    # ``waiting``: a pipeline step's job whose upstream steps have not all succeeded; never
+    # claimed (the claim takes only ``queued``), queued or cancelled by the pipeline.
+    waiting = "waiting"
     queued = "queued"
     running = "running"
     succeeded = "succeeded"

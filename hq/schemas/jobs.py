@@ -90,6 +90,7 @@ class JobRead(ReadModel):
     cache_key: str
     reused_from: str | None = None
     sweep_id: str | None = None
+    pipeline_id: str | None = None
     agent_id: str | None = None
     exit_code: int | None = None
     failure_reason: str | None = None

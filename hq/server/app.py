@@ -22,6 +22,7 @@ from hq.server.api import (
     health,
     jobs,
     leases,
+    pipelines,
     results,
     scripts,
     storage,
@@ -34,6 +35,7 @@ from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
 from hq.server.reaper import Reaper
+from hq.server.services import pipeline_steps, pipeline_sweeps
 from hq.server.services import tokens as token_service
 from hq.server.settings import ServerSettings, write_private
 from hq.server.storage import make_store
@@ -50,6 +52,7 @@ ROUTERS = (
     artifacts.router,
     leases.router,
     sweeps.router,
+    pipelines.router,
     results.router,
     agents.router,
     metrics_api.router,
@@ -68,6 +71,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         "Every route but /api/v1/health needs 'Authorization: Bearer'.",
     )
     app.state.settings = settings
+    pipeline_steps.register()
     for router in ROUTERS:
         app.include_router(router)
     edge.install(app, settings)
@@ -106,7 +110,6 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
     engine = create_engine(url)
     notifier = Notifier(database_url=url)
     sessionmaker = create_sessionmaker(engine)
-    sessionmaker.configure(info={NOTIFIER_KEY: notifier})
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
@@ -121,6 +124,20 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
         s3_secret_key=settings.s3_secret_key,
         s3_region=settings.s3_region,
         max_put_bytes=settings.max_upload_bytes,
+    )
+    # Services reacting to a job's end (a pipeline's next step) reach the store through the session.
+    limits = pipeline_sweeps.SweepLimits(
+        offline_seconds=settings.agent_offline_seconds,
+        default_timeout_s=settings.default_timeout_seconds,
+        max_params_bytes=settings.max_params_bytes,
+        max_sweep_params_bytes=settings.max_sweep_params_bytes,
+    )
+    sessionmaker.configure(
+        info={
+            NOTIFIER_KEY: notifier,
+            pipeline_steps.STORE_KEY: app.state.store,
+            pipeline_sweeps.LIMITS_KEY: limits,
+        }
     )
     return engine, notifier
 

@@ -10,6 +10,7 @@ import pytest
 
 from dash_app.logic import accounts, charts, compare, fit, forms, jobs, status, views
 from dash_app.settings import DashSettings
+from hq.schemas.common import JobStatus
 
 # -- jobs grid: requests, filters, cursors ------------------------------------------------------
 
@@ -187,12 +188,13 @@ def test_compare_needs_two_selected_jobs() -> None:
 
 
 def test_every_status_has_its_own_colour_and_live_polling_stops_when_all_ended() -> None:
-    assert len(set(status.STATUS_COLOURS.values())) == 6
+    assert len(set(status.STATUS_COLOURS.values())) == len(JobStatus) == 7
     conditions = status.status_cell_style()["styleConditions"]
     assert {c["condition"] for c in conditions} >= {"params.value === 'failed'"}
     assert status.all_finished(["succeeded", "failed", "cancelled", "timed_out"])
     assert not status.all_finished(["succeeded", "running"])
     assert not status.all_finished(["queued"])
+    assert not status.all_finished(["succeeded", "waiting"])
     assert status.all_finished([])
 
 

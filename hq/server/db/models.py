@@ -125,6 +125,8 @@ class Job(Base):
     cache_key: Mapped[str] = mapped_column(String(64), index=True)
     reused_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
     sweep_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # A pipeline step's job: the end listener looks up steps only for these (no query otherwise).
+    pipeline_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     repeat: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -232,3 +234,39 @@ class Agent(Base):
     warm: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict, server_default="{}")
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- pipelines ---------------------------------------------------------------------------------
+
+
+class Pipeline(Base):
+    """A submitted spec of steps; its status derives from the steps' jobs, kept here once final."""
+
+    __tablename__ = "pipelines"
+    __table_args__ = (Index("ix_pipelines_created", "created_at", "id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    reuse: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PipelineStep(Base):
+    """One step: its job (made at submit, ``waiting`` until what it reads from succeeded) or,
+    for a sweep step, its sweep (made when the step can start)."""
+
+    __tablename__ = "pipeline_steps"
+    pipeline_id: Mapped[str] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    needs: Mapped[list[str]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16))  # a sweep step's own; a job step's job wins
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    sweep_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)

@@ -307,3 +307,52 @@ async def promote(
         produced_by_job_id=job_id,
     )
     return DatasetVersionRead.model_validate(row)
+
+
+async def adopt_artifact(
+    session: AsyncSession, *, store: ObjectStore, artifact: Artifact, name: str
+) -> DatasetVersion:
+    """A job's artifact as a version of dataset ``name`` (lineage: produced by its job), so it
+    can be another job's input: its bytes copied once to their content address. No preview (a
+    pipeline's intermediate file is read by the next step, not browsed); the same bytes from the
+    same job give the version already made."""
+    check_name(name)
+    key = dataset_key(artifact.sha256)
+    if await store.stat(key) is None:
+        await store.copy(artifact.key, key)
+    filename = PurePosixPath(artifact.path).name
+    row, _ = await _add_version(
+        session,
+        name=name,
+        sha256=artifact.sha256,
+        size=artifact.size,
+        filename=filename,
+        description=Description(content_type=guess_content_type(filename)),
+        produced_by_job_id=artifact.job_id,
+    )
+    return row
+
+
+async def add_produced_version(
+    session: AsyncSession,
+    *,
+    name: str,
+    sha256: str,
+    size: int,
+    filename: str,
+    description: Description,
+    produced_by_job_id: str | None,
+) -> DatasetVersion:
+    """A version of ``name`` for bytes already stored under their dataset key (made by HQ
+    itself, e.g. a pipeline sweep step's results table)."""
+    check_name(name)
+    row, _ = await _add_version(
+        session,
+        name=name,
+        sha256=sha256,
+        size=size,
+        filename=filename,
+        description=description,
+        produced_by_job_id=produced_by_job_id,
+    )
+    return row

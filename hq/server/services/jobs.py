@@ -90,13 +90,13 @@ async def cancel(session: AsyncSession, *, job_id: str, owner_token_id: str | No
         )
     if JobStatus(job.status).finished:
         raise errors.Conflict(f"job {job_id} already ended ({job.status}); nothing to cancel")
-    if job.status == JobStatus.queued.value:
+    if job.status in (JobStatus.queued.value, JobStatus.waiting.value):
         await queue.finish(
             session,
             job=job,
             status=JobStatus.cancelled,
-            reason="cancelled while queued",
-            detail="while queued",
+            reason=f"cancelled while {job.status}",
+            detail=f"while {job.status}",
         )
     elif not job.cancel_requested:
         job.cancel_requested = True

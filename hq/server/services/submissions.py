@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,11 +34,18 @@ class Prepared:
     inputs: dict[str, InputRef] = field(default_factory=dict)
 
 
-async def prepare(session: AsyncSession, *, script: str, inputs: dict[str, str]) -> Prepared:
-    """The script version and the input datasets a submission names, checked (for services)."""
+async def prepare(
+    session: AsyncSession,
+    *,
+    script: str,
+    inputs: dict[str, str],
+    later: Collection[str] = (),
+) -> Prepared:
+    """The script version and the input datasets a submission names, checked (for services).
+    ``later``: inputs given later (a pipeline step's files from other steps), known but unset."""
     version = await script_service.resolve(session, ref=script)
     manifest = Manifest.model_validate(version.manifest)
-    for name in inputs:
+    for name in [*inputs, *later]:
         if name not in manifest.inputs:
             known = ", ".join(manifest.inputs) or "none"
             raise errors.ValidationFailed(
@@ -46,7 +54,7 @@ async def prepare(session: AsyncSession, *, script: str, inputs: dict[str, str])
                 field=f"inputs.{name}",
             )
     for name, spec in manifest.inputs.items():
-        if spec.required and name not in inputs:
+        if spec.required and name not in inputs and name not in later:
             raise errors.ValidationFailed(
                 f"inputs.{name} is required: give a dataset as 'name' or 'name@version'",
                 field=f"inputs.{name}",
@@ -100,6 +108,8 @@ class Origin:
     created_by: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    waiting: bool = False  # a pipeline step's job: ``waiting`` until ``start_waiting``
+    pipeline_id: str | None = None
 
 
 async def create_job(
@@ -114,13 +124,13 @@ async def create_job(
     """Insert one validated job (queued, or succeeded at once when memoised); the row, for
     ``submit`` and sweeps."""
     job = _new_job(body=body, prepared=prepared, origin=origin, default_timeout_s=default_timeout_s)
-    reused = await _memoised(session, key=job.cache_key) if body.reuse else None
+    if origin.waiting:
+        job.status = JobStatus.waiting.value
+    reused = (
+        await _memoised(session, key=job.cache_key) if body.reuse and not origin.waiting else None
+    )
     if reused is not None:
-        job.status = JobStatus.succeeded.value
-        job.reused_from = reused.reused_from or reused.id
-        job.metrics = reused.metrics
-        job.exit_code = reused.exit_code
-        job.started_at = job.finished_at = job.created_at
+        _reuse(job, reused)
     else:
         job.unschedulable_reason = unschedulable_reason(
             agents=agents, labels=job.labels, gpus=job.gpus, queue_name=body.queue
@@ -131,15 +141,61 @@ async def create_job(
         JobInput(job_id=job.id, name=n, dataset_name=r.dataset, version=r.version, sha256=r.sha256)
         for n, r in prepared.inputs.items()
     )
-    session.add(JobEventRow(job_id=job.id, at=job.created_at, kind="queued"))
+    session.add(JobEventRow(job_id=job.id, at=job.created_at, kind=job.status))
+    if origin.waiting:
+        return job
+    await _settle(session, job=job, reused=reused)
+    return job
+
+
+def _reuse(job: Job, reused: Job) -> None:
+    job.status = JobStatus.succeeded.value
+    job.reused_from = reused.reused_from or reused.id
+    job.metrics = reused.metrics
+    job.exit_code = reused.exit_code
+    job.started_at = job.finished_at = utcnow()
+
+
+async def _settle(session: AsyncSession, *, job: Job, reused: Job | None) -> None:
+    """Tell the claims (a queued job) or the listeners of ends (a reused one)."""
     if reused is not None:
         detail = f"reused the result of job {job.reused_from}"
-        session.add(JobEventRow(job_id=job.id, at=job.created_at, kind="succeeded", detail=detail))
+        session.add(JobEventRow(job_id=job.id, at=job.finished_at, kind="succeeded", detail=detail))
         await notify.mark(session, "done")
         await queue.ends.ended(session, [job])
     else:
         await notify.mark(session, "queued")
-    return job
+
+
+async def start_waiting(session: AsyncSession, *, job: Job, inputs: dict[str, InputRef]) -> None:
+    """A ``waiting`` job's last inputs are known: record them, compute its cache key and reuse a
+    succeeded job of that key (succeeded at once) or queue it."""
+    for name, ref in inputs.items():
+        session.add(
+            JobInput(
+                job_id=job.id,
+                name=name,
+                dataset_name=ref.dataset,
+                version=ref.version,
+                sha256=ref.sha256,
+            )
+        )
+    job.inputs = {**job.inputs, **{n: r.model_dump() for n, r in inputs.items()}}
+    job.cache_key = cache_key(
+        digest=job.digest,
+        params=job.params,
+        input_shas={n: str(r["sha256"]) for n, r in job.inputs.items()},
+        repeat=job.repeat,
+    )
+    reused = await _memoised(session, key=job.cache_key) if job.reuse else None
+    if reused is not None:
+        _reuse(job, reused)
+    else:
+        job.status = JobStatus.queued.value
+        job.run_after = utcnow()
+        session.add(JobEventRow(job_id=job.id, kind="queued"))
+    await session.flush()
+    await _settle(session, job=job, reused=reused)
 
 
 def job_resources(manifest: Manifest, body: JobCreate) -> Resources | None:
@@ -200,6 +256,7 @@ def _new_job(*, body: JobCreate, prepared: Prepared, origin: Origin, default_tim
         reuse=body.reuse,
         cache_key=key,
         sweep_id=origin.sweep_id,
+        pipeline_id=origin.pipeline_id,
         repeat=origin.repeat,
         idempotency_key=origin.idempotency_key,
         request_hash=origin.request_hash,

@@ -85,6 +85,7 @@ async def create_sweep(
     default_timeout_s: int,
     max_params_bytes: int,
     max_sweep_params_bytes: int,
+    pipeline_id: str | None = None,
 ) -> SweepRead:
     caps = {"max_job_bytes": max_params_bytes, "max_total_bytes": max_sweep_params_bytes}
     if job_count(body) <= MAX_SWEEP_JOBS:  # else ``expand`` says the sweep is too big
@@ -101,24 +102,16 @@ async def create_sweep(
         total=len(points) * body.repeats,
     )
     session.add(sweep)
-    template = JobCreate(
-        script=body.script,
-        inputs=body.inputs,
-        priority=body.priority,
-        queue=body.queue,
-        labels=body.labels,
-        max_attempts=body.max_attempts,
-        retry_on=body.retry_on,
-        max_retries=body.max_retries,
-        timeout_s=body.timeout_s,
-        resources=body.resources,
-        reuse=body.reuse,
-    )
+    template = _template(body)
     submissions.job_resources(prepared.manifest, template)  # a ceiling exceeded: one 422, first
     for i, point in enumerate(points):
         for repeat in range(body.repeats):
             origin = submissions.Origin(
-                params=point, sweep_id=sweep.id, repeat=repeat, created_by=created_by
+                params=point,
+                sweep_id=sweep.id,
+                repeat=repeat,
+                created_by=created_by,
+                pipeline_id=pipeline_id,
             )
             try:
                 await submissions.create_job(
@@ -135,6 +128,23 @@ async def create_sweep(
                 ) from exc
     await session.flush()
     return await get_sweep(session, sweep_id=sweep.id)
+
+
+def _template(body: SweepCreate) -> JobCreate:
+    """What every job of the sweep shares (its params are the point's)."""
+    return JobCreate(
+        script=body.script,
+        inputs=body.inputs,
+        priority=body.priority,
+        queue=body.queue,
+        labels=body.labels,
+        max_attempts=body.max_attempts,
+        retry_on=body.retry_on,
+        max_retries=body.max_retries,
+        timeout_s=body.timeout_s,
+        resources=body.resources,
+        reuse=body.reuse,
+    )
 
 
 async def _get_row(session: AsyncSession, *, sweep_id: str) -> Sweep:
