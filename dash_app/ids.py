@@ -104,3 +104,20 @@ DATASET_LINEAGE_GRID = "dataset-lineage-grid"
 
 def job_chart(index: int) -> dict[str, Any]:
     return {"type": "job-chart", "index": index}
+
+
+# pipelines
+PIPELINES_GRID = "pipelines-grid"
+PIPELINES_INTERVAL = "pipelines-interval"
+PIPELINES_REFRESH = "pipelines-refresh"
+PIPELINES_ERROR = "pipelines-error"
+PIPELINE_ID = "pipeline-id"
+PIPELINE_SEEN = "pipeline-seen"
+PIPELINE_INTERVAL = "pipeline-interval"
+PIPELINE_TITLE = "pipeline-title"
+PIPELINE_STATUS = "pipeline-status"
+PIPELINE_SUMMARY = "pipeline-summary"
+PIPELINE_GRAPH = "pipeline-graph"
+PIPELINE_STEPS = "pipeline-steps"
+PIPELINE_CANCEL = "pipeline-cancel"
+PIPELINE_MESSAGE = "pipeline-message"

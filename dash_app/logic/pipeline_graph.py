@@ -205,7 +205,12 @@ def figure(steps: Sequence[dict[str, Any]], *, hrefs: dict[str, str] | None = No
             mode="markers+text",
             text=[node_label(n) for n in graph.nodes],
             textfont={"color": "white", "size": 12},
-            marker={"size": 1, "opacity": 0, "color": [n.colour for n in graph.nodes]},
+            marker={
+                "size": 36,
+                "opacity": 0,
+                "symbol": "square",
+                "color": [n.colour for n in graph.nodes],
+            },
             customdata=[[n.name, n.status, n.reused, hrefs.get(n.name, "")] for n in graph.nodes],
             hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>",
         )
