@@ -22,6 +22,7 @@ ROW_PX = 96
 MIN_HEIGHT_PX = 220
 LABEL_CHARS = 22
 EDGE_COLOUR = "#6b7785"
+LIGHT_STATUSES = frozenset({"waiting"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,11 @@ def edge_points(graph: Graph) -> tuple[list[float | None], list[float | None]]:
     return xs, ys
 
 
+def text_colour(status: str) -> str:
+    """White on the status colour, dark on the light grey of a waiting step."""
+    return "#1f2933" if status in LIGHT_STATUSES else "white"
+
+
 def node_label(node: Node) -> str:
     name = node.name if len(node.name) <= LABEL_CHARS else node.name[: LABEL_CHARS - 1] + "…"
     mark = " · reused" if node.reused else ""
@@ -204,7 +210,7 @@ def figure(steps: Sequence[dict[str, Any]], *, hrefs: dict[str, str] | None = No
             y=[n.y for n in graph.nodes],
             mode="markers+text",
             text=[node_label(n) for n in graph.nodes],
-            textfont={"color": "white", "size": 12},
+            textfont={"color": [text_colour(n.status) for n in graph.nodes], "size": 12},
             marker={
                 "size": 36,
                 "opacity": 0,

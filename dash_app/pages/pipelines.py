@@ -24,8 +24,8 @@ PAGE_SIZE = 100
 MAX_ROWS = 500  # the newest 500; older pipelines are reachable by id (hq pipeline show)
 
 COLUMNS: list[dict[str, Any]] = [
-    {"field": "name", "flex": 1, "minWidth": 180},
-    {"field": "status", "cellStyle": status_cell_style(), "width": 130},
+    {"field": "name", "headerName": "name", "flex": 1, "minWidth": 180},
+    {"field": "status", "headerName": "status", "cellStyle": status_cell_style(), "width": 130},
     {
         "field": "steps",
         "headerName": "steps done",
@@ -36,7 +36,7 @@ COLUMNS: list[dict[str, Any]] = [
     {"field": "created_at", "headerName": "created", "width": 180},
     {"field": "finished_at", "headerName": "finished", "width": 180},
     {"field": "created_by", "headerName": "by", "width": 120},
-    {"field": "id", "width": 300},
+    {"field": "id", "headerName": "id", "width": 300},
 ]
 
 

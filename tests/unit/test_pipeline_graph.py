@@ -92,6 +92,8 @@ def test_the_figure_has_a_coloured_box_and_a_label_per_step_and_an_arrow_per_edg
     assert [c[1] for c in nodes.customdata] == ["succeeded", "running", "failed", "cancelled"]
     assert [c[3] for c in nodes.customdata] == ["", "/jobs/j-left", "", ""]
     assert nodes.text[0] == "<b>prepare</b><br>succeeded · reused"
+    waiting = pg.figure([step("w", status="waiting"), step("q")]).data[1]
+    assert list(waiting.textfont.color) == ["#1f2933", "white"]
     assert [s.fillcolor for s in fig.layout.shapes] == [
         STATUS_COLOURS[JobStatus(s)] for s in ("succeeded", "running", "failed", "cancelled")
     ]
