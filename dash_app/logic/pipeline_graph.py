@@ -23,6 +23,8 @@ MIN_HEIGHT_PX = 220
 LABEL_CHARS = 22
 EDGE_COLOUR = "#6b7785"
 LIGHT_STATUSES = frozenset({"waiting"})
+MIN_LAYERS = 3
+MIN_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,13 @@ def layout(steps: Sequence[dict[str, Any]]) -> Graph:
     return Graph(nodes=nodes, edges=edges, layers=len(columns), rows=rows)
 
 
+def axis_range(count: int, minimum: int, *, centre: float) -> list[float]:
+    """An axis range around ``centre`` with room for ``count`` layers (or rows), at least
+    ``minimum``: a short pipeline is drawn in the middle, its boxes the size of a longer one's."""
+    half = max(count, minimum) / 2
+    return [centre - half, centre + half]
+
+
 def edge_points(graph: Graph) -> tuple[list[float | None], list[float | None]]:
     """One polyline per edge, from the right side of a step to the left side of its reader,
     separated by None (a single Plotly line trace draws them all)."""
@@ -181,6 +190,40 @@ def _arrow(graph: Graph, source: str, target: str) -> dict[str, Any]:
     }
 
 
+def _edges_trace(graph: Graph) -> go.Scatter:
+    """The edge lines; customdata ``[from, to]`` on each of an edge's three points."""
+    xs, ys = edge_points(graph)
+    return go.Scatter(
+        name="edges",
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": EDGE_COLOUR, "width": 1.5},
+        hoverinfo="skip",
+        customdata=[list(e) for e in graph.edges for _ in range(3)],
+    )
+
+
+def _steps_trace(graph: Graph, hrefs: dict[str, str]) -> go.Scatter:
+    """A point (invisible, clickable) and a label in the middle of each step's box."""
+    return go.Scatter(
+        name="steps",
+        x=[n.x for n in graph.nodes],
+        y=[n.y for n in graph.nodes],
+        mode="markers+text",
+        text=[node_label(n) for n in graph.nodes],
+        textfont={"color": [text_colour(n.status) for n in graph.nodes], "size": 12},
+        marker={
+            "size": 36,
+            "opacity": 0,
+            "symbol": "square",
+            "color": [n.colour for n in graph.nodes],
+        },
+        customdata=[[n.name, n.status, n.reused, hrefs.get(n.name, "")] for n in graph.nodes],
+        hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>",
+    )
+
+
 def figure(steps: Sequence[dict[str, Any]], *, hrefs: dict[str, str] | None = None) -> go.Figure:
     """The pipeline graph: a box per step in its status colour (dotted border when reused)
     with its name and status, an arrow from each step to the steps that read from it.
@@ -189,39 +232,8 @@ def figure(steps: Sequence[dict[str, Any]], *, hrefs: dict[str, str] | None = No
     customdata ``[name, status, reused, href]``, so a click can open the step's job).
     """
     graph = layout(steps)
-    hrefs = hrefs or {}
-    xs, ys = edge_points(graph)
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            name="edges",
-            x=xs,
-            y=ys,
-            mode="lines",
-            line={"color": EDGE_COLOUR, "width": 1.5},
-            hoverinfo="skip",
-            customdata=[list(e) for e in graph.edges for _ in range(3)],
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            name="steps",
-            x=[n.x for n in graph.nodes],
-            y=[n.y for n in graph.nodes],
-            mode="markers+text",
-            text=[node_label(n) for n in graph.nodes],
-            textfont={"color": [text_colour(n.status) for n in graph.nodes], "size": 12},
-            marker={
-                "size": 36,
-                "opacity": 0,
-                "symbol": "square",
-                "color": [n.colour for n in graph.nodes],
-            },
-            customdata=[[n.name, n.status, n.reused, hrefs.get(n.name, "")] for n in graph.nodes],
-            hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>",
-        )
-    )
-    height = max(MIN_HEIGHT_PX, ROW_PX * graph.rows + 60)
+    fig = go.Figure([_edges_trace(graph), _steps_trace(graph, hrefs or {})])
+    height = max(MIN_HEIGHT_PX, ROW_PX * max(graph.rows, MIN_ROWS) + 60)
     fig.update_layout(
         shapes=[_box(n) for n in graph.nodes],
         annotations=[_arrow(graph, s, t) for s, t in graph.edges],
@@ -230,10 +242,14 @@ def figure(steps: Sequence[dict[str, Any]], *, hrefs: dict[str, str] | None = No
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         plot_bgcolor="white",
         paper_bgcolor="white",
-        xaxis={"visible": False, "range": [-0.5, max(graph.layers, 1) - 0.5], "fixedrange": True},
+        xaxis={
+            "visible": False,
+            "range": axis_range(graph.layers, MIN_LAYERS, centre=(graph.layers - 1) / 2),
+            "fixedrange": True,
+        },
         yaxis={
             "visible": False,
-            "range": [-max(graph.rows, 1) / 2, max(graph.rows, 1) / 2],
+            "range": axis_range(graph.rows, MIN_ROWS, centre=0.0),
             "fixedrange": True,
         },
         dragmode=False,

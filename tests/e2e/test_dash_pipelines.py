@@ -149,9 +149,7 @@ def dash(hq: LiveServer, dash_factory: DashFactory) -> DashServer:
 
 
 def figure_state(page: Page) -> dict[str, Any]:
-    page.wait_for_function(f"({FIGURE_JS})() !== null && ({FIGURE_JS})().steps.length === 4")
-    state: dict[str, Any] = page.evaluate(FIGURE_JS)
-    return state
+    return figure_state_of(page, 4)
 
 
 def by_name(p: PipelineRead) -> dict[str, str]:
@@ -251,3 +249,76 @@ def test_the_pipeline_graph_renders_in_chromium(
     page.wait_for_url(re.compile(rf".*/jobs/{failed.job_id}$"))
     back = page.locator("a", has_text="Open its pipeline")
     expect(back).to_have_attribute("href", f"/pipelines/{second.id}")
+
+
+POINT_JS = """([name]) => {
+    const gd = document.querySelector('#pipeline-graph .js-plotly-plot');
+    const steps = gd.data[1];
+    const i = steps.customdata.findIndex(c => c[0] === name);
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.getBoundingClientRect();
+    return [box.left + xa._offset + xa.d2p(steps.x[i]), box.top + ya._offset + ya.d2p(steps.y[i])];
+}"""
+
+
+def click_step(page: Page, name: str) -> None:
+    """A real mouse click on the middle of a step's box."""
+    x, y = page.evaluate(POINT_JS, [name])
+    page.mouse.click(x, y)
+
+
+def test_a_click_on_a_step_opens_its_job_a_sweep_step_links_its_sweep_and_cancel_ends_it(
+    hq: LiveServer, dash: DashServer, page: Page, shoot: Shoot, tmp_path: Path
+) -> None:
+    diamond = Diamond(hq, tmp_path)
+    spec = diamond.spec()
+    prepare, left = spec["steps"][:2]
+    tune = {**left, "name": "tune", "sweep": {"grid": {"k": [1, 2, 3]}}}
+    submitter: HQClient = hq.client("submitter")
+    p = submitter.pipelines.submit(name=spec["name"], steps=[prepare, tune])
+    assert by_name(p) == {"prepare": "queued", "tune": "waiting"}
+
+    dash.login(page, "sam")
+    page.goto(f"{dash.url}/pipelines/{p.id}")
+    assert [s["name"] for s in figure_state_of(page, 2)["steps"]] == ["prepare", "tune"]
+    expect(page.locator("#step-tune")).to_contain_text("waiting")
+    click_step(page, "prepare")
+    page.wait_for_url(re.compile(rf".*/jobs/{p.steps[0].job_id}$"))
+    page.go_back()
+    page.wait_for_url(re.compile(rf".*/pipelines/{p.id}$"))
+
+    # prepare succeeds: the sweep fans out and its step links the sweep's comparison
+    diamond.run_one()
+    sweep_link = page.locator("#step-tune a")
+    expect(sweep_link).to_contain_text("sweep", timeout=15_000)
+    sweep_id = submitter.pipelines.get(p.id).steps[1].sweep_id
+    assert sweep_id and sweep_link.get_attribute("href") == f"/compare?sweep={sweep_id}"
+    shoot(page, "sweep")
+
+    # sam's web-app token did not submit it: the page says who may cancel, nothing changes
+    page.locator("#pipeline-cancel").click()
+    expect(page.locator("#pipeline-message")).to_contain_text("only that token or an admin")
+    assert submitter.pipelines.get(p.id).status == "running"
+
+    # an admin cancels from the page: every unfinished step is cancelled, the page stops polling
+    page.goto(f"{dash.url}/logout")
+    dash.login(page, "ada")
+    page.goto(f"{dash.url}/pipelines/{p.id}")
+    expect(page.locator("#step-tune a")).to_contain_text("sweep")
+    page.locator("#pipeline-cancel").click()
+    expect(page.locator("#pipeline-message")).to_contain_text("Cancel requested")
+    expect(page.locator("#pipeline-status")).to_have_text("cancelled", timeout=15_000)
+    expect(page.locator("#step-tune")).to_contain_text("cancelled")
+    expect(page.locator("#pipeline-cancel")).to_be_disabled()
+    assert submitter.pipelines.get(p.id).status == "cancelled"
+    statuses = [s["status"] for s in figure_state_of(page, 2)["steps"]]
+    assert statuses == ["succeeded", "cancelled"]
+    shoot(page, "cancelled")
+    click_step(page, "tune")
+    page.wait_for_url(re.compile(rf".*/compare\?sweep={sweep_id}$"))
+
+
+def figure_state_of(page: Page, count: int) -> dict[str, Any]:
+    page.wait_for_function(f"({FIGURE_JS})() !== null && ({FIGURE_JS})().steps.length === {count}")
+    state: dict[str, Any] = page.evaluate(FIGURE_JS)
+    return state

@@ -101,6 +101,14 @@ def test_the_figure_has_a_coloured_box_and_a_label_per_step_and_an_arrow_per_edg
     assert len(fig.layout.annotations) == 4 and all(a.showarrow for a in fig.layout.annotations)
 
 
+def test_a_short_pipeline_is_centred_in_room_for_three_layers_and_two_rows() -> None:
+    layout = pg.figure([step("a"), step("b", "a")]).layout
+    assert list(layout.xaxis.range) == [-1.0, 2.0]  # layers at 0 and 1, centred on 0.5
+    assert list(layout.yaxis.range) == [-1.0, 1.0]
+    wide = pg.figure([step(f"s{i}", *([f"s{i - 1}"] if i else [])) for i in range(5)]).layout
+    assert list(wide.xaxis.range) == [-0.5, 4.5]
+
+
 def test_long_names_are_shortened_in_the_box_but_kept_whole_in_the_data() -> None:
     long = "a-very-long-step-name-that-does-not-fit"
     fig = pg.figure([step(long)])
