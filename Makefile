@@ -37,7 +37,7 @@ base-image: $(VENV)/.installed-run docker-ready
 	$(HQ) base-image build --tag $(BASE_IMAGE)
 
 images: base-image
-	@for dir in scripts/*/; do $(HQ) script build $$dir --base $(BASE_IMAGE) || exit 1; done
+	@for dir in scripts/*/; do [ -f $${dir}hq.yaml ] || continue; $(HQ) script build $$dir --base $(BASE_IMAGE) || exit 1; done
 
 # -- the two commands --------------------------------------------------------------------------
 PORT ?= 8080

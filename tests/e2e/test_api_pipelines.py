@@ -8,11 +8,15 @@ One server per database for the module; each test has its own scripts and queue.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hq import errors
 from hq.client import HQClient
@@ -360,3 +364,73 @@ def test_a_failed_sweep_job_fails_a_sweep_step_that_needs_all(
     )
     assert p.steps[1].reason == f"upstream step grid failed (sweep {p.steps[0].sweep_id})"
     assert p.status == "failed"
+
+
+def test_a_step_reading_two_steps_starts_once_both_have_succeeded(
+    server: LiveServer, submitter: HQClient, setup: Setup
+) -> None:
+    two = {**TABLE_INPUT, "other": {"description": "another CSV", "required": True}}
+    joiner = publish_fake(server.client("publisher"), params=PARAMS, inputs=two).script
+    a, b, _ = setup.scripts
+    q = setup.queue
+    spec = {
+        "name": unique_name("p"),
+        "steps": [
+            {"name": "left", "script": a, "inputs": {"table": setup.dataset}, "queue": q},
+            {"name": "right", "script": b, "inputs": {"table": setup.dataset}, "queue": q},
+            {
+                "name": "join",
+                "script": joiner,
+                "inputs": {
+                    "table": {"from": "left/outputs/out.csv"},
+                    "other": {"from": "right/outputs/out.csv"},
+                },
+                "queue": q,
+            },
+        ],
+    }
+    p = submitter.pipelines.submit(**spec)
+    assert statuses(p) == {"left": "queued", "right": "queued", "join": "waiting"}
+    assert p.steps[2].needs == ["left", "right"]
+    setup.run(content=b"l\n")
+    assert statuses(submitter.pipelines.get(p.id))["join"] == "waiting"
+    setup.run(content=b"r\n")
+    p = submitter.pipelines.get(p.id)
+    assert statuses(p)["join"] == "queued"
+    inputs = submitter.get_job(p.steps[2].job_id or "").inputs
+    assert {inputs["table"].sha256, inputs["other"].sha256} == {sha(b"l\n"), sha(b"r\n")}
+
+
+def hq(server: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HQ_URL": server.url, "HQ_TOKEN": token}
+    return subprocess.run(
+        [sys.executable, "-m", "hq", "pipeline", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_cli_submits_a_yaml_file_shows_lists_and_refuses_a_bad_one(
+    server: LiveServer, setup: Setup
+) -> None:
+    spec = setup.spec()
+    token = server.token("submitter")
+    path = setup.tmp / "p.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    done = hq(server, token, "submit", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    created = PipelineRead.model_validate_json(done.stdout)
+    shown = hq(server, token, "show", created.id)
+    assert shown.returncode == 0 and "middle" in shown.stdout and "waiting" in shown.stdout
+    listed = hq(server, token, "list", "--limit", "100")
+    assert created.id in listed.stdout and spec["name"] in listed.stdout
+    path.write_text(yaml.safe_dump(edit(spec, 2, params={"k": "seven"})))
+    refused = hq(server, token, "submit", str(path))
+    assert refused.returncode == 1 and "steps.2" in refused.stderr, refused.stderr
+    path.write_text("steps: [unclosed")
+    broken = hq(server, token, "submit", str(path))
+    assert broken.returncode == 2 and "cannot read" in broken.stderr, broken.stderr
+    cancelled = hq(server, token, "cancel", created.id)
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout

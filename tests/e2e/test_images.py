@@ -1,6 +1,6 @@
 """Scripts become images, on the real Docker engine and a real registry on 127.0.0.1:5000.
 
-The base image from Debian packages, the three example script images (manifest in a label, reuse
+The base image from Debian packages, the example script images (manifest in a label, reuse
 by content hash), hardened runs of each on its example data (results.json checked against
 ``hq.schemas.results.Results`` and against numbers recomputed here), push and pull by digest.
 The publish tests (tests/e2e/test_publish.py) add the live HQ server.
@@ -154,7 +154,7 @@ def test_base_image_builds_from_debian_packages_and_is_reused_by_tag(
 # -- script images -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ("linear-fit", "cv-score", "describe"))
+@pytest.mark.parametrize("name", ("linear-fit", "cv-score", "describe", "clean"))
 def test_example_image_carries_its_manifest_and_runs_as_hq(
     docker_cleanup: docker.DockerClient,
     example_images: dict[str, imaging.BuiltImage],

@@ -11,7 +11,7 @@ from hq import errors, imaging
 from hq.schemas.manifest import Manifest
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
-EXAMPLES = ("linear-fit", "cv-score", "describe")
+EXAMPLES = ("linear-fit", "cv-score", "describe", "clean")
 
 GOOD = """
 name: fit-it

@@ -46,6 +46,16 @@ async def on_jobs_ended(session: AsyncSession, jobs: Sequence[Job]) -> None:
     mine = [j for j in jobs if j.pipeline_id is not None]
     if not mine:
         return
+    # One pipeline moves on in one transaction at a time: two of its jobs ending at once in
+    # two transactions would each see the other still running, and neither start what needs
+    # both. After the lock, the reads below (fresh statements, rows re-read) see the other's end.
+    await session.flush()
+    await session.execute(
+        select(Pipeline.id)
+        .where(Pipeline.id.in_(sorted({str(j.pipeline_id) for j in mine})))
+        .order_by(Pipeline.id)
+        .with_for_update()
+    )
     by_id = {j.id: j for j in mine}
     sweep_ids = {str(j.sweep_id) for j in mine if j.sweep_id}
     stmt = select(PipelineStep).where(PipelineStep.job_id.in_(list(by_id)))
@@ -77,11 +87,13 @@ async def load(
                 select(PipelineStep)
                 .where(PipelineStep.pipeline_id == pipeline_id)
                 .order_by(PipelineStep.position)
+                .execution_options(populate_existing=True)
             )
         ).all()
     )
     ids = [s.job_id for s in steps if s.job_id]
-    jobs = {j.id: j for j in (await session.scalars(select(Job).where(Job.id.in_(ids)))).all()}
+    fresh = select(Job).where(Job.id.in_(ids)).execution_options(populate_existing=True)
+    jobs = {j.id: j for j in (await session.scalars(fresh)).all()}
     return steps, jobs
 
 
