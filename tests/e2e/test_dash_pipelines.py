@@ -4,7 +4,8 @@ A diamond pipeline (prepare -> left, right -> join) is submitted through ``hq.cl
 a fake agent acting through the real lease API (no Docker: the steps' files are written by the
 test, so what the page shows is the server's real pipeline state). A second submission with
 one changed step reuses two steps; its page is read while a step is queued, then refreshes by
-itself when that step fails and the join is cancelled with the reason.
+itself when that step fails and the join is cancelled with the reason. The last test runs the
+example pipeline (describe -> clean -> linear-fit) on a real agent and Docker.
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from playwright.sync_api import Page, expect
 
+from hq import imaging
 from hq.client import HQClient
 from hq.schemas.agents import ArtifactFile, CompleteRequest, Lease
 from hq.schemas.common import JobStatus
-from hq.schemas.pipelines import PipelineRead
+from hq.schemas.pipelines import PipelineCreate, PipelineRead
 from hq.schemas.results import Results
+from tests.e2e.test_agent_examples import hq_cli
+from tests.fixtures.agent import AgentFactory
 from tests.fixtures.api import FakeAgent, publish_fake, unique_name, unique_queue
 from tests.fixtures.browser import DashFactory, DashServer, Shoot
+from tests.fixtures.docker import REPO_ROOT, SCRIPTS_DIR
 from tests.fixtures.server import LiveServer, ServerFactory
 
 POLL_MS = 1500  # dash_app/pages/pipeline.py
@@ -322,3 +328,48 @@ def figure_state_of(page: Page, count: int) -> dict[str, Any]:
     page.wait_for_function(f"({FIGURE_JS})() !== null && ({FIGURE_JS})().steps.length === {count}")
     state: dict[str, Any] = page.evaluate(FIGURE_JS)
     return state
+
+
+# -- with a real agent running the example images ------------------------------------------------
+
+DIABETES_PIPELINE = REPO_ROOT / "scripts" / "pipelines" / "diabetes.yaml"
+RUN_TIMEOUT_S = 600
+
+
+def test_a_pipeline_run_by_a_real_agent_draws_every_step_succeeded(
+    hq: LiveServer,
+    dash: DashServer,
+    hq_agents: AgentFactory,
+    example_images: dict[str, imaging.BuiltImage],
+    page: Page,
+    shoot: Shoot,
+) -> None:
+    for name in ("describe", "clean", "linear-fit"):
+        hq_cli(hq, hq.token("publisher"), "script", "publish", example_images[name].ref, "--json")
+    submitter: HQClient = hq.client("submitter")
+    submitter.upload_dataset(
+        name="diabetes-missing", path=SCRIPTS_DIR / "clean" / "example" / "diabetes-missing.csv"
+    )
+    hq_agents(hq, capacity=2)
+    spec = PipelineCreate.model_validate(yaml.safe_load(DIABETES_PIPELINE.read_text()))
+    p = submitter.pipelines.submit(spec)
+    dash.login(page, "val")
+    page.goto(f"{dash.url}/pipelines/{p.id}")
+    expect(page.locator("#pipeline-title")).to_have_text("Pipeline diabetes")
+    done = submitter.pipelines.wait(p.id, timeout_s=RUN_TIMEOUT_S)
+    assert done.status == "succeeded", done
+    expect(page.locator("#pipeline-status")).to_have_text("succeeded", timeout=15_000)
+    state = figure_state_of(page, 3)
+    assert [(s["name"], s["status"]) for s in state["steps"]] == [
+        ("describe", "succeeded"),
+        ("clean", "succeeded"),
+        ("fit", "succeeded"),
+    ]
+    assert sorted(map(tuple, state["edges"])) == [("clean", "fit"), ("describe", "clean")]
+    assert state["fills"] == [COLOURS["succeeded"]] * 3 and state["arrows"] == 2
+    fit = next(s for s in done.steps if s.name == "fit")
+    assert [s["href"] for s in state["steps"]][2] == f"/jobs/{fit.job_id}"
+    shoot(page, "diabetes")
+    page.locator("#step-fit a").click()
+    page.wait_for_url(re.compile(rf".*/jobs/{fit.job_id}$"))
+    expect(page.locator("#job-metrics")).to_contain_text("r2")
