@@ -21,7 +21,8 @@ dash.register_page(  # type: ignore[no-untyped-call]
 
 LIVE_INTERVAL_MS = 2000
 PAGE_SIZE = 100
-MAX_ROWS = 500  # the newest 500; older pipelines are reachable by id (hq pipeline show)
+# the newest 200 (each carries its steps and is re-read every poll); older ones by id
+MAX_ROWS = 200
 
 COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "headerName": "name", "flex": 1, "minWidth": 180},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,10 @@ def test_a_click_on_a_step_opens_its_job_a_sweep_step_links_its_sweep_and_cancel
     assert by_name(p) == {"prepare": "queued", "tune": "waiting"}
 
     dash.login(page, "sam")
+    missing = str(uuid.uuid4())
+    page.goto(f"{dash.url}/pipelines/{missing}")
+    expect(page.locator("#pipeline-status")).to_have_text(f"pipeline {missing} not found")
+    expect(page.locator("#pipeline-cancel")).to_be_disabled()
     page.goto(f"{dash.url}/pipelines/{p.id}")
     assert [s["name"] for s in figure_state_of(page, 2)["steps"]] == ["prepare", "tune"]
     expect(page.locator("#step-tune")).to_contain_text("waiting")
