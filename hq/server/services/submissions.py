@@ -141,7 +141,8 @@ async def create_job(
         JobInput(job_id=job.id, name=n, dataset_name=r.dataset, version=r.version, sha256=r.sha256)
         for n, r in prepared.inputs.items()
     )
-    session.add(JobEventRow(job_id=job.id, at=job.created_at, kind=job.status))
+    first = JobStatus.waiting if origin.waiting else JobStatus.queued
+    session.add(JobEventRow(job_id=job.id, at=job.created_at, kind=first.value))
     if origin.waiting:
         return job
     await _settle(session, job=job, reused=reused)
