@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 NAV = (
     ("Jobs", "/jobs"),
+    ("Pipelines", "/pipelines"),
     ("Scripts", "/scripts"),
     ("Datasets", "/datasets"),
     ("Compare", "/compare"),

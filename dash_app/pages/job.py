@@ -93,6 +93,9 @@ def _summary(job: dict[str, Any]) -> list[Any]:
     return [
         kv(job_summary(job)),
         dcc.Link("Compare this sweep", href=f"/compare?sweep={sweep}") if sweep else None,
+        html.Div(dcc.Link("Open its pipeline", href=f"/pipelines/{pipeline}"))
+        if (pipeline := job.get("pipeline_id"))
+        else None,
         html.H3("Params", style={"marginTop": "12px"}),
         html.Pre(json.dumps(job.get("params", {}), indent=2, sort_keys=True), className="manifest"),
         html.H3("Inputs"),
