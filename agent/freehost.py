@@ -146,25 +146,19 @@ def evaluate(policy: Policy, readings: Readings, now: datetime) -> str | None:
     whose reading is None (cannot be read here) is not applied."""
     if readings.error is not None:
         return readings.error
-    if policy.max_load is not None and readings.load is not None:
-        if readings.load > policy.max_load:
-            return f"load {readings.load:.2f} is above {policy.max_load:g}"
-    if policy.min_memory_bytes is not None and readings.memory_available is not None:
-        if readings.memory_available < policy.min_memory_bytes:
-            return (
-                f"free memory {_size(readings.memory_available)} is below "
-                f"{_size(policy.min_memory_bytes)}"
-            )
+    load, memory, idle = readings.load, readings.memory_available, readings.idle_seconds
+    if policy.max_load is not None and load is not None and load > policy.max_load:
+        return f"load {load:.2f} is above {policy.max_load:g}"
+    floor = policy.min_memory_bytes
+    if floor is not None and memory is not None and memory < floor:
+        return f"free memory {_size(memory)} is below {_size(floor)}"
     if policy.windows:
         local = now.astimezone(policy.zone)
         if not any(w.contains(local) for w in policy.windows):
             return f"outside the free windows ({policy.windows_text}), now {local:%a %H:%M}"
-    if policy.idle_minutes is not None and readings.idle_seconds is not None:
-        if readings.idle_seconds < policy.idle_minutes * 60:
-            return (
-                f"keyboard or mouse used {readings.idle_seconds / 60:.1f} min ago "
-                f"(free after {policy.idle_minutes:g} min idle)"
-            )
+    minutes = policy.idle_minutes
+    if minutes is not None and idle is not None and idle < minutes * 60:
+        return f"keyboard or mouse used {idle / 60:.1f} min ago (free after {minutes:g} min idle)"
     return None
 
 
@@ -248,9 +242,7 @@ def read_host(*, policy: Policy, readings_file: Path | None, now: float) -> Read
     """The readings that ``policy`` needs, overridden by the readings file."""
     readings = Readings(
         load=read_load() if policy.max_load is not None else None,
-        memory_available=(
-            read_memory_available() if policy.min_memory_bytes is not None else None
-        ),
+        memory_available=(read_memory_available() if policy.min_memory_bytes is not None else None),
         idle_seconds=read_idle_seconds(now) if policy.idle_minutes is not None else None,
     )
     return apply_overrides(readings, read_overrides(readings_file))

@@ -13,8 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.cache import DEFAULT_MAX_BYTES
 from agent.freehost import Policy, parse_windows
-from hq.schemas.resources import parse_memory_bytes
 from hq.schemas.agents import MAX_CLAIM_WAIT_SECONDS
+from hq.schemas.resources import parse_memory_bytes
 
 
 class AgentSettings(BaseSettings):

@@ -230,5 +230,9 @@ class Agent(Base):
     drain_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Warm containers waiting, per script, as the agent last reported them.
     warm: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Free-host agents (agent/freehost.py): why the host is not free now (None: free, or no
+    # policy), and how many of its jobs it holds docker-paused; as the agent last reported.
+    not_free: Mapped[str | None] = mapped_column(String(512), nullable=True, default=None)
+    paused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
