@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from playwright.sync_api import Page, expect
 
 from hq.client import HQClient
 from hq.schemas.agents import AgentRead
@@ -28,6 +29,7 @@ from tests.fixtures.agent import (
     script_metrics,
     wait_status,
 )
+from tests.fixtures.browser import DashFactory, Shoot
 from tests.fixtures.docker import BaseImage
 from tests.fixtures.server import LiveServer, ServerFactory
 
@@ -66,6 +68,24 @@ def agent_row(server: LiveServer, name: str) -> AgentRead:
         return next(a for a in admin.list_agents() if a.name == name)
 
 
+def hq_agent_list(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`hq agent list`'s table, as a viewer sees it."""
+    from click.testing import CliRunner
+
+    from hq.cli import main
+    from hq.cli.common import get_settings
+
+    monkeypatch.setenv("HQ_URL", server.url)
+    monkeypatch.setenv("HQ_TOKEN", server.token("viewer"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["agent", "list"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def container_states(docker_client: docker.DockerClient, job_id: str) -> list[str]:
     return [c.status for c in job_containers(docker_client, job_id)]
 
@@ -97,6 +117,7 @@ def test_a_busy_host_claims_nothing_and_says_why_until_it_is_free(
     base_image: BaseImage,
     docker_client: docker.DockerClient,
     readings: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = server_factory(db="sqlite")
     publish_inline(server, base_image, name="worker", code=WORKER, args=["1"])
@@ -116,6 +137,8 @@ def test_a_busy_host_claims_nothing_and_says_why_until_it_is_free(
     busy = agent_row(server, agent.name)
     assert busy.status == "active", "a busy agent still reports, so it is not offline"
     assert "claiming nothing" in agent.log()
+    listed = hq_agent_list(server, monkeypatch)
+    assert agent.name in listed and BUSY_REASON in listed and "not free" in listed
 
     set_load(readings, 0)
     done = wait_status(client, job.id, ENDED, timeout_s=60)
@@ -241,3 +264,26 @@ def test_a_paused_job_can_be_cancelled(
         timeout_s=20,
         what="the cancelled job's container to be removed",
     )
+
+
+@pytest.mark.browser
+def test_the_agents_page_shows_why_an_agent_takes_no_work(
+    server_factory: ServerFactory,
+    hq_agents: AgentFactory,
+    dash_factory: DashFactory,
+    page: Page,
+    shoot: Shoot,
+    readings: Path,
+) -> None:
+    server = server_factory(db="postgresql")
+    set_load(readings, 99)
+    agent = free_agent(hq_agents, server, readings, when_busy="pause")
+    dash = dash_factory(server)
+    dash.login(page, "val")
+    page.goto(f"{dash.url}/agents")
+    grid = page.locator("#agents-grid")
+    expect(grid.get_by_text(agent.name)).to_be_visible(timeout=15_000)
+    expect(grid.get_by_text(BUSY_REASON)).to_be_visible(timeout=15_000)
+    shoot(page, "agents-not-free")
+    set_load(readings, 0)
+    expect(grid.get_by_text(BUSY_REASON)).to_have_count(0, timeout=20_000)  # polled every 5 s
