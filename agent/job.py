@@ -62,7 +62,10 @@ class JobRun:
         # The one holder of the lease token: heartbeats, logs and the report all go through it.
         self.handle = ctx.client.lease(lease.job_id, token=lease.lease_token)
         self.heart = Heartbeater(
-            lease=self.handle, interval_s=ctx.settings.heartbeat_interval_s, wake=self.wake
+            lease=self.handle,
+            interval_s=ctx.settings.heartbeat_interval_s,
+            wake=self.wake,
+            paused_s=lambda: self.paused_seconds(),
         )
         self.observer = Observer(lease.manifest)  # metrics from the logs, the container's usage
         self.logs = LogShipper(

@@ -93,6 +93,9 @@ class ClaimResponse(ReadModel):
 
 class Heartbeat(Model):
     lease_token: str
+    # Seconds the attempt has spent docker-paused so far (free-host agents): HQ's timeout
+    # backstop does not count them.
+    paused_s: Int32 = Field(default=0, ge=0)
 
 
 class HeartbeatResponse(ReadModel):

@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ENDED = {"succeeded", "failed", "timed_out", "cancelled"}
 LEASE_TTL_S = 3.0
 BUSY_REASON = "load 99.00 is above 1"
+PAUSED_FOR_S = 20.0
 
 # Sleeps argv[1] seconds in small steps, then writes its result.
 WORKER = """
@@ -156,10 +157,13 @@ def test_a_running_job_is_paused_while_busy_keeps_its_lease_and_resumes_to_succe
     docker_client: docker.DockerClient,
     readings: Path,
 ) -> None:
-    server = server_factory(db=db, env={"HQ_LEASE_TTL_SECONDS": str(LEASE_TTL_S)})
-    # A 10 s timeout: the job runs ~4 s but spends longer paused, which must not count.
+    # A 1 s slack: HQ's own timeout backstop would end the job too if it counted the pause.
+    server = server_factory(
+        db=db, env={"HQ_LEASE_TTL_SECONDS": str(LEASE_TTL_S), "HQ_TIMEOUT_SLACK_SECONDS": "1"}
+    )
+    # A 15 s timeout: the job runs ~4 s but spends 20 s paused, which must not count.
     publish_inline(
-        server, base_image, name="worker", code=WORKER, args=["4"], resources={"timeout_s": 10}
+        server, base_image, name="worker", code=WORKER, args=["4"], resources={"timeout_s": 15}
     )
     agent = free_agent(hq_agents, server, readings, when_busy="pause")
     client = server.client("submitter")
@@ -175,8 +179,9 @@ def test_a_running_job_is_paused_while_busy_keeps_its_lease_and_resumes_to_succe
         timeout_s=10,
         what="the container to be paused",
     )
-    time.sleep(4 * LEASE_TTL_S)  # several lease TTLs, and past the job's timeout
-    assert container_states(docker_client, job.id) == ["paused"]
+    time.sleep(PAUSED_FOR_S)  # several lease TTLs, and past the job's timeout
+    states = container_states(docker_client, job.id)
+    assert states == ["paused"], (states, client.get_job(job.id), agent.log()[-3000:])
     held = client.get_job(job.id)
     assert held.status == "running" and held.attempts == 1, held
     row = agent_row(server, agent.name)

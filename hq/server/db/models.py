@@ -132,6 +132,9 @@ class Job(Base):
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Seconds this attempt spent docker-paused on a free-host agent (its heartbeats say): not
+    # counted against the timeout, so the reaper's backstop adds them.
+    paused_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     completed_token: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,4 +1,5 @@
-"""Agents report why they take no work (their host is not free) and how many jobs they paused.
+"""Agents report why they take no work (their host is not free) and how many jobs they paused;
+a job's heartbeats, the seconds its attempt spent paused (the reaper's timeout backstop adds them).
 
 Revision ID: 0008
 Revises: 0004
@@ -16,6 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("paused_s", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("not_free", sa.String(length=512), nullable=True))
         batch_op.add_column(
@@ -27,3 +32,5 @@ def downgrade() -> None:
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.drop_column("paused")
         batch_op.drop_column("not_free")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("paused_s")
