@@ -4,7 +4,8 @@ One thread per running job (a slot) and one claimer thread that long-polls ``cla
 jobs as there are free slots. A drain (SIGTERM, or HQ's answer to a claim after
 ``POST /agents/{id}/drain``) stops claiming; the agent exits once its running jobs are reported.
 A long poll in flight at that point is cut (its socket shut down, see ``agent.abortable``): HQ
-checks the connection before it hands out work, so nothing new is claimed.
+checks the connection before it hands out work, so nothing new is claimed. With a free-host
+policy, ``agent.busy.FreeHostGuard`` stops the claimer (and cuts its poll) while the host is busy.
 """
 
 from __future__ import annotations

@@ -79,6 +79,13 @@ class AgentSettings(BaseSettings):
             raise ValueError(f"HQ_URL {value!r} must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator(
+        "agent_free_max_load", "agent_free_idle_minutes", "agent_free_readings", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # HQ_AGENT_FREE_MAX_LOAD= (empty) sets no rule
+
     @field_validator("agent_free_min_memory")
     @classmethod
     def _min_memory(cls, value: str | None) -> str | None:

@@ -174,6 +174,10 @@ def test_settings_build_the_policy() -> None:
     assert policy.active and policy.max_load == 1.5 and policy.min_memory_bytes == 2 * 1024**3
     assert len(policy.windows) == 2 and policy.zone == ZoneInfo("Europe/Paris")
     assert not AgentSettings().free_policy.active
+    empty = AgentSettings(
+        agent_free_max_load="", agent_free_idle_minutes="", agent_free_min_memory=""
+    )  # type: ignore[arg-type]
+    assert not empty.free_policy.active  # empty variables (compose's ${X:-}) set no rule
 
 
 @pytest.mark.parametrize(
