@@ -223,13 +223,47 @@ class DockerRunner:
         return int(result.get("StatusCode", -1))
 
     def kill(self, container_id: str) -> None:
+        """SIGKILL, also to a paused container (thawed first where the engine asks for it)."""
         try:
             self.api.kill(container_id)
         except docker.errors.NotFound:
             pass
-        except docker.errors.APIError as exc:  # already stopped
+        except docker.errors.APIError as exc:  # already stopped, or paused
             if exc.status_code != 409:
                 raise
+            if "paused" in str(exc.explanation or exc).lower():
+                self.unpause(container_id)
+                self.kill(container_id)
+
+    def pause(self, container_id: str) -> bool:
+        """Freeze the container's processes (``docker pause``); False when it is not running
+        (ended, or gone) and so cannot be paused. Already paused counts as paused."""
+        try:
+            self.api.pause(container_id)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            return "already paused" in str(exc.explanation or exc).lower()
+        return True
+
+    def unpause(self, container_id: str) -> None:
+        """Thaw a paused container; nothing when it is not paused or gone."""
+        try:
+            self.api.unpause(container_id)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # "is not paused" (a 500 on some engines)
+            if exc.status_code != 409 and "not paused" not in str(exc.explanation or exc):
+                raise
+
+    def is_paused(self, container_id: str) -> bool:
+        try:
+            state = self.api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            return False
+        return bool(state.get("Paused"))
 
     def exit_state(self, container_id: str) -> ExitState:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from hq import errors
 from hq.client import LeaseHandle
@@ -14,8 +15,17 @@ log = logging.getLogger(__name__)
 class Heartbeater:
     """Heartbeats every ``interval_s`` in its own thread; sets ``wake`` on cancel or loss."""
 
-    def __init__(self, *, lease: LeaseHandle, interval_s: float, wake: threading.Event) -> None:
+    def __init__(
+        self,
+        *,
+        lease: LeaseHandle,
+        interval_s: float,
+        wake: threading.Event,
+        paused_s: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        """``paused_s``: the attempt's seconds paused so far, sent with every beat."""
         self._lease = lease
+        self._paused_s = paused_s
         self._job_id = lease.job_id
         self._interval_s = interval_s
         self._wake = wake
@@ -41,7 +51,7 @@ class Heartbeater:
     def beat(self) -> None:
         """One heartbeat, now."""
         try:
-            response = self._lease.heartbeat()
+            response = self._lease.heartbeat(paused_s=int(self._paused_s()))
         except (errors.Conflict, errors.NotFound) as exc:
             level = logging.DEBUG if self._completing else logging.WARNING
             log.log(level, "lease lost: %s", exc, extra={"job_id": self._job_id})

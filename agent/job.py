@@ -62,13 +62,21 @@ class JobRun:
         # The one holder of the lease token: heartbeats, logs and the report all go through it.
         self.handle = ctx.client.lease(lease.job_id, token=lease.lease_token)
         self.heart = Heartbeater(
-            lease=self.handle, interval_s=ctx.settings.heartbeat_interval_s, wake=self.wake
+            lease=self.handle,
+            interval_s=ctx.settings.heartbeat_interval_s,
+            wake=self.wake,
+            paused_s=lambda: self.paused_seconds(),
         )
         self.observer = Observer(lease.manifest)  # metrics from the logs, the container's usage
         self.logs = LogShipper(
             lease=self.handle, flush_s=ctx.settings.log_flush_s, on_line=self.observer.line
         )
         self.container_id: str | None = None
+        # Free-host pauses (agent/busy.py): paused time does not count against the timeout.
+        self._pause_lock = threading.Lock()
+        self._paused_at: float | None = None
+        self._paused_total = 0.0
+        self._watching = False
 
     # -- entry points ---------------------------------------------------------------------
     def run(self) -> None:
@@ -84,6 +92,54 @@ class JobRun:
         """A job that ended while the agent was away (or before HQ acknowledged it)."""
         self.container_id = container_id
         self._guarded(lambda: self._finish(final))
+
+    # -- free-host pauses (called from the agent's free-host guard thread) ------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def paused_seconds(self) -> float:
+        """Time spent paused so far (the watch adds it to the deadline)."""
+        with self._pause_lock:
+            ongoing = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
+            return self._paused_total + ongoing
+
+    def pause(self, reason: str) -> None:
+        """``docker pause`` the job's container while it is being watched; idempotent. The
+        lease keeps its heartbeats meanwhile."""
+        with self._pause_lock:
+            cid = self.container_id
+            if self._paused_at is not None or cid is None or not self._watching:
+                return
+            if self.heart.cancel_requested or self.heart.lost:
+                return
+            try:
+                if not self.ctx.runner.pause(cid):
+                    return  # it has just ended
+            except Exception as exc:
+                log.warning("cannot pause: %s", exc, extra={"job_id": self.job_id})
+                return
+            self._paused_at = time.monotonic()
+        log.info("paused: %s", reason, extra={"job_id": self.job_id})
+        self.logs.note(f"paused: {reason}")
+
+    def resume(self) -> None:
+        """Unpause the container paused by ``pause``; idempotent."""
+        with self._pause_lock:
+            if self._paused_at is None:
+                return
+            cid = self.container_id
+            assert cid
+            try:
+                self.ctx.runner.unpause(cid)
+            except Exception as exc:
+                log.warning("cannot resume: %s", exc, extra={"job_id": self.job_id})
+                return
+            took = time.monotonic() - self._paused_at
+            self._paused_total += took
+            self._paused_at = None
+        log.info("resumed after %.1f s paused", took, extra={"job_id": self.job_id})
+        self.logs.note(f"resumed after {took:.0f} s paused")
 
     def _guarded(self, body: Callable[[], None]) -> None:
         self.heart.start()
@@ -108,6 +164,8 @@ class JobRun:
     def _run_adopted(self, started_at: datetime) -> None:
         assert self.container_id
         self.logs.note("agent restarted: watching the running container again")
+        if self.ctx.runner.is_paused(self.container_id):  # paused by the earlier life
+            self.ctx.runner.unpause(self.container_id)  # the guard pauses it again if busy
         stream = self.ctx.runner.follow_logs(self.container_id)
         reader = threading.Thread(target=self._read_plain, args=(stream,), daemon=True)
         reader.start()
@@ -226,9 +284,23 @@ class JobRun:
         assert cid
         waiter = threading.Thread(target=self._wait_exit, args=(cid,), daemon=True)
         waiter.start()
+        with self._pause_lock:
+            self._watching = True
+        try:
+            return self._watch_loop(cid, deadline, reader, waiter)
+        finally:
+            with self._pause_lock:
+                self._watching = False
+            self.resume()  # a container that ended paused (killed) is thawed for removal
+
+    def _watch_loop(
+        self, cid: str, deadline: float, reader: threading.Thread, waiter: threading.Thread
+    ) -> Final | None:
         why: JobStatus | None = None
         while waiter.is_alive():
+            due = deadline + self.paused_seconds()
             if self.heart.lost:
+                self.resume()
                 self.ctx.runner.kill(cid)
                 self.ctx.runner.remove(cid)
                 self.ws.remove()
@@ -237,12 +309,14 @@ class JobRun:
             if why is None and self.heart.cancel_requested:
                 why = JobStatus.cancelled
                 self.logs.note("cancel requested: killing the container")
+                self.resume()  # a paused job is thawed and killed (pause refuses it from now)
                 self.ctx.runner.kill(cid)
-            elif why is None and time.time() >= deadline:
+            elif why is None and not self.paused and time.time() >= due:
                 why = JobStatus.timed_out
                 self.logs.note(f"timeout after {self.lease.timeout_s} s: killing the container")
                 self.ctx.runner.kill(cid)
-            self.wake.wait(max(0.0, min(WATCH_TICK_SECONDS, deadline - time.time())))
+            left = WATCH_TICK_SECONDS if self.paused else due - time.time()
+            self.wake.wait(max(0.0, min(WATCH_TICK_SECONDS, left)))
             self.wake.clear()
         reader.join(timeout=5)
         self.observer.ended()

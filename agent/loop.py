@@ -4,7 +4,8 @@ One thread per running job (a slot) and one claimer thread that long-polls ``cla
 jobs as there are free slots. A drain (SIGTERM, or HQ's answer to a claim after
 ``POST /agents/{id}/drain``) stops claiming; the agent exits once its running jobs are reported.
 A long poll in flight at that point is cut (its socket shut down, see ``agent.abortable``): HQ
-checks the connection before it hands out work, so nothing new is claimed.
+checks the connection before it hands out work, so nothing new is claimed. With a free-host
+policy, ``agent.busy.FreeHostGuard`` stops the claimer (and cuts its poll) while the host is busy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
+from agent.busy import FreeHostGuard
 from agent.cache import InputCache
 from agent.context import AgentContext
 from agent.docker_runner import (
@@ -70,9 +72,18 @@ class Agent:
         self.agent_id = ""
         self.draining = threading.Event()
         self._slots: dict[str, threading.Thread] = {}
+        self._runs: dict[str, JobRun] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._signals = 0
+        self.guard = FreeHostGuard(
+            settings=settings,
+            client=client,
+            agent_id=lambda: self.agent_id,
+            runs=self._running_jobs,
+            abort_claims=abort_claims,
+            warm=self.ctx.warm,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -115,6 +126,8 @@ class Agent:
         self.recover()
         if self.ctx.warm is not None:
             self.ctx.warm.start()
+        guard_stop = threading.Event()  # not the drain: paused jobs must resume to finish
+        self.guard.start(guard_stop)
         claimer = threading.Thread(target=self._claim_loop, name="claimer", daemon=True)
         claimer.start()
         while True:
@@ -123,6 +136,7 @@ class Agent:
                 if self.draining.is_set() and (not self._slots or self.ctx.stopping.is_set()):
                     break
                 self._changed.wait(timeout=SIGNAL_POLL_SECONDS)
+        guard_stop.set()
         if self.ctx.warm is not None:  # nothing more is claimed: no container waits in vain
             self.ctx.warm.close()
         log.info("drained: exiting", extra={"agent_id": self.agent_id})
@@ -158,6 +172,10 @@ class Agent:
             self.ctx.client.report_warm(self.agent_id, waiting)
 
     # -- claiming -------------------------------------------------------------------------
+    def _running_jobs(self) -> list[JobRun]:
+        with self._lock:
+            return list(self._runs.values())
+
     def _free_slots(self) -> int:
         with self._lock:
             return self.settings.agent_capacity - len(self._slots)
@@ -165,6 +183,9 @@ class Agent:
     def _claim_loop(self) -> None:
         delay = FIRST_RETRY_SECONDS
         while not self.draining.is_set():
+            if not self.guard.free.is_set():  # the host is not free: no claim, no long poll
+                self.guard.free.wait(timeout=SIGNAL_POLL_SECONDS * 5)
+                continue
             free = self._free_slots()
             if free <= 0:
                 with self._changed:
@@ -181,6 +202,8 @@ class Agent:
             except errors.HQError as exc:
                 if self.draining.is_set():  # the drain cut this long poll on purpose
                     break
+                if not self.guard.free.is_set():  # the host turned busy: cut on purpose too
+                    continue
                 log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
                 self.draining.wait(delay)
                 delay = min(delay * 2, self.settings.retry_max_s)
@@ -203,6 +226,7 @@ class Agent:
             finally:
                 with self._changed:
                     self._slots.pop(key, None)
+                    self._runs.pop(key, None)
                     self._changed.notify_all()
 
         # Daemon: after a second signal the agent exits without waiting; what ran is settled
@@ -210,6 +234,7 @@ class Agent:
         thread = threading.Thread(target=slot, name=f"job-{key}", daemon=True)
         with self._changed:
             self._slots[key] = thread
+            self._runs[key] = run
         log.info(
             "running job %s attempt %s", lease.job_id, lease.attempt, extra={"job_id": lease.job_id}
         )

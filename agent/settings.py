@@ -5,12 +5,16 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.cache import DEFAULT_MAX_BYTES
+from agent.freehost import Policy, parse_windows
 from hq.schemas.agents import MAX_CLAIM_WAIT_SECONDS
+from hq.schemas.resources import parse_memory_bytes
 
 
 class AgentSettings(BaseSettings):
@@ -51,6 +55,17 @@ class AgentSettings(BaseSettings):
     agent_warm_pool: int = Field(default=1, ge=0, le=16)
     agent_warm_memory_bytes: int = Field(default=2 * 1024**3, ge=0)
     agent_warm_idle_s: float = Field(default=600.0, gt=0)
+    # Free-host policy (agent/freehost.py): claim only while every rule set holds. Unset: always.
+    agent_free_max_load: float | None = Field(default=None, ge=0)
+    agent_free_min_memory: str | None = None  # MemAvailable at least this: 2g, 512m, bytes
+    agent_free_windows: str = ""  # "mon-fri 19:00-07:00,sat-sun", in agent_free_timezone
+    agent_free_timezone: str | None = None  # an IANA zone (Europe/Paris); unset: local time
+    agent_free_idle_minutes: float | None = Field(default=None, ge=0)
+    # When the host turns busy: let running jobs finish, or docker-pause them until it is free.
+    agent_when_busy: Literal["finish", "pause"] = "finish"
+    agent_free_check_s: float = Field(default=5.0, gt=0, le=300)
+    # Test and ops hook: a JSON file whose values override the host's readings.
+    agent_free_readings: Path | None = None
 
     @field_validator("agent_name", mode="before")
     @classmethod
@@ -63,6 +78,49 @@ class AgentSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"HQ_URL {value!r} must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator(
+        "agent_free_max_load", "agent_free_idle_minutes", "agent_free_readings", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # HQ_AGENT_FREE_MAX_LOAD= (empty) sets no rule
+
+    @field_validator("agent_free_min_memory")
+    @classmethod
+    def _min_memory(cls, value: str | None) -> str | None:
+        if value:
+            parse_memory_bytes(value)  # a ValueError names the bad value
+        return value or None
+
+    @field_validator("agent_free_windows")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value.strip()
+
+    @field_validator("agent_free_timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"HQ_AGENT_FREE_TIMEZONE {value!r} is not a known zone") from exc
+        return value or None
+
+    @property
+    def free_policy(self) -> Policy:
+        """The free-host policy of these settings (``Policy.active`` is False when unset)."""
+        memory = self.agent_free_min_memory
+        return Policy(
+            max_load=self.agent_free_max_load,
+            min_memory_bytes=parse_memory_bytes(memory) if memory else None,
+            windows=parse_windows(self.agent_free_windows),
+            windows_text=self.agent_free_windows,
+            idle_minutes=self.agent_free_idle_minutes,
+            zone=ZoneInfo(self.agent_free_timezone) if self.agent_free_timezone else None,
+        )
 
     @property
     def labels(self) -> list[str]:

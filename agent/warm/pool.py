@@ -5,7 +5,9 @@ background thread keeps each pool at ``agent_warm_pool`` containers within the m
 (the sum of their memory limits, ``agent_warm_memory_bytes``), one container start at a time,
 and empties a pool not used for ``agent_warm_idle_s``. ``take`` hands a ready container to a
 claimed job and forgets it: a container is never given twice. A version whose preload fails is
-marked and runs cold from then on. Everything left at the agent's exit is removed.
+marked and runs cold from then on. Everything left at the agent's exit is removed. While the
+host is not free (``hold``, from the free-host guard) no container is started; those already
+waiting are left waiting (idle, they use memory but no CPU) and go at the idle timeout as usual.
 """
 
 from __future__ import annotations
@@ -90,6 +92,13 @@ class WarmPools:
         self._thread: threading.Thread | None = None
         self._runner_dir = settings.work_dir / "warm-runner"
         self._running: list[tuple[Path, float]] = []  # handed-over jobs' folders, when
+        self._held = False
+
+    def hold(self, held: bool) -> None:
+        """Start no container while ``held`` (the host is not free)."""
+        self._held = held
+        if not held:
+            self._wake.set()
 
     @property
     def enabled(self) -> bool:
@@ -219,7 +228,7 @@ class WarmPools:
                         log.warning("warm %s: %s; it runs cold", pool.script, failure)
                         pool.waiting.remove(wc)
                         doomed.append(wc)
-            wanted = None if self._deferring(now) else self._next_to_start()
+            wanted = None if self._held or self._deferring(now) else self._next_to_start()
         for wc in doomed:
             self._discard(wc)
         if wanted is not None and not self._stop.is_set():

@@ -181,6 +181,8 @@ def agent_rows(agents: Sequence[dict[str, Any]], now: datetime) -> list[dict[str
                 "heartbeat_age_s": round((now - seen).total_seconds(), 1),
                 "drain_requested": bool(a.get("drain_requested")),
                 "warm": ", ".join(f"{k}: {v}" for k, v in sorted((a.get("warm") or {}).items())),
+                "not_free": a.get("not_free") or "",
+                "paused": a.get("paused", 0),
             }
         )
     return rows

@@ -25,7 +25,9 @@ POLL_MS = 5000
 COLUMNS = [
     "name",
     "status",
+    "not_free",
     "slots",
+    "paused",
     "labels",
     "queues",
     "gpus",

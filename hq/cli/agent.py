@@ -1,4 +1,5 @@
-"""`hq agent`: run the worker agent on this host (claims jobs from HQ, runs them in Docker).
+"""`hq agent`: run the worker agent on this host (claims jobs from HQ, runs them in Docker);
+`hq agent list`: the agents HQ knows, and why one takes no work.
 
 The agent builds itself in ``agent.main``; this command only turns its flags into settings.
 """
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import click
 
+from hq.cli.common import echo_json, echo_table, get_client, handle_errors, json_option, when
 
-@click.command("agent")
+
+@click.group("agent", invoke_without_command=True)
 @click.option("--url", help="HQ's URL (HQ_URL)")
 @click.option("--token", help="an agent token (HQ_TOKEN)")
 @click.option("--name", help="this agent's name (HQ_AGENT_NAME; default: the hostname)")
@@ -32,7 +35,9 @@ import click
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
 )
+@click.pass_context
 def agent(
+    ctx: click.Context,
     url: str | None,
     token: str | None,
     name: str | None,
@@ -47,8 +52,10 @@ def agent(
 
     SIGTERM (or `POST /api/v1/agents/{id}/drain`) drains: running jobs finish and are reported,
     nothing new is claimed, then the agent exits 0. A second signal stops at once; whatever was
-    running is settled with HQ on the next start.
+    running is settled with HQ on the next start. `hq agent list` lists the agents instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from agent.main import AgentError, start  # Docker and the agent load only for this command
 
     overrides = {
@@ -66,3 +73,30 @@ def agent(
     except AgentError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
+
+
+@agent.command("list")
+@json_option
+@handle_errors
+def list_(as_json: bool) -> None:
+    """Agents: status, slots in use, and why one takes no work (its host is not free)."""
+    with get_client() as client:
+        rows = client.list_agents()
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            (
+                a.id,
+                a.name,
+                a.status,
+                f"{a.running}/{a.capacity}",
+                a.paused or "",
+                a.not_free or "",
+                when(a.last_seen_at),
+            )
+            for a in rows
+        ],
+        ["id", "name", "status", "slots", "paused", "not free", "last seen (UTC)"],
+    )

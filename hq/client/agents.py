@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from hq.client._base import DEFAULT_TIMEOUT_SECONDS, BaseClient
-from hq.schemas.agents import AgentCreate, AgentRead, ClaimRequest, ClaimResponse, WarmReport
+from hq.schemas.agents import (
+    AgentCreate,
+    AgentRead,
+    AgentState,
+    ClaimRequest,
+    ClaimResponse,
+    WarmReport,
+)
 
 
 class AgentsClient(BaseClient):
@@ -19,6 +26,14 @@ class AgentsClient(BaseClient):
     def report_warm(self, agent_id: str, waiting: dict[str, int]) -> None:
         """The agent's warm containers waiting, per script."""
         self._request("PUT", f"/api/v1/agents/{agent_id}/warm", body=WarmReport(waiting=waiting))
+
+    def report_state(self, agent_id: str, *, not_free: str | None, paused: int = 0) -> None:
+        """Why the agent takes no work now (None: its host is free) and the jobs it paused."""
+        self._request(
+            "PUT",
+            f"/api/v1/agents/{agent_id}/state",
+            body=AgentState(not_free=not_free, paused=paused),
+        )
 
     def claim(self, agent_id: str, *, capacity: int, wait_s: float) -> ClaimResponse:
         """Leases for up to ``capacity`` jobs, waiting up to ``wait_s`` for the first."""

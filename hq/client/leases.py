@@ -30,13 +30,14 @@ class LeasesClient(BaseClient):
         """A handle on the lease ``token`` of job ``job_id``."""
         return LeaseHandle(self, job_id=job_id, token=token)
 
-    def heartbeat(self, job_id: str, *, lease_token: str) -> HeartbeatResponse:
-        """Extend the lease; the answer says whether a cancel was asked for."""
+    def heartbeat(self, job_id: str, *, lease_token: str, paused_s: int = 0) -> HeartbeatResponse:
+        """Extend the lease (``paused_s``: the attempt's seconds paused so far); the answer says
+        whether a cancel was asked for."""
         return self._json(
             "POST",
             f"/api/v1/jobs/{job_id}/heartbeat",
             HeartbeatResponse,
-            body=Heartbeat(lease_token=lease_token),
+            body=Heartbeat(lease_token=lease_token, paused_s=paused_s),
         )
 
     def send_logs(self, job_id: str, *, lease_token: str, lines: list[LogLine]) -> None:
@@ -76,8 +77,8 @@ class LeaseHandle:
     def __repr__(self) -> str:  # never the token: it is a credential for this job
         return f"LeaseHandle(job_id={self.job_id!r})"
 
-    def heartbeat(self) -> HeartbeatResponse:
-        return self._client.heartbeat(self.job_id, lease_token=self.token)
+    def heartbeat(self, *, paused_s: int = 0) -> HeartbeatResponse:
+        return self._client.heartbeat(self.job_id, lease_token=self.token, paused_s=paused_s)
 
     def send_logs(self, lines: list[LogLine]) -> None:
         self._client.send_logs(self.job_id, lease_token=self.token, lines=lines)

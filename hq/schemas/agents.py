@@ -39,6 +39,10 @@ class AgentRead(ReadModel):
     running: int = 0
     drain_requested: bool
     warm: dict[str, int] = Field(default_factory=dict, description="warm containers per script")
+    not_free: str | None = Field(
+        default=None, description="why the agent takes no work: its host is not free"
+    )
+    paused: int = Field(default=0, description="jobs it holds paused while its host is busy")
     last_seen_at: datetime
     created_at: datetime
 
@@ -47,6 +51,13 @@ class WarmReport(Model):
     """What an agent reports of its warm containers: how many wait, per script."""
 
     waiting: dict[str, int] = Field(default_factory=dict, max_length=1024)
+
+
+class AgentState(Model):
+    """What a free-host agent reports: why its host is not free (None: free), jobs paused."""
+
+    not_free: str | None = Field(default=None, max_length=512)
+    paused: int = Field(default=0, ge=0, le=256)
 
 
 class ClaimRequest(Model):
@@ -82,6 +93,9 @@ class ClaimResponse(ReadModel):
 
 class Heartbeat(Model):
     lease_token: str
+    # Seconds the attempt has spent docker-paused so far (free-host agents): HQ's timeout
+    # backstop does not count them.
+    paused_s: Int32 = Field(default=0, ge=0)
 
 
 class HeartbeatResponse(ReadModel):

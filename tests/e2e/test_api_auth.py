@@ -69,6 +69,7 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/agents/{agent_id}/drain"): ADMIN,
     ("POST", "/api/v1/agents/{agent_id}/claim"): AGENT,
     ("PUT", "/api/v1/agents/{agent_id}/warm"): AGENT,
+    ("PUT", "/api/v1/agents/{agent_id}/state"): AGENT,
     ("POST", "/api/v1/datasets/{name}/versions"): UPLOAD,
     ("GET", "/api/v1/datasets"): READ,
     ("GET", "/api/v1/datasets/{name}"): READ,

@@ -252,6 +252,50 @@ async def test_hq_backstops_a_timeout_the_agent_never_reported(sessionmaker: Mak
     assert reaped.timed_out == 1
 
 
+async def test_the_timeout_backstop_does_not_count_paused_seconds(sessionmaker: Maker) -> None:
+    """A free-host agent's heartbeats carry the attempt's paused seconds."""
+    [job_id] = await add_jobs(sessionmaker, 1, timeout_s=1)
+    agent = await add_agent(sessionmaker)
+    await claim(sessionmaker, agent, ttl=600)
+    async with sessionmaker() as session, session.begin():
+        job = await session.get(Job, job_id)
+        assert job is not None
+        await queue.renew_lease(session, job=job, lease_ttl_seconds=600, paused_s=10)
+        await queue.renew_lease(session, job=job, lease_ttl_seconds=600, paused_s=3)  # no less
+        job.attempt_started_at = utcnow() - timedelta(seconds=5)  # 5 s ago, 10 s of it paused
+    async with sessionmaker() as session, session.begin():
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=1
+        )
+        job = await session.get(Job, job_id)
+        assert job is not None
+        assert (reaped.timed_out, job.status, job.paused_s) == (0, "running", 10)
+        job.attempt_started_at = utcnow() - timedelta(seconds=13)  # 13 s: 3 s running
+    async with sessionmaker() as session, session.begin():
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=1
+        )
+    assert reaped.timed_out == 1
+
+
+async def test_a_new_attempt_starts_with_no_paused_seconds(sessionmaker: Maker) -> None:
+    [job_id] = await add_jobs(sessionmaker, 1, max_attempts=2)
+    agent = await add_agent(sessionmaker)
+    await claim(sessionmaker, agent, ttl=600)
+    async with sessionmaker() as session, session.begin():
+        job = await session.get(Job, job_id)
+        assert job is not None
+        await queue.renew_lease(session, job=job, lease_ttl_seconds=600, paused_s=10)
+        job.lease_expires_at = utcnow() - timedelta(seconds=1)  # the agent died
+    async with sessionmaker() as session, session.begin():
+        reaped = await queue.reap(
+            session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30
+        )
+    assert reaped.requeued == 1
+    [again] = await claim(sessionmaker, agent, ttl=600)
+    assert (again.id, again.attempts, again.paused_s) == (job_id, 2, 0)
+
+
 async def test_reaper_locks_only_the_jobs_it_acts_on(pg_url: str) -> None:
     """A tick must not hold healthy running jobs: their heartbeats and completes would queue
     behind it. A second real connection locks a healthy job with NOWAIT while the tick is open."""

@@ -124,7 +124,9 @@ def test_the_heartbeat_and_log_bodies_are_the_documented_json() -> None:
     with client:
         client.lease("j1", token="t1").heartbeat()
         client.lease("j1", token="t1").send_logs(LINES)
-    assert json.loads(seen[0].content) == {"lease_token": "t1"}
+        client.lease("j1", token="t1").heartbeat(paused_s=42)
+    assert json.loads(seen[0].content) == {"lease_token": "t1", "paused_s": 0}
+    assert json.loads(seen[2].content) == {"lease_token": "t1", "paused_s": 42}
     assert json.loads(seen[1].content) == {
         "lease_token": "t1",
         "lines": [{"at": "2026-01-02T03:04:05Z", "stream": "stderr", "text": "hello"}],

@@ -553,6 +553,22 @@ def test_agent_rows_show_slots_and_heartbeat_age() -> None:
     )
     assert rows[0]["slots"] == "1/4" and rows[0]["heartbeat_age_s"] == 30.0
     assert rows[0]["warm"] == "describe: 2, linear-fit: 1"
+    assert (rows[0]["not_free"], rows[0]["paused"]) == ("", 0)  # fields an older HQ lacks
+
+
+def test_agent_rows_say_why_an_agent_takes_no_work() -> None:
+    agent = {
+        "id": "a",
+        "name": "desk",
+        "status": "active",
+        "running": 1,
+        "capacity": 1,
+        "last_seen_at": "2026-11-25T00:00:00+00:00",
+        "not_free": "load 3.10 is above 2",
+        "paused": 1,
+    }
+    (row,) = views.agent_rows([agent], datetime(2026, 11, 25, tzinfo=UTC))
+    assert (row["not_free"], row["paused"]) == ("load 3.10 is above 2", 1)
 
 
 def test_column_defs_give_numbers_a_number_filter() -> None:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from hq.schemas.agents import (
     AgentCreate,
     AgentRead,
+    AgentState,
     ClaimRequest,
     ClaimResponse,
     WarmReport,
@@ -66,6 +67,18 @@ async def report_warm(
     async with session.begin():
         await agent_service.report_warm(
             session, agent_id=agent_id, token_id=principal.scope_token_id, waiting=body.waiting
+        )
+
+
+@router.put("/{agent_id}/state", status_code=status.HTTP_204_NO_CONTENT)
+async def report_state(
+    agent_id: str, body: AgentState, session: SessionDep, principal: AgentPrincipal
+) -> None:
+    """A free-host agent's state: why it takes no work now (None: free), and the jobs it holds
+    paused (the agents page and `hq agent list` show both); it also counts as a sign of life."""
+    async with session.begin():
+        await agent_service.report_state(
+            session, agent_id=agent_id, token_id=principal.scope_token_id, state=body
         )
 
 

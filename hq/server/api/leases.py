@@ -66,6 +66,7 @@ async def heartbeat(
             lease_token=body.lease_token,
             agent_token_id=principal.scope_token_id,
             lease_ttl_seconds=settings.lease_ttl_seconds,
+            paused_s=body.paused_s,
         )
 
 

@@ -135,6 +135,9 @@ class Job(Base):
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Seconds this attempt spent docker-paused on a free-host agent (its heartbeats say): not
+    # counted against the timeout, so the reaper's backstop adds them.
+    paused_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     completed_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -233,6 +236,10 @@ class Agent(Base):
     drain_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Warm containers waiting, per script, as the agent last reported them.
     warm: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict, server_default="{}")
+    # Free-host agents (agent/freehost.py): why the host is not free now (None: free, or no
+    # policy), and how many of its jobs it holds docker-paused; as the agent last reported.
+    not_free: Mapped[str | None] = mapped_column(String(512), nullable=True, default=None)
+    paused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -72,6 +72,7 @@ def _claim_statement(dialect: str) -> Executable:
             lease_token=_token_expr(dialect),
             lease_expires_at=bindparam("claim_expires", type_=UTCDateTime),
             attempt_started_at=now,
+            paused_s=0,
             started_at=func.coalesce(Job.started_at, now),
             agent_id=agent_id,
             unschedulable_reason=None,

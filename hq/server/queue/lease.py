@@ -113,9 +113,14 @@ async def load_leases(
     return Leases(jobs=jobs, owners=owners)
 
 
-async def renew_lease(session: AsyncSession, *, job: Job, lease_ttl_seconds: float) -> Job:
+async def renew_lease(
+    session: AsyncSession, *, job: Job, lease_ttl_seconds: float, paused_s: int = 0
+) -> Job:
+    """Extend the lease; ``paused_s``: the attempt's paused seconds so far, as the agent counts
+    them (they only grow within an attempt)."""
     now = utcnow()
     job.lease_expires_at = now + timedelta(seconds=lease_ttl_seconds)
+    job.paused_s = max(job.paused_s or 0, paused_s)
     await session.execute(update(Agent).where(Agent.id == job.agent_id).values(last_seen_at=now))
     await session.flush()
     return job

@@ -50,10 +50,11 @@ def _overdue(
     timeout_s: int,
     lease_expires_at: datetime | None,
     slack_seconds: float,
+    paused_s: int = 0,
 ) -> tuple[bool, bool]:
-    """(past its timeout plus slack, lease expired) for a running job."""
+    """(past its timeout plus slack and its paused time, lease expired) for a running job."""
     started = attempt_started_at or now
-    timed_out = started + timedelta(seconds=timeout_s + slack_seconds) < now
+    timed_out = started + timedelta(seconds=timeout_s + (paused_s or 0) + slack_seconds) < now
     return timed_out, lease_expires_at is not None and lease_expires_at < now
 
 
@@ -103,13 +104,13 @@ async def reap(
 async def _due_ids(session: AsyncSession, *, now: datetime, slack_seconds: float) -> list[str]:
     """Running jobs past their timeout or lease, found with no lock (at most ``REAP_BATCH``)."""
     candidates = await session.execute(
-        select(Job.id, Job.attempt_started_at, Job.timeout_s, Job.lease_expires_at).where(
-            Job.status == JobStatus.running.value
-        )
+        select(
+            Job.id, Job.attempt_started_at, Job.timeout_s, Job.lease_expires_at, Job.paused_s
+        ).where(Job.status == JobStatus.running.value)
     )
     return [
         job_id
-        for job_id, started, timeout_s, expires in candidates
+        for job_id, started, timeout_s, expires, paused_s in candidates
         if any(
             _overdue(
                 now=now,
@@ -117,6 +118,7 @@ async def _due_ids(session: AsyncSession, *, now: datetime, slack_seconds: float
                 timeout_s=timeout_s,
                 lease_expires_at=expires,
                 slack_seconds=slack_seconds,
+                paused_s=paused_s,
             )
         )
     ][:REAP_BATCH]
@@ -132,6 +134,7 @@ async def _settle(
         timeout_s=job.timeout_s,
         lease_expires_at=job.lease_expires_at,
         slack_seconds=slack_seconds,
+        paused_s=job.paused_s,
     )
     if timed_out:
         reason = "timeout (enforced by HQ: the agent did not report)"

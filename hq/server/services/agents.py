@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.agents import AgentCreate, AgentRead
+from hq.schemas.agents import AgentCreate, AgentRead, AgentState
 from hq.schemas.common import JobStatus
 from hq.server.db.models import Agent, Job
 from hq.server.db.types import utcnow
@@ -111,6 +111,18 @@ async def drain(session: AsyncSession, *, agent_id: str, offline_seconds: float)
         or 0
     )
     return _read(agent, running=running, offline_seconds=offline_seconds)
+
+
+async def report_state(
+    session: AsyncSession, *, agent_id: str, token_id: str | None, state: AgentState
+) -> None:
+    """A free-host agent's state (why it takes no work, jobs paused); it counts as seen."""
+    agent = await get_agent(session, agent_id=agent_id, token_id=token_id)
+    await session.execute(
+        update(Agent)
+        .where(Agent.id == agent.id)
+        .values(not_free=state.not_free, paused=state.paused, last_seen_at=utcnow())
+    )
 
 
 async def report_warm(

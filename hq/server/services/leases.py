@@ -46,8 +46,10 @@ async def heartbeat(
     lease_token: str,
     agent_token_id: str | None,
     lease_ttl_seconds: float,
+    paused_s: int = 0,
 ) -> HeartbeatResponse:
-    """Extend the lease; the answer carries a cancel request."""
+    """Extend the lease (and record the attempt's paused seconds); the answer carries a cancel
+    request."""
     job = await queue.get_leased_job(
         session,
         job_id=job_id,
@@ -55,7 +57,9 @@ async def heartbeat(
         agent_token_id=agent_token_id,
         for_update=True,
     )
-    await queue.renew_lease(session, job=job, lease_ttl_seconds=lease_ttl_seconds)
+    await queue.renew_lease(
+        session, job=job, lease_ttl_seconds=lease_ttl_seconds, paused_s=paused_s
+    )
     assert job.lease_expires_at is not None
     return HeartbeatResponse.model_validate(job)
 
