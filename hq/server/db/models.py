@@ -108,9 +108,9 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
-        # Scale (docs/operating.md): ix_jobs_queued (below the class), and the wake-up for
-        # ended backoffs over queued jobs only; the reaper's due leases; the listings by script and by status,
-        # newest first (and the results export of one script, oldest first).
+        # Scale (docs/operating.md): ix_jobs_queued (below the class); the wake-up for ended
+        # backoffs, over queued jobs only; the reaper's due leases; the listings by script, by
+        # status and by finished_at (and the results export of one script, oldest first).
         Index(
             "ix_jobs_queued_run_after",
             "run_after",
@@ -125,6 +125,7 @@ class Job(Base):
         ),
         Index("ix_jobs_script_created", "script_name", "created_at", "id"),
         Index("ix_jobs_status_created", "status", "created_at", "id"),
+        Index("ix_jobs_finished", "finished_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     script_name: Mapped[str] = mapped_column(String(63))

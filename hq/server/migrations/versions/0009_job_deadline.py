@@ -57,10 +57,12 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_jobs_status_created", ["status", "created_at", "id"], unique=False
         )
+        batch_op.create_index("ix_jobs_finished", ["finished_at", "id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_finished")
         batch_op.drop_index("ix_jobs_status_created")
         batch_op.drop_index("ix_jobs_script_created")
         batch_op.drop_index("ix_jobs_deadline")
