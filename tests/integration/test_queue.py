@@ -245,6 +245,7 @@ async def test_hq_backstops_a_timeout_the_agent_never_reported(sessionmaker: Mak
         job = await session.get(Job, job_id)
         assert job is not None
         job.attempt_started_at = utcnow() - timedelta(seconds=5)
+        job.deadline_at = job.attempt_started_at + timedelta(seconds=1)  # what the claim wrote
     async with sessionmaker() as session, session.begin():
         reaped = await queue.reap(
             session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=1

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -27,6 +28,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+QUEUED = "status = 'queued'"
+HAS_DEADLINE = "deadline_at IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -102,12 +107,29 @@ class Sweep(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_claim", "status", "queue", "priority", "created_at"),
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
+        # Scale (docs/operating.md): ix_jobs_queued (below the class); the wake-up for ended
+        # backoffs, over queued jobs only; the reaper's due leases; the listings by script, by
+        # status and by finished_at (and the results export of one script, oldest first).
+        Index(
+            "ix_jobs_queued_run_after",
+            "run_after",
+            postgresql_where=text(QUEUED),
+            sqlite_where=text(QUEUED),
+        ),
+        Index(
+            "ix_jobs_deadline",
+            "deadline_at",
+            postgresql_where=text(HAS_DEADLINE),
+            sqlite_where=text(HAS_DEADLINE),
+        ),
+        Index("ix_jobs_script_created", "script_name", "created_at", "id"),
+        Index("ix_jobs_status_created", "status", "created_at", "id"),
+        Index("ix_jobs_finished", "finished_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    script_name: Mapped[str] = mapped_column(String(63), index=True)
+    script_name: Mapped[str] = mapped_column(String(63))
     script_version: Mapped[int] = mapped_column(Integer)
     image: Mapped[str] = mapped_column(String(512))
     digest: Mapped[str] = mapped_column(String(71))
@@ -134,6 +156,9 @@ class Job(Base):
     agent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # While running: no later than the reaper must act (lease expiry, or the attempt's timeout);
+    # NULL otherwise. Written by queue/ only; the reaper finds due jobs by an index range on it.
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Seconds this attempt spent docker-paused on a free-host agent (its heartbeats say): not
     # counted against the timeout, so the reaper's backstop adds them.
@@ -159,6 +184,19 @@ class Job(Base):
         """The limits the job runs with: its manifest copy holds them, raised at submit."""
         value = (self.manifest or {}).get("resources", {})
         return dict(value) if isinstance(value, dict) else {}
+
+
+# The claim's order (priority first, then oldest) over queued jobs only: outside the class, since
+# a descending column needs the mapped column.
+Index(
+    "ix_jobs_queued",
+    Job.queue,
+    Job.priority.desc(),
+    Job.created_at,
+    Job.id,
+    postgresql_where=text(QUEUED),
+    sqlite_where=text(QUEUED),
+)
 
 
 class JobLabel(Base):

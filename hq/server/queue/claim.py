@@ -25,6 +25,7 @@ from sqlalchemy.orm import aliased
 from hq.schemas.common import JobStatus
 from hq.server.db.models import Agent, Job, JobEventRow, JobLabel
 from hq.server.db.types import UTCDateTime, utcnow
+from hq.server.queue.deadline import deadline
 
 
 def _token_expr(dialect: str) -> ColumnElement[str]:
@@ -71,6 +72,9 @@ def _claim_statement(dialect: str) -> Executable:
             attempts=Job.attempts + 1,
             lease_token=_token_expr(dialect),
             lease_expires_at=bindparam("claim_expires", type_=UTCDateTime),
+            deadline_at=deadline(
+                dialect, now=now, expires=bindparam("claim_expires", type_=UTCDateTime)
+            ),
             attempt_started_at=now,
             paused_s=0,
             started_at=func.coalesce(Job.started_at, now),

@@ -17,6 +17,7 @@ from hq.server import notify
 from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow
 from hq.server.db.types import utcnow
 from hq.server.queue import ends
+from hq.server.queue.deadline import deadline_of
 
 
 async def get_leased_job(
@@ -121,6 +122,7 @@ async def renew_lease(
     now = utcnow()
     job.lease_expires_at = now + timedelta(seconds=lease_ttl_seconds)
     job.paused_s = max(job.paused_s or 0, paused_s)
+    job.deadline_at = deadline_of(job)
     await session.execute(update(Agent).where(Agent.id == job.agent_id).values(last_seen_at=now))
     await session.flush()
     return job
@@ -149,6 +151,7 @@ async def finish(
     job.finished_at = now
     job.completed_token = job.lease_token
     job.lease_expires_at = None
+    job.deadline_at = None
     session.add(
         JobEventRow(
             job_id=job.id,
@@ -199,6 +202,7 @@ class Finishes:
             "finished_at": utcnow(),
             "completed_token": job.lease_token,
             "lease_expires_at": None,
+            "deadline_at": None,
             "metrics": job.metrics if metrics is None else metrics,
         }
         for key, value in values.items():

@@ -67,9 +67,10 @@ async def reap(
 ) -> ReapResult:
     """Requeue expired leases (with backoff) or fail them as lost; backstop job timeouts.
 
-    A scan of four columns, with no lock, finds the due jobs; only those are then locked (SKIP
-    LOCKED: a job whose agent is completing it right now is left to that agent) and checked
-    again. Healthy running jobs are never locked, so their heartbeats never wait on a tick."""
+    A range scan of the deadline index, with no lock, finds the due jobs; only those are then
+    locked (SKIP LOCKED: a job whose agent is completing it right now is left to that agent)
+    and checked again. Healthy running jobs are never locked, so their heartbeats never wait
+    on a tick."""
     now = utcnow()
     due = await _due_ids(session, now=now, slack_seconds=timeout_slack_seconds)
     if not due:
@@ -102,11 +103,13 @@ async def reap(
 
 
 async def _due_ids(session: AsyncSession, *, now: datetime, slack_seconds: float) -> list[str]:
-    """Running jobs past their timeout or lease, found with no lock (at most ``REAP_BATCH``)."""
+    """Running jobs past their timeout or lease, found with no lock (at most ``REAP_BATCH``):
+    an index range over ``deadline_at`` (ix_jobs_deadline) gives the candidates, however many
+    jobs run or have ever run; each is then checked as before."""
     candidates = await session.execute(
-        select(
-            Job.id, Job.attempt_started_at, Job.timeout_s, Job.lease_expires_at, Job.paused_s
-        ).where(Job.status == JobStatus.running.value)
+        select(Job.id, Job.attempt_started_at, Job.timeout_s, Job.lease_expires_at, Job.paused_s)
+        .where(Job.deadline_at < now, Job.status == JobStatus.running.value)
+        .order_by(Job.deadline_at)
     )
     return [
         job_id

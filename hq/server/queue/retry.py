@@ -72,6 +72,7 @@ def requeue(
     job.status = JobStatus.queued.value
     job.lease_token = None
     job.lease_expires_at = None
+    job.deadline_at = None
     job.agent_id = None
     job.run_after = now + timedelta(seconds=delay)
 

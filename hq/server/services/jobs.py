@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, UnaryExpression, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq import errors
@@ -15,7 +16,6 @@ from hq.server import paging, queue
 from hq.server.db.models import Job, JobEventRow, JobResultRow
 from hq.server.notify import Disconnected, Notifier
 
-FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 WAIT_REQUERY_SECONDS = 5.0  # a wait re-reads the job this often, in case a wake-up was missed
 
 
@@ -137,6 +137,22 @@ def _check_listing(*, sort: str, statuses: list[str]) -> None:
             )
 
 
+def _after_finished(
+    value: datetime | None, last_id: str, *, descending: bool
+) -> ColumnElement[bool]:
+    """Rows after (value, last_id) in finished_at order, unfinished jobs (NULL) last of all:
+    written without COALESCE, so that ix_jobs_finished serves the order."""
+    unfinished = Job.finished_at.is_(None)
+    if value is None:
+        if descending:  # the unfinished come first: the rest of them, then every finished job
+            return or_(and_(unfinished, Job.id < last_id), Job.finished_at.is_not(None))
+        return and_(unfinished, Job.id > last_id)
+    after = paging.after(
+        Job.finished_at, Job.id, value=value, last_id=last_id, descending=descending
+    )
+    return after if descending else or_(after, unfinished)
+
+
 async def list_jobs(
     session: AsyncSession,
     *,
@@ -155,8 +171,6 @@ async def list_jobs(
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     column = SORT_COLUMNS[key]
-    if key == "finished_at":  # unfinished jobs sort as if they finish at the end of time
-        column = func.coalesce(Job.finished_at, FAR_FUTURE)  # type: ignore[assignment]
     stmt = select(Job)
     if statuses:
         stmt = stmt.where(Job.status.in_(statuses))
@@ -172,12 +186,21 @@ async def list_jobs(
         stmt = stmt.where(Job.created_at < created_before)
     if cursor:
         value, last_id = paging.decode_cursor(cursor, sort=sort, value_types=CURSOR_TYPES[key])
-        if key == "finished_at" and value is None:
-            value = FAR_FUTURE
-        stmt = stmt.where(
-            paging.after(column, Job.id, value=value, last_id=last_id, descending=descending)
+        if key == "finished_at":
+            stmt = stmt.where(_after_finished(value, last_id, descending=descending))
+        else:
+            stmt = stmt.where(
+                paging.after(column, Job.id, value=value, last_id=last_id, descending=descending)
+            )
+    order: tuple[UnaryExpression[Any], UnaryExpression[str]] = (
+        (column.desc(), Job.id.desc()) if descending else (column.asc(), Job.id.asc())
+    )
+    if key == "finished_at":  # unfinished jobs sort as if they finish at the end of time
+        order = (
+            (Job.finished_at.desc().nulls_first(), Job.id.desc())
+            if descending
+            else (Job.finished_at.asc().nulls_last(), Job.id.asc())
         )
-    order = (column.desc(), Job.id.desc()) if descending else (column.asc(), Job.id.asc())
     rows = (await session.scalars(stmt.order_by(*order).limit(limit + 1))).all()
     attribute = "script_name" if key == "script" else key
     page, next_cursor = paging.cut_page(
