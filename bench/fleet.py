@@ -4,8 +4,8 @@
 loop claim (long poll, capacity 1) and complete through ``hq.client``, one thread per agent,
 spread over ``--procs`` processes so the bench's own Python is not the bottleneck (each
 process's CPU is reported). A submitter feeds no-op jobs at ``--rate`` jobs/s in sweeps of
-``--batch`` jobs (open loop: a server that falls behind shows as a growing latency, not as a
-slower submitter). Each job carries its batch number, so its submit-to-claim time is taken from
+``--batch`` jobs, up to 8 calls in flight (open loop: a server that falls behind shows as a
+growing latency, not as a slower submitter). Each job carries its batch number, so its submit-to-claim time is taken from
 the batch's submit call start and from its return, on one clock (``time.time()``).
 
 Per run: claims/s over the measured window (after ``--warmup`` s), submit-to-claim p50/p99, the
@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ TARGET_CLAIMS_S = 800.0
 TARGET_P99_MS = 50.0
 CLAIM_WAIT_S = 10.0
 MODULE = "bench.fleet"
+SUBMITTERS = 8  # sweep calls in flight at once, at most
 
 
 # -- agents (child role) -----------------------------------------------------------------------
@@ -126,19 +128,25 @@ def submit_loop(
     stamps: dict[int, tuple[float, float]],
     offset: int = 0,
 ) -> int:
-    """Sweeps of ``batch`` jobs at ``rate`` jobs/s for ``seconds`` (open loop); the jobs sent."""
+    """Sweeps of ``batch`` jobs at ``rate`` jobs/s for ``seconds``, each sent on time from a
+    pool of ``SUBMITTERS`` threads (open loop while fewer calls than that are slow at once);
+    the jobs sent."""
     gap = batch / rate
-    began = time.monotonic()
-    n = 0
-    while time.monotonic() - began < seconds:
-        due = began + n * gap
-        if (ahead := due - time.monotonic()) > 0:
-            time.sleep(ahead)
+
+    def send(n: int) -> None:
         t_start = time.time()
         grid = {"b": [offset + n], "i": list(range(batch))}
         admin.submit_sweep(script=SCRIPT, grid=grid, reuse=False)
         stamps[offset + n] = (t_start, time.time())
-        n += 1
+
+    began = time.monotonic()
+    n = 0
+    with ThreadPoolExecutor(max_workers=SUBMITTERS) as pool:
+        while time.monotonic() - began < seconds:
+            if (ahead := began + n * gap - time.monotonic()) > 0:
+                time.sleep(ahead)
+            pool.submit(send, n)
+            n += 1
     return n * batch
 
 
