@@ -5,8 +5,9 @@ loop claim (long poll, capacity 1) and complete through ``hq.client``, one threa
 spread over ``--procs`` processes so the bench's own Python is not the bottleneck (each
 process's CPU is reported). A submitter feeds no-op jobs at ``--rate`` jobs/s in sweeps of
 ``--batch`` jobs, up to 8 calls in flight (open loop: a server that falls behind shows as a
-growing latency, not as a slower submitter). Each job carries its batch number, so its submit-to-claim time is taken from
-the batch's submit call start and from its return, on one clock (``time.time()``).
+growing latency, not as a slower submitter). Each job carries its batch number, so its
+submit-to-claim time is taken from the batch's submit call start and from its return, on one
+clock (``time.time()``).
 
 Per run: claims/s over the measured window (after ``--warmup`` s), submit-to-claim p50/p99, the
 HQ server processes' CPU ms per claimed job (``/proc/<pid>/stat``, children included), the
