@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +143,14 @@ def submit_loop(
 
     began = time.monotonic()
     n = 0
+    busy: set[Future[None]] = set()
     with ThreadPoolExecutor(max_workers=SUBMITTERS) as pool:
         while time.monotonic() - began < seconds:
             if (ahead := began + n * gap - time.monotonic()) > 0:
                 time.sleep(ahead)
-            pool.submit(send, n)
+            busy = {f for f in busy if not f.done()}
+            if len(busy) < SUBMITTERS:  # else this batch is not sent: HQ is behind
+                busy.add(pool.submit(send, n))
             n += 1
     return n * batch
 
@@ -254,6 +258,7 @@ def measure(
         "error_sample": [e for r in reports for e in r["errors"]][:3],
         "total_claims": len(claims),
         "sent": len(stamps) * args.batch,
+        "offered": int(args.rate * args.seconds),
         "submit_ms": percentile([(b - a) * 1000 for a, b in stamps.values()], 50),
     }
 
@@ -270,6 +275,7 @@ def main() -> int:
     parser.add_argument("--replicas", default="1,2", help="comma-separated replica counts")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # children stopped on the way out
     if args.role == "agents":
         run_agents(rest[0].split(","), rest[1], int(rest[2]), int(rest[3]))
         return 0
@@ -317,8 +323,8 @@ def report(
             f"{r['agent_cores_max']:>10.2f} {r['submitter_cores']:>6.2f} {r['errors']:>6}"
         )
         print(
-            f"         jobs sent {r['sent']}, claimed {r['total_claims']}; one sweep submit "
-            f"call took {r['submit_ms']:.0f} ms (p50)"
+            f"         jobs offered {r['offered']}, sent {r['sent']}, claimed "
+            f"{r['total_claims']}; one sweep submit call took {r['submit_ms']:.0f} ms (p50)"
         )
         for sample in r["error_sample"]:
             print(f"         error: {sample}")
