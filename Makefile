@@ -75,6 +75,7 @@ bench: infra $(VENV)/.installed-dev
 	$(BIN)/python -m bench.containers
 	$(BIN)/python -m bench.dash
 	$(BIN)/python -m bench.warm
+	$(BIN)/python -m bench.fleet
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

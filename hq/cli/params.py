@@ -11,6 +11,7 @@ import click
 from hq import errors
 from hq.client import HQClient
 from hq.schemas.common import is_number
+from hq.schemas.retries import MAX_RETRIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,3 +136,41 @@ def resources_field(*, memory: str | None, cpus: float | None) -> dict[str, Any]
     """The request's ``resources``: None when neither option is given."""
     asked = {k: v for k, v in {"memory": memory, "cpus": cpus}.items() if v is not None}
     return asked or None
+
+
+RETRY_KINDS = ("oom", "timeout", "exit")
+
+
+def _retry_kinds(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    """``--retry-on oom,timeout`` and ``--retry-on oom --retry-on exit`` alike, each kind once."""
+    kinds: list[str] = []
+    for value in values:
+        for kind in (part.strip() for part in value.split(",")):
+            if kind not in RETRY_KINDS:
+                raise click.BadParameter(
+                    f"{kind!r} is not a failure kind to retry; choose from "
+                    f"{', '.join(RETRY_KINDS)} (comma-separated or repeated)",
+                    ctx=ctx,
+                    param=param,
+                )
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds
+
+
+def retry_options(command: F) -> F:
+    """``--retry-on`` and ``--max-retries``: which of the script's own failures are retried."""
+    command = click.option(
+        "--max-retries",
+        type=click.IntRange(min=0, max=MAX_RETRIES),
+        default=1,
+        help=f"at most this many --retry-on retries (0 to {MAX_RETRIES})",
+    )(command)
+    return click.option(
+        "--retry-on",
+        multiple=True,
+        callback=_retry_kinds,
+        metavar="KINDS",
+        help="retry the script's own failures of these kinds: oom, timeout, exit "
+        "(comma-separated or repeated); infrastructure failures are always retried",
+    )(command)

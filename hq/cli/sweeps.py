@@ -23,6 +23,7 @@ from hq.cli.params import (
     parse_params,
     resource_options,
     resources_field,
+    retry_options,
     string_params,
 )
 from hq.client import build
@@ -84,13 +85,7 @@ def sweep() -> None:
 @click.option("--reuse/--no-reuse", default=True)
 @click.option("--timeout", "timeout_s", type=int, default=None, help="seconds, for each job")
 @resource_options
-@click.option(
-    "--retry-on",
-    multiple=True,
-    type=click.Choice(["oom", "timeout", "exit"]),
-    help="retry a job's own failures of this kind (repeatable); infrastructure ones always are",
-)
-@click.option("--max-retries", type=int, default=1, help="at most this many --retry-on retries")
+@retry_options
 @click.option(
     "--max-failures",
     type=int,
@@ -120,7 +115,7 @@ def submit(
     timeout_s: int | None,
     memory: str | None,
     cpus: float | None,
-    retry_on: tuple[str, ...],
+    retry_on: list[str],
     max_retries: int,
     max_failures: int | None,
     wait_s: float | None,
@@ -139,7 +134,7 @@ def submit(
         "reuse": reuse,
         "timeout_s": timeout_s,
         "resources": resources_field(memory=memory, cpus=cpus),
-        "retry_on": list(retry_on),
+        "retry_on": retry_on,
         "max_retries": max_retries,
         "max_failures": max_failures,
     }

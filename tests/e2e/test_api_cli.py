@@ -380,3 +380,45 @@ def test_cli_errors_say_what_to_fix_and_exit_1(
     assert away.returncode == 1 and "cannot reach HQ" in away.stderr
     usage = hq(server, submitter_token, "job", "submit", script, "-p", "n")
     assert usage.returncode == 2 and "'n' is not key=value" in usage.stderr
+
+
+def test_job_submit_retry_on_and_max_retries_reach_the_job(
+    server: LiveServer, submitter_token: str, script: str, queue: str
+) -> None:
+    """`--retry-on` takes a comma list or repeats; a failed exit is then retried, not final."""
+    created = as_json(
+        hq(server, submitter_token, "job", "submit", script, "-p", "n=2", "--queue", queue,
+           "--retry-on", "oom,exit", "--retry-on", "timeout", "--max-retries", "2", "--json")
+    )  # fmt: skip
+    assert created["retry_on"] == ["oom", "exit", "timeout"] and created["max_retries"] == 2
+    agent = FakeAgent(server, queue=queue)
+    lease = agent.claim_one()
+    assert agent.complete(lease, status=JobStatus.failed, exit_code=1) == JobStatus.failed
+    shown = ok(hq(server, submitter_token, "job", "show", created["id"]))
+    assert "status   queued  (attempt 1/3, script retries 1/2)" in shown
+    assert "script failure, retry in" in shown
+    plain = as_json(
+        hq(server, submitter_token, "job", "submit", script, "-p", "n=2", "--queue", queue,
+           "--json")
+    )  # fmt: skip
+    assert plain["retry_on"] == [] and plain["max_retries"] == 0  # nothing to retry: none
+
+
+def test_job_submit_refuses_a_bad_retry_kind_or_count_before_sending(
+    server: LiveServer, submitter_token: str, script: str
+) -> None:
+    before = len(as_json(hq(server, submitter_token, "job", "list", "--script", script,
+                            "--json"))["items"])  # fmt: skip
+    kind = hq(server, submitter_token, "job", "submit", script, "--retry-on", "oom,segfault")
+    assert kind.returncode == 2 and "Traceback" not in kind.stderr
+    assert "Invalid value for '--retry-on': 'segfault' is not a failure kind to retry; " \
+        "choose from oom, timeout, exit" in kind.stderr  # fmt: skip
+    count = hq(server, submitter_token, "job", "submit", script, "--retry-on", "exit",
+               "--max-retries", "21")  # fmt: skip
+    assert count.returncode == 2 and "Invalid value for '--max-retries'" in count.stderr
+    assert "0<=x<=20" in count.stderr
+    sweep = hq(server, submitter_token, "sweep", "submit", script, "-g", "n=1,2",
+               "--retry-on", "exit,segv")  # fmt: skip
+    assert sweep.returncode == 2 and "'segv' is not a failure kind to retry" in sweep.stderr
+    after = as_json(hq(server, submitter_token, "job", "list", "--script", script, "--json"))
+    assert len(after["items"]) == before  # nothing was submitted
