@@ -92,7 +92,9 @@ def publish_noop(admin: Any) -> None:
     )
 
 
-def hq_throughput(*, database_url: str, home: Path, jobs: int, capacity: int) -> dict[str, Any]:
+def hq_throughput(
+    *, database_url: str, home: Path, jobs: int, capacity: int, split: bool = False
+) -> dict[str, Any]:
     from hq.client import HQClient
 
     server, url = start_hq(home, database_url)
@@ -101,7 +103,14 @@ def hq_throughput(*, database_url: str, home: Path, jobs: int, capacity: int) ->
             publish_noop(admin)
             token = admin.create_token(name="bench-agent", role="agent").token
             agents = [
-                role("hq-agent", url, token, str(capacity), log=home / f"agent{i}.log")
+                role(
+                    "hq-agent",
+                    url,
+                    token,
+                    str(capacity),
+                    "split" if split else "one",
+                    log=home / f"agent{i}.log",
+                )
                 for i in range(AGENTS)
             ]
             for agent in agents:
@@ -166,9 +175,9 @@ def hq_latency(*, database_url: str, home: Path, samples: int) -> dict[str, Any]
         stop_all()
 
 
-def run_hq_agent(url: str, token: str, capacity: int) -> None:
-    """Register, wait for 'go', then claim a batch and complete it in one call, until a claim
-    comes back empty."""
+def run_hq_agent(url: str, token: str, capacity: int, split: bool) -> None:
+    """Register, wait for 'go', then claim a batch, complete it and claim the next in one call
+    (``split``: complete in one call, claim in another), until a claim comes back empty."""
     from hq.client import HQClient
     from hq.schemas.agents import AgentCreate, CompleteItem
     from hq.schemas.common import JobStatus
@@ -179,19 +188,24 @@ def run_hq_agent(url: str, token: str, capacity: int) -> None:
         if sys.stdin.readline().strip() != "go":
             return
         done, last = 0, time.time()
-        while leases := client.claim(agent.id, capacity=capacity, wait_s=0).leases:
-            answer = client.complete_many(
-                [
-                    CompleteItem(
-                        job_id=lease.job_id,
-                        lease_token=lease.lease_token,
-                        status=JobStatus.succeeded,
-                        exit_code=0,
-                    )
-                    for lease in leases
-                ]
-            )
-            done += sum(r.accepted for r in answer.results)
+        leases = client.claim(agent.id, capacity=capacity, wait_s=0).leases
+        while leases:
+            items = [
+                CompleteItem(
+                    job_id=lease.job_id,
+                    lease_token=lease.lease_token,
+                    status=JobStatus.succeeded,
+                    exit_code=0,
+                )
+                for lease in leases
+            ]
+            if split:  # two requests per batch: complete, then claim
+                results = client.complete_many(items).results
+                leases = client.claim(agent.id, capacity=capacity, wait_s=0).leases
+            else:  # one: the results and the next claim together
+                both = client.complete_and_claim(agent.id, items, capacity=capacity, wait_s=0)
+                results, leases = both.results, both.leases
+            done += sum(r.accepted for r in results)
             last = time.time()
         print(json.dumps({"done": done, "last": last}), flush=True)
 
@@ -220,9 +234,10 @@ def run_latency_agent(url: str, token: str) -> None:
 
 
 # -- main ------------------------------------------------------------------------------------
-SYSTEMS = ("hq-pg", "procrastinate", "celery", "hq-sqlite")
+SYSTEMS = ("hq-pg", "hq-pg-split", "procrastinate", "celery", "hq-sqlite")
 LABELS = {
     "hq-pg": "HQ (PostgreSQL)",
+    "hq-pg-split": "HQ (PostgreSQL), 2 calls a batch",
     "hq-sqlite": "HQ (SQLite)",
     "procrastinate": "procrastinate 3.10 (PostgreSQL)",
     "celery": "Celery 5.7 (Redis)",
@@ -264,7 +279,7 @@ def main() -> int:
     args, rest = parser.parse_known_args()
     if args.role:
         workers: dict[str, Callable[[], None]] = {
-            "hq-agent": lambda: run_hq_agent(rest[0], rest[1], int(rest[2])),
+            "hq-agent": lambda: run_hq_agent(rest[0], rest[1], int(rest[2]), rest[3] == "split"),
             "hq-latency-agent": lambda: run_latency_agent(rest[0], rest[1]),
             "procrastinate-worker": lambda: run_procrastinate_worker(rest[0], int(rest[1])),
             "celery-worker": lambda: run_celery_worker(rest[0]),
@@ -282,12 +297,17 @@ def main() -> int:
                 for name in only:
                     here = home / f"{name}-{n}"
                     if name.startswith("hq-"):
+                        split = name.endswith("-split")
                         runs[name].append(
                             hq_run(
-                                name[3:],
+                                name[3:].removesuffix("-split"),
                                 here,
                                 lambda url, h: hq_throughput(
-                                    database_url=url, home=h, jobs=args.jobs, capacity=args.capacity
+                                    database_url=url,
+                                    home=h,
+                                    jobs=args.jobs,
+                                    capacity=args.capacity,
+                                    split=split,  # noqa: B023 (called before the loop goes on)
                                 ),
                             )
                         )
@@ -304,7 +324,7 @@ def main() -> int:
                             celery_throughput(jobs=args.jobs, workers=AGENTS, home=here)
                         )
             for name in only if not args.no_latency else ():
-                if name.startswith("hq-"):
+                if name.startswith("hq-") and not name.endswith("-split"):
                     latency[name] = hq_run(
                         name[3:],
                         home / f"{name}-latency",

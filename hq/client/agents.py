@@ -9,6 +9,9 @@ from hq.schemas.agents import (
     AgentState,
     ClaimRequest,
     ClaimResponse,
+    CompleteAndClaim,
+    CompleteAndClaimResponse,
+    CompleteItem,
     WarmReport,
 )
 
@@ -42,5 +45,22 @@ class AgentsClient(BaseClient):
             f"/api/v1/agents/{agent_id}/claim",
             ClaimResponse,
             body=ClaimRequest(capacity=capacity, wait_s=wait_s),
+            timeout=wait_s + DEFAULT_TIMEOUT_SECONDS,
+        )
+
+    def complete_and_claim(
+        self, agent_id: str, items: list[CompleteItem], *, capacity: int, wait_s: float
+    ) -> CompleteAndClaimResponse:
+        """Report finished attempts (each answer's ``accepted`` to check), then claim the next
+        leases, in one request: one round trip per batch instead of two. The results are
+        committed before the claim runs; a failed request is safe to repeat (a repeated
+        result gets its first answer)."""
+        return self._json(
+            "POST",
+            f"/api/v1/agents/{agent_id}/complete-and-claim",
+            CompleteAndClaimResponse,
+            body=CompleteAndClaim(
+                items=items, claim=ClaimRequest(capacity=capacity, wait_s=wait_s)
+            ),
             timeout=wait_s + DEFAULT_TIMEOUT_SECONDS,
         )

@@ -190,3 +190,18 @@ class CompleteItemResponse(ReadModel):
 
 class CompleteBatchResponse(ReadModel):
     results: list[CompleteItemResponse]
+
+
+class CompleteAndClaim(Model):
+    """An agent's finished batch and its next claim in one request: ``items`` are settled (and
+    committed) first, as ``POST /jobs/complete`` would; then the claim runs as ``claim`` would,
+    long poll included."""
+
+    items: list[CompleteItem] = Field(default_factory=list, max_length=MAX_COMPLETE_BATCH)
+    claim: ClaimRequest = Field(default_factory=ClaimRequest)
+
+
+class CompleteAndClaimResponse(ReadModel):
+    results: list[CompleteItemResponse]
+    leases: list[Lease]
+    drain: bool = False

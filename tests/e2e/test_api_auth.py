@@ -68,6 +68,7 @@ ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/agents"): READ,
     ("POST", "/api/v1/agents/{agent_id}/drain"): ADMIN,
     ("POST", "/api/v1/agents/{agent_id}/claim"): AGENT,
+    ("POST", "/api/v1/agents/{agent_id}/complete-and-claim"): AGENT,
     ("PUT", "/api/v1/agents/{agent_id}/warm"): AGENT,
     ("PUT", "/api/v1/agents/{agent_id}/state"): AGENT,
     ("POST", "/api/v1/datasets/{name}/versions"): UPLOAD,

@@ -120,3 +120,41 @@ def test_a_batch_refuses_a_non_final_status_and_an_empty_list(
     assert submitter.get_job(lease.job_id).status == JobStatus.running
     with pytest.raises(errors.ValidationFailed):
         agent.client._json("POST", "/api/v1/jobs/complete", type(answer), json={"items": []})
+
+
+def test_complete_and_claim_settles_the_batch_then_leases_the_next(
+    server: LiveServer, submitter: HQClient, script: str
+) -> None:
+    queue = unique_queue()
+    jobs = [submitter.submit_job(script=script, params={"n": n}, queue=queue) for n in range(1, 5)]
+    agent = FakeAgent(server, queue=queue)
+    first = agent.client.complete_and_claim(agent.agent.id, [], capacity=2, wait_s=5)
+    assert first.results == [] and len(first.leases) == 2
+    items = [item(first.leases[0].job_id, first.leases[0].lease_token)]
+    items.append(item(first.leases[1].job_id, "stale-token"))  # fenced: refused alone
+    second = agent.client.complete_and_claim(agent.agent.id, items, capacity=2, wait_s=5)
+    assert [(r.accepted, r.code) for r in second.results] == [
+        (True, None),
+        (False, errors.LeaseLost.code),
+    ]
+    assert len(second.leases) == 2
+    assert {lease.job_id for lease in first.leases + second.leases} == {j.id for j in jobs}
+    assert submitter.get_job(first.leases[0].job_id).status == JobStatus.succeeded
+    assert submitter.get_job(first.leases[1].job_id).status == JobStatus.running
+    # The same request again (its answer lost, say): the results get their first answers, and
+    # with nothing queued the claim waits and comes back empty.
+    again = agent.client.complete_and_claim(agent.agent.id, items[:1], capacity=2, wait_s=0)
+    assert [(r.accepted, r.status) for r in again.results] == [(True, JobStatus.succeeded)]
+    assert again.leases == []
+
+
+def test_complete_and_claim_for_another_agent_is_refused_after_nothing_is_claimed(
+    server: LiveServer, submitter: HQClient, script: str
+) -> None:
+    queue = unique_queue()
+    submitter.submit_job(script=script, params={"n": 1}, queue=queue)
+    mine = FakeAgent(server, queue=queue)
+    other = FakeAgent(server, queue=queue)
+    with pytest.raises(errors.HQError):
+        mine.client.complete_and_claim(other.agent.id, [], capacity=1, wait_s=0)
+    assert len(mine.client.claim(mine.agent.id, capacity=1, wait_s=5).leases) == 1

@@ -10,6 +10,8 @@ from hq.schemas.agents import (
     AgentState,
     ClaimRequest,
     ClaimResponse,
+    CompleteAndClaim,
+    CompleteAndClaimResponse,
     WarmReport,
 )
 from hq.server.deps import (
@@ -26,6 +28,7 @@ from hq.server.deps import (
 )
 from hq.server.services import agents as agent_service
 from hq.server.services import claims as claim_service
+from hq.server.services import leases as lease_service
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -109,4 +112,34 @@ async def claim(
         token_id=principal.scope_token_id,
         body=body,
         disconnected=disconnected,
+    )
+
+
+@router.post("/{agent_id}/complete-and-claim", response_model=CompleteAndClaimResponse)
+async def complete_and_claim(
+    agent_id: str,
+    body: CompleteAndClaim,
+    sessionmaker: SessionmakerDep,
+    notifier: NotifierDep,
+    store: StoreDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    disconnected: DisconnectedDep,
+    principal: AgentPrincipal,
+) -> CompleteAndClaimResponse:
+    """``POST /jobs/complete`` with ``items`` (committed first), then ``claim``: an agent's
+    finished batch and its next claim in one round trip."""
+    return await claim_service.complete_and_claim(
+        sessionmaker=sessionmaker,
+        notifier=notifier,
+        store=store,
+        metrics=metrics,
+        settings=settings,
+        agent_id=agent_id,
+        token_id=principal.scope_token_id,
+        body=body,
+        disconnected=disconnected,
+        backoff=lease_service.Backoff(
+            seconds=settings.retry_backoff_seconds, max_seconds=settings.retry_backoff_max_seconds
+        ),
     )

@@ -14,12 +14,21 @@ from collections.abc import Iterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hq.schemas.agents import ClaimRequest, ClaimResponse, InputDownload, Lease
+from hq.schemas.agents import (
+    ClaimRequest,
+    ClaimResponse,
+    CompleteAndClaim,
+    CompleteAndClaimResponse,
+    CompleteBatchResponse,
+    InputDownload,
+    Lease,
+)
 from hq.server import queue
 from hq.server.db.models import Agent, Job
 from hq.server.metrics import Metrics
 from hq.server.notify import ClaimLine, ClaimWaiter, Disconnected, Notifier
 from hq.server.services import agents as agent_service
+from hq.server.services import leases as lease_service
 from hq.server.settings import ServerSettings
 from hq.server.storage import ObjectStore, dataset_key
 
@@ -112,6 +121,49 @@ async def claim(
                 if remaining <= 0:
                     return ClaimResponse(leases=[])
                 await notifier.wait(waiter.event, remaining)
+
+
+async def complete_and_claim(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    store: ObjectStore,
+    metrics: Metrics,
+    settings: ServerSettings,
+    agent_id: str,
+    token_id: str | None,
+    body: CompleteAndClaim,
+    disconnected: Disconnected,
+    backoff: lease_service.Backoff,
+) -> CompleteAndClaimResponse:
+    """``complete_many`` of ``body.items``, committed, then ``claim`` of ``body.claim``. Each
+    keeps its own promises: a result is fenced by its lease token and settled exactly once (a
+    repeated request gets the first answers), and a claim that fails after the results were
+    committed loses nothing (the agent repeats the request)."""
+    done = CompleteBatchResponse(results=[])
+    if body.items:
+        done = await lease_service.complete_many(
+            sessionmaker=sessionmaker,
+            store=store,
+            metrics=metrics,
+            items=body.items,
+            agent_token_id=token_id,
+            backoff=backoff,
+        )
+    claimed = await claim(
+        sessionmaker=sessionmaker,
+        notifier=notifier,
+        store=store,
+        metrics=metrics,
+        settings=settings,
+        agent_id=agent_id,
+        token_id=token_id,
+        body=body.claim,
+        disconnected=disconnected,
+    )
+    return CompleteAndClaimResponse(
+        results=done.results, leases=claimed.leases, drain=claimed.drain
+    )
 
 
 async def _check_in(
