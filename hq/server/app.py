@@ -84,7 +84,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.include_router(router)
     edge.install(app, settings)
     # Deliveries of a job's end are written in the transaction that ends it (an outbox).
-    ends.on_end(webhook_service.JobEnds(public_url=settings.resolved_public_url))
+    ends.on_end(webhook_service.job_ends)
     return app
 
 
@@ -158,7 +158,7 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
         info={
             NOTIFIER_KEY: notifier,
             pipeline_steps.STORE_KEY: app.state.store,
-            pipeline_steps.PUBLIC_URL_KEY: settings.resolved_public_url,
+            webhook_service.PUBLIC_URL_KEY: settings.resolved_public_url,
             pipeline_sweeps.LIMITS_KEY: limits,
         }
     )

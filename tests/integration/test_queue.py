@@ -21,6 +21,7 @@ from hq.server.db.models import Agent, Job, JobEventRow, JobResultRow
 from hq.server.db.session import create_engine, create_sessionmaker
 from hq.server.db.types import utcnow
 from hq.server.metrics import Metrics
+from hq.server.queue.deadline import deadline_of
 from hq.server.services import leases
 from hq.server.storage.local import LocalStore
 from tests.fixtures.factories import build_agent, build_job
@@ -264,6 +265,7 @@ async def test_the_timeout_backstop_does_not_count_paused_seconds(sessionmaker: 
         await queue.renew_lease(session, job=job, lease_ttl_seconds=600, paused_s=10)
         await queue.renew_lease(session, job=job, lease_ttl_seconds=600, paused_s=3)  # no less
         job.attempt_started_at = utcnow() - timedelta(seconds=5)  # 5 s ago, 10 s of it paused
+        job.deadline_at = deadline_of(job)  # as a renewal at that time would have written it
     async with sessionmaker() as session, session.begin():
         reaped = await queue.reap(
             session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=1
@@ -272,6 +274,7 @@ async def test_the_timeout_backstop_does_not_count_paused_seconds(sessionmaker: 
         assert job is not None
         assert (reaped.timed_out, job.status, job.paused_s) == (0, "running", 10)
         job.attempt_started_at = utcnow() - timedelta(seconds=13)  # 13 s: 3 s running
+        job.deadline_at = deadline_of(job)  # as a renewal at that time would have written it
     async with sessionmaker() as session, session.begin():
         reaped = await queue.reap(
             session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=1
@@ -288,6 +291,7 @@ async def test_a_new_attempt_starts_with_no_paused_seconds(sessionmaker: Maker) 
         assert job is not None
         await queue.renew_lease(session, job=job, lease_ttl_seconds=600, paused_s=10)
         job.lease_expires_at = utcnow() - timedelta(seconds=1)  # the agent died
+        job.deadline_at = deadline_of(job)  # as a renewal at that time would have written it
     async with sessionmaker() as session, session.begin():
         reaped = await queue.reap(
             session, backoff_seconds=0, backoff_max_seconds=0, timeout_slack_seconds=30

@@ -20,7 +20,8 @@ from tests.fixtures.inprocess import InProcess
 
 BATCH = 16
 CLAIM_STATEMENTS = 3  # the agent's check-in, the claim, its events (SQLite: no DML in CTEs)
-COMPLETE_STATEMENTS = 5  # lock the jobs, update them, insert events, insert results, NOTIFY
+# lock the jobs, update them, insert events, insert results, look up webhooks (end listener), NOTIFY
+COMPLETE_STATEMENTS = 6
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,8 @@ from hq.schemas.common import JobStatus
 from hq.schemas.webhooks import DeliveryStatus, WebhookCreate, WebhookCreated
 from hq.server import queue
 from hq.server.app import create_app
-from hq.server.db.models import Job, WebhookDelivery
+from hq.server.db.automation import WebhookDelivery
+from hq.server.db.models import Job
 from hq.server.services import webhook_deliveries as deliveries
 from hq.server.services import webhooks as webhook_service
 from hq.server.services.webhook_targets import parse_allow
@@ -36,11 +37,17 @@ class Boom(Exception):
 
 
 @pytest.fixture
-def job_ends() -> Iterator[webhook_service.JobEnds]:
-    listener = webhook_service.JobEnds(public_url=PUBLIC_URL)
+def job_ends(sessionmaker: Maker) -> Iterator[None]:
+    """The app's listener, as ``create_app`` registers it (once per process: an app made in
+    this process earlier may have registered it already, and keeps it)."""
+    listener = webhook_service.job_ends
+    had = listener in queue.ends._listeners
     queue.ends.on_end(listener)
-    yield listener
-    queue.ends._listeners.remove(listener)
+    info = dict(sessionmaker.kw.get("info") or {})
+    sessionmaker.configure(info={**info, webhook_service.PUBLIC_URL_KEY: PUBLIC_URL})
+    yield
+    if not had:
+        queue.ends._listeners.remove(listener)
 
 
 async def add_webhook(maker: Maker, **fields: object) -> WebhookCreated:
@@ -75,7 +82,7 @@ async def delivery_rows(maker: Maker) -> list[WebhookDelivery]:
 
 
 async def test_a_job_end_writes_its_deliveries_in_its_own_transaction_or_not_at_all(
-    sessionmaker: Maker, job_ends: webhook_service.JobEnds
+    sessionmaker: Maker, job_ends: None
 ) -> None:
     every = await add_webhook(sessionmaker)
     failures = await add_webhook(sessionmaker, failures_only=True)
@@ -120,7 +127,7 @@ async def test_pipeline_ended_writes_deliveries_for_pipeline_webhooks_only(
 
 
 async def test_two_workers_never_claim_the_same_delivery_and_tries_back_off_to_failed(
-    sessionmaker: Maker, job_ends: webhook_service.JobEnds
+    sessionmaker: Maker, job_ends: None
 ) -> None:
     await add_webhook(sessionmaker)
     for _ in range(6):

@@ -20,7 +20,8 @@ from hq.schemas.common import FINISHED_STATUSES, JobStatus
 from hq.schemas.jobs import InputRef
 from hq.schemas.pipelines import FromStep, PipelineStatus, StepSpec
 from hq.server import queue
-from hq.server.db.models import Artifact, Job, Pipeline, PipelineStep
+from hq.server.db.automation import Pipeline, PipelineStep
+from hq.server.db.models import Artifact, Job
 from hq.server.db.types import utcnow
 from hq.server.services import datasets as dataset_service
 from hq.server.services import pipeline_sweeps, submissions
@@ -30,7 +31,6 @@ from hq.server.storage import ObjectStore
 logger = logging.getLogger(__name__)
 
 STORE_KEY = "hq_store"  # the object store, in ``session.info`` (set by the app at start-up)
-PUBLIC_URL_KEY = "hq_public_url"  # how clients reach this server, for links in webhook bodies
 ARTIFACT_DATASET_PREFIX = "pipeline-"
 
 
@@ -287,7 +287,7 @@ async def _pipeline_finished(
     """A pipeline reached its final status (in the transaction that ended its last step): its
     webhooks' deliveries are written in that same transaction."""
     logger.info("pipeline %s %s", pipeline.id, pipeline.status, extra={"pipeline_id": pipeline.id})
-    public = str(session.info.get(PUBLIC_URL_KEY, "")).rstrip("/")
+    public = str(session.info.get(webhook_service.PUBLIC_URL_KEY, "")).rstrip("/")
     body = {
         "name": pipeline.name,
         "created_at": pipeline.created_at.isoformat(),

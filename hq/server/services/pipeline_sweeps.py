@@ -24,7 +24,8 @@ from hq.schemas.common import FINISHED_STATUSES, JobStatus
 from hq.schemas.jobs import InputRef
 from hq.schemas.pipelines import StepSpec
 from hq.schemas.sweeps import SweepCreate
-from hq.server.db.models import Job, PipelineStep
+from hq.server.db.automation import PipelineStep
+from hq.server.db.models import Job
 from hq.server.services import datasets as dataset_service
 from hq.server.services import sweeps as sweep_service
 from hq.server.storage import ObjectStore, dataset_key

@@ -23,7 +23,8 @@ from hq.schemas.pipelines import (
     StepSpec,
 )
 from hq.server import paging
-from hq.server.db.models import Agent, Job, Pipeline, PipelineStep
+from hq.server.db.automation import Pipeline, PipelineStep
+from hq.server.db.models import Agent, Job
 from hq.server.services import jobs as job_service
 from hq.server.services import pipeline_steps, pipeline_sweeps, submissions
 from hq.server.services import sweeps as sweep_service

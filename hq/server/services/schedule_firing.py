@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hq import errors
 from hq.schemas.common import Role
 from hq.schemas.schedules import CatchUp, ScheduleKind
-from hq.server.db.models import Schedule, ScheduleRun, Token
+from hq.server.db.automation import Schedule, ScheduleRun
+from hq.server.db.models import Token
 from hq.server.services import schedule_kinds, slots
 from hq.server.services.schedules import timing
 from hq.server.settings import ServerSettings

@@ -13,7 +13,7 @@ from hq import errors
 from hq.schemas.common import Page
 from hq.schemas.schedules import ScheduleCreate, ScheduleRead, ScheduleRunRead
 from hq.server import notify, paging
-from hq.server.db.models import Schedule, ScheduleRun
+from hq.server.db.automation import Schedule, ScheduleRun
 from hq.server.db.types import utcnow
 from hq.server.services import schedule_kinds, slots
 from hq.server.settings import ServerSettings

@@ -19,14 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq.schemas.common import FINISHED_STATUSES, JobStatus
 from hq.schemas.webhooks import DeliveryStatus, WebhookEvent
-from hq.server.db.models import (
-    Job,
-    Sweep,
-    Webhook,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookSweepCheck,
-)
+from hq.server.db.automation import Webhook, WebhookAttempt, WebhookDelivery, WebhookSweepCheck
+from hq.server.db.models import Job, Sweep
 from hq.server.db.types import utcnow
 from hq.server.services.webhooks import add_delivery, encode_body, matches
 

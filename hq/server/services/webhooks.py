@@ -1,7 +1,7 @@
 """Webhooks: create, list, delete; and the deliveries each end of a job, sweep or pipeline makes.
 
 Deliveries are an outbox: a job's end writes its deliveries in the transaction that ends it
-(``JobEnds``, registered with ``queue.ends.on_end`` at start-up), a pipeline's end through
+(``job_ends``, registered with ``queue.ends.on_end`` at start-up), a pipeline's end through
 ``pipeline_ended``, so no end is lost when a process dies before anything was sent. A sweep
 ends with its last job; since two last jobs can end in two transactions at once, neither seeing
 the other, each job end of a sweep writes a check instead, and the delivery worker decides
@@ -19,7 +19,6 @@ import json
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +38,8 @@ from hq.schemas.webhooks import (
     WebhookRead,
 )
 from hq.server import paging
-from hq.server.db.models import Job, Webhook, WebhookAttempt, WebhookDelivery, WebhookSweepCheck
+from hq.server.db.automation import Webhook, WebhookAttempt, WebhookDelivery, WebhookSweepCheck
+from hq.server.db.models import Job
 from hq.server.db.types import utcnow
 from hq.server.services import webhook_targets
 from hq.server.services.webhook_targets import Entry
@@ -201,34 +201,31 @@ def job_body(job: Job, *, public_url: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class JobEnds:
+PUBLIC_URL_KEY = "hq_public_url"  # how clients reach this server, in ``session.info`` (the app)
+
+
+async def job_ends(session: AsyncSession, jobs: Sequence[Job]) -> None:
     """The ``queue.ends`` listener: deliveries for the jobs that ended, and a sweep check per
-    sweep they belong to, in their transaction. Equal instances register once."""
-
-    public_url: str
-
-    async def __call__(self, session: AsyncSession, jobs: Sequence[Job]) -> None:
-        # No autoflush: a caller that leaves its writes to the commit (many jobs at once)
-        # keeps doing so; the deliveries need no job row (a memoised job is not flushed yet).
-        with session.no_autoflush:
-            webhooks = list(await session.scalars(select(Webhook)))
-        if not webhooks:
-            return
-        for job in jobs:
-            body: str | None = None
-            for webhook in webhooks:
-                if matches(
-                    webhook, event=WebhookEvent.job, status=job.status, script=job.script_name
-                ):
-                    body = body or encode_body(job_body(job, public_url=self.public_url))
-                    add_delivery(
-                        session, webhook=webhook, event=WebhookEvent.job, subject_id=job.id,
-                        body=body,
-                    )  # fmt: skip
-        if any(WebhookEvent.sweep.value in w.events for w in webhooks):
-            sweeps = sorted({job.sweep_id for job in jobs if job.sweep_id is not None})
-            session.add_all(WebhookSweepCheck(sweep_id=s, created_at=utcnow()) for s in sweeps)
+    sweep they belong to, in their transaction. Links use ``session.info[PUBLIC_URL_KEY]``, so
+    one listener serves every app in a process."""
+    # No autoflush: a caller that leaves its writes to the commit (many jobs at once)
+    # keeps doing so; the deliveries need no job row (a memoised job is not flushed yet).
+    with session.no_autoflush:
+        webhooks = list(await session.scalars(select(Webhook)))
+    if not webhooks:
+        return
+    public_url = str(session.info.get(PUBLIC_URL_KEY, ""))
+    for job in jobs:
+        body: str | None = None
+        for webhook in webhooks:
+            if matches(webhook, event=WebhookEvent.job, status=job.status, script=job.script_name):
+                body = body or encode_body(job_body(job, public_url=public_url))
+                add_delivery(
+                    session, webhook=webhook, event=WebhookEvent.job, subject_id=job.id, body=body
+                )
+    if any(WebhookEvent.sweep.value in w.events for w in webhooks):
+        sweeps = sorted({job.sweep_id for job in jobs if job.sweep_id is not None})
+        session.add_all(WebhookSweepCheck(sweep_id=s, created_at=utcnow()) for s in sweeps)
 
 
 async def pipeline_ended(
