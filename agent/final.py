@@ -74,18 +74,22 @@ def free_bytes(folder: Path) -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
-def blame_full_disk(final: Final, *, work_dir: Path) -> Final:
-    """A script that exited non-zero while the agent's work folder was full failed for the
-    host's sake (its outputs could not be written): an infrastructure failure, retried."""
+NO_SPACE = "No space left on device"  # strerror(ENOSPC), as a script's traceback prints it
+
+
+def blame_full_disk(final: Final, *, work_dir: Path, no_space_seen: bool = False) -> Final:
+    """A script that exited non-zero while the agent's work folder was full (now, or briefly
+    while it ran: its output said ENOSPC) failed for the host's sake: an infrastructure
+    failure, retried within ``max_attempts``."""
     if final.kind != "exit":
         return final
     free = free_bytes(work_dir)
-    if free is None or free >= LOW_SPACE_BYTES:
+    if not no_space_seen and (free is None or free >= LOW_SPACE_BYTES):
         return final
     return Final.infrastructure(
         "disk-full",
-        f"the agent's work folder had {free} bytes free when the script "
-        f"exited with code {final.exit_code}",
+        f"the agent's work folder ran out of space (script output said ENOSPC: {no_space_seen}; "
+        f"{free} bytes free when it exited with code {final.exit_code})",
     )
 
 

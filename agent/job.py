@@ -28,7 +28,7 @@ from agent.docker_runner import (
     ImageUnavailable,
     Mount,
 )
-from agent.final import Final, blame_full_disk, final_from_exit, is_disk_full
+from agent.final import NO_SPACE, Final, blame_full_disk, final_from_exit, is_disk_full
 from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
 from agent.observe import Observer
@@ -68,8 +68,9 @@ class JobRun:
             paused_s=lambda: self.paused_seconds(),
         )
         self.observer = Observer(lease.manifest)  # metrics from the logs, the container's usage
+        self.no_space_seen = False  # a line of the output said ENOSPC (a full disk, maybe brief)
         self.logs = LogShipper(
-            lease=self.handle, flush_s=ctx.settings.log_flush_s, on_line=self.observer.line
+            lease=self.handle, flush_s=ctx.settings.log_flush_s, on_line=self._line
         )
         self.container_id: str | None = None
         # Free-host pauses (agent/busy.py): paused time does not count against the timeout.
@@ -140,6 +141,12 @@ class JobRun:
             self._paused_at = None
         log.info("resumed after %.1f s paused", took, extra={"job_id": self.job_id})
         self.logs.note(f"resumed after {took:.0f} s paused")
+
+    def _line(self, stream: str, text: str) -> None:
+        """Each whole output line: watched for ENOSPC, then to the observer."""
+        if NO_SPACE in text:
+            self.no_space_seen = True
+        self.observer.line(stream, text)
 
     def _guarded(self, body: Callable[[], None]) -> None:
         self.heart.start()
@@ -326,7 +333,9 @@ class JobRun:
         final = final_from_exit(
             exit_code=state.exit_code, oom_killed=state.oom_killed, killed_for=why
         )
-        return blame_full_disk(final, work_dir=self.ctx.settings.work_dir)
+        return blame_full_disk(
+            final, work_dir=self.ctx.settings.work_dir, no_space_seen=self.no_space_seen
+        )
 
     def _wait_exit(self, cid: str) -> None:
         """Block until the container ends (or is gone), then wake the watch."""
