@@ -19,6 +19,7 @@ from hq.client import HQClient
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CliSettings(BaseSettings):
@@ -90,3 +91,15 @@ def echo_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+
+
+def wait_option(ends: str) -> Callable[[F], F]:
+    """``--wait S`` of the submit commands: wait up to S seconds for ``ends``; the exit codes
+    say how it ended (0 succeeded, 1 not, 3 not ended yet)."""
+    return click.option(
+        "--wait",
+        "wait_s",
+        type=click.FloatRange(min=0),
+        default=None,
+        help=f"wait up to S seconds for {ends}",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hq.cli.common import echo_json, get_client, handle_errors, json_option
+from hq.cli.common import echo_json, get_client, handle_errors, json_option, wait_option
 from hq.cli.params import (
     parse_inputs,
     parse_params,
@@ -41,13 +41,7 @@ LOG_TAIL_LINES = 10
 @retry_options
 @click.option("--reuse/--no-reuse", default=False, help="reuse a succeeded identical job")
 @click.option("--idempotency-key", default=None)
-@click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="wait up to S seconds for the end; exit 0 succeeded, 1 failed, 3 still running",
-)
+@wait_option("the end; exit 0 succeeded, 1 failed, 3 still running")
 @json_option
 @handle_errors
 def submit(

@@ -15,6 +15,7 @@ from hq.cli.common import (
     get_client,
     handle_errors,
     json_option,
+    wait_option,
     when,
 )
 from hq.client import build
@@ -42,13 +43,7 @@ def _load(path: Path, name: str | None) -> PipelineCreate:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", default=None, help="the pipeline's name (default: the file's 'name')")
 @click.option("--reuse/--no-reuse", default=None, help="reuse succeeded steps (default: yes)")
-@click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="wait up to S seconds for the end; exit 0 succeeded, 1 not, 3 not ended",
-)
+@wait_option("the end; exit 0 succeeded, 1 not, 3 not ended")
 @json_option
 @handle_errors
 def submit(

@@ -14,6 +14,7 @@ from hq.cli.common import (
     get_client,
     handle_errors,
     json_option,
+    wait_option,
     when,
 )
 from hq.cli.params import (
@@ -92,13 +93,7 @@ def sweep() -> None:
     default=None,
     help="once more jobs than this have failed, cancel those not started",
 )
-@click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="wait up to S seconds for every job; exit 0 all succeeded, 1 some did not, 3 not ended",
-)
+@wait_option("every job; exit 0 all succeeded, 1 some did not, 3 not ended")
 @json_option
 @handle_errors
 def submit(
