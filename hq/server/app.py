@@ -106,10 +106,10 @@ def _lifespan(settings: ServerSettings) -> Callable[[FastAPI], AbstractAsyncCont
             sessionmaker=app.state.sessionmaker, settings=settings, metrics=app.state.metrics
         )
         tasks = [
-            asyncio.create_task(reaper.run()),
+            asyncio.create_task(reaper.run(), name="hq-reaper"),
             asyncio.create_task(scheduler.run(), name="hq-scheduler"),
             app.state.principals.start(notifier),
-            asyncio.create_task(webhook_worker.run()),
+            asyncio.create_task(webhook_worker.run(), name="hq-webhooks"),
         ]
         try:
             yield
