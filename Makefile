@@ -45,8 +45,12 @@ DASH_PORT ?= 8050
 run: docker-ready images
 	$(HQ) standalone --publish-examples --port $(PORT) --dash-port $(DASH_PORT)
 
+# The suite runs in TEST_WORKERS pytest-xdist workers, a test file per worker at a time (a file's
+# module-scoped server stays one), in collection order: tests/e2e's long files first, the many
+# short unit files last to fill the gaps. Most tests wait on real processes: two share two cores.
+TEST_WORKERS ?= 2
 test: infra $(VENV)/.installed-dev lint typecheck
-	$(BIN)/pytest -p no:dash -ra --durations=15 tests
+	$(BIN)/pytest -p no:dash -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -ra --durations=25 tests
 
 # -- the quick loop ----------------------------------------------------------------------------
 # Tests that need PostgreSQL, Docker or Chromium are deselected by marker (tests/conftest.py

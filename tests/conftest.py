@@ -14,9 +14,14 @@ tests/unit and tests/integration: no root, no Docker, no PostgreSQL.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.run import RUN_DIR_ENV, stop_started
 
 pytest_plugins = [
     "tests.fixtures.db",
@@ -47,6 +52,26 @@ FIXTURE_MARKS = {
     "chromium": "browser",
     "page": "browser",
 }
+
+
+OWNS_RUN_DIR = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's first process (not an xdist worker) makes the folder its workers share."""
+    if hasattr(config, "workerinput") or RUN_DIR_ENV in os.environ:
+        return
+    os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="hq-test-run-")
+    config.stash[OWNS_RUN_DIR] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop what a worker started for the whole run (the registry), then drop the folder."""
+    if not config.stash.get(OWNS_RUN_DIR, False):
+        return
+    folder = Path(os.environ.pop(RUN_DIR_ENV))
+    stop_started(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def marks_for(item: pytest.Item) -> set[str]:

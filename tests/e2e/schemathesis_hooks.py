@@ -36,8 +36,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     claim = case.operation.path.endswith("/claim")  # its wait_s defaults to 20 s
     if isinstance(body, dict) and (_long(body.get("wait_s")) or (claim and "wait_s" not in body)):
         body["wait_s"] = SHORT_WAIT_S
-    # complete-and-claim carries its claim (and its wait_s, default 20 s) in ``claim``
+    # complete-and-claim carries its claim (and its wait_s, default 20 s) in ``claim``, which
+    # itself defaults to a claim with the default wait
     if isinstance(body, dict) and case.operation.path.endswith("/complete-and-claim"):
-        inner = body.get("claim")
+        inner = body.setdefault("claim", {"wait_s": SHORT_WAIT_S})
         if isinstance(inner, dict) and (_long(inner.get("wait_s")) or "wait_s" not in inner):
             inner["wait_s"] = SHORT_WAIT_S

@@ -54,6 +54,10 @@ FIGURE_JS = """() => {
     const gd = document.querySelector('#pipeline-graph .js-plotly-plot');
     if (!gd || !gd.data || gd.data.length !== 2) { return null; }
     const [edges, steps] = gd.data;
+    // Mid-redraw (Plotly.react from one pipeline's figure to the next) a part may be missing.
+    if (!edges.customdata || !steps.customdata || !gd.layout.shapes || !gd.layout.annotations) {
+        return null;
+    }
     const pairs = [];
     for (let i = 0; i < edges.customdata.length; i += 3) { pairs.push(edges.customdata[i]); }
     return {

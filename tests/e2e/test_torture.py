@@ -29,7 +29,7 @@ from bench.chaos.parts import FullDisk, LostHost, mount_tmpfs, unmount
 from bench.chaos.run import CONTAINER_ARGS, CONTAINER_PARAMS
 from tests.fixtures.agent import AgentFactory, publish_inline
 from tests.fixtures.api import publish_fake
-from tests.fixtures.docker import BaseImage
+from tests.fixtures.docker import TEST_LABELS_CSV, BaseImage
 from tests.fixtures.s3 import S3Bucket
 from tests.fixtures.server import LiveServer, ServerFactory
 
@@ -115,7 +115,7 @@ def test_torture_every_job_ends_once_with_the_result_its_params_imply(
         resources={"memory": "64m", "timeout_s": 120},
     )
     agent_env = {
-        "HQ_AGENT_CONTAINER_LABELS": f"hq.test=1,hq.torture={run}",
+        "HQ_AGENT_CONTAINER_LABELS": f"{TEST_LABELS_CSV},hq.torture={run}",
         "HQ_RETRY_MAX_S": "2",
         "HQ_HEARTBEAT_INTERVAL_S": "0.5",
     }

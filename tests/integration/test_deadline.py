@@ -64,6 +64,23 @@ async def test_the_reaper_acts_on_a_passed_deadline_only(sessionmaker: Maker) ->
     assert running.status == "running" and running.deadline_at is not None
 
 
+def copies(deadline: str) -> str:
+    """INSERT :n copies of job :source, column by column (a row through jsonb costs ms each)."""
+    changed = {
+        "id": "md5(CAST(:status AS text) || g)",
+        "status": "CAST(:status AS text)",
+        "priority": "mod(g, 3)",
+        "created_at": "now() - g * interval '1 second'",
+        "deadline_at": deadline,
+    }
+    names = [column.name for column in Job.__table__.columns]
+    values = ", ".join(changed.get(name, f"j.{name}") for name in names)
+    return (
+        f"INSERT INTO jobs ({', '.join(names)}) SELECT {values}"
+        " FROM jobs j, generate_series(1, CAST(:n AS int)) g WHERE j.id = :source"
+    )
+
+
 async def test_postgresql_plans_the_reaper_and_the_claim_on_their_partial_indexes(
     pg_url: str,
 ) -> None:
@@ -84,15 +101,7 @@ async def test_postgresql_plans_the_reaper_and_the_claim_on_their_partial_indexe
                 ("running", 200, "now() + g * interval '1 second'"),
             ):
                 await session.execute(
-                    text(
-                        "INSERT INTO jobs SELECT (jsonb_populate_record(NULL::jobs, to_jsonb(j)"
-                        " || jsonb_build_object('id', md5(CAST(:status AS text) || g),"
-                        " 'status', CAST(:status AS text), 'priority', mod(g, 3),"
-                        " 'created_at', now() - g * interval '1 second',"
-                        f" 'deadline_at', {deadline}))).*"
-                        " FROM jobs j, generate_series(1, CAST(:n AS int)) g WHERE j.id = :source"
-                    ),
-                    {"status": status, "n": n, "source": source},
+                    text(copies(deadline)), {"status": status, "n": n, "source": source}
                 )
             await session.execute(text("ANALYZE jobs"))
         async with maker() as session:

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import event, func, select
 
 from hq.server.db.models import Job, JobEventRow, JobResultRow
