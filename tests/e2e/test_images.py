@@ -27,6 +27,7 @@ from hq import errors, imaging
 from hq.schemas.manifest import PLACEHOLDER_RE
 from hq.schemas.results import Results
 from tests.fixtures.docker import SCRIPTS_DIR, TEST_LABEL, BaseImage, remove_test_containers
+from tests.fixtures.run import machine_lock
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -137,7 +138,8 @@ def test_base_image_builds_from_debian_packages_and_is_reused_by_tag(
     if scratch:
         tag = "hq-base:e2e-rebuild"
         started = time.monotonic()
-        image, built = imaging.build_base_image(client=docker_client, tag=tag, force=True)
+        with machine_lock("base-image"):  # the build's rootfs tag is one per machine
+            image, built = imaging.build_base_image(client=docker_client, tag=tag, force=True)
         assert built
         assert time.monotonic() - started < 300
         assert image.labels[imaging.LABEL_BASE] == "1"
