@@ -26,6 +26,7 @@ class Verdict:
     statuses: Counter[str] = field(default_factory=Counter)
     attempts: Counter[int] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)  # the goal's three: lost, dup, wrong
     figures: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -36,6 +37,8 @@ class Verdict:
         lines = [
             f"torture seed {self.seed}: {self.jobs} jobs, {dict(self.statuses)}, "
             f"attempts {dict(sorted(self.attempts.items()))}",
+            f"  lost (not succeeded): {self.tally['lost']}, duplicate accepted results: "
+            f"{self.tally['duplicate']}, wrong results: {self.tally['wrong']}",
             *(f"  {k}: {v}" for k, v in self.figures.items()),
             *(f"  PROBLEM {p}" for p in self.problems[:30]),
         ]
@@ -98,6 +101,7 @@ def check(
             result_attempt=result_attempt.get(job_id),
         )
     if stats.stale_accepted:
+        verdict.tally["duplicate"] += stats.stale_accepted
         verdict.problems.append(f"{stats.stale_accepted} stale complete(s) were accepted")
     left = leftover_containers()
     if left:
@@ -144,14 +148,18 @@ def _check_job(
     ends = [kind for kind, _ in events if kind in FINAL]
     started = [attempt for kind, attempt in events if kind == "started"]
     if status != "succeeded":
+        verdict.tally["lost"] += 1
         problems.append(f"job {job_id} is {status} ({reason})")
     if len(ends) != 1:
         problems.append(f"job {job_id} ended {len(ends)} times: {ends}")
     if sorted(started) != list(range(1, attempts + 1)):
         problems.append(f"job {job_id}: attempts {attempts}, started events {sorted(started)}")
+    if got != want and status == "succeeded":
+        verdict.tally["wrong"] += 1
     if got != want:
         problems.append(f"job {job_id}: y = {got!r}, its params imply {want!r}")
     if results > 1:
+        verdict.tally["duplicate"] += 1
         problems.append(f"job {job_id} has {results} accepted results")
     if result_attempt is not None and result_attempt != attempts:
         problems.append(f"job {job_id}: result of attempt {result_attempt}, not {attempts}")

@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -45,9 +46,16 @@ def _claim_statement(dialect: str) -> Executable:
     events are a second statement there (``claim_jobs``)."""
     now = bindparam("claim_now", type_=UTCDateTime)
     agent_id = bindparam("claim_agent_id", type_=String)
-    missing_label = exists().where(
-        JobLabel.job_id == Job.id, JobLabel.label.not_in(bindparam("claim_labels", expanding=True))
-    )
+    if dialect == "postgresql":
+        # jsonb containment on the row the index scan is at: the anti-join over job_labels that
+        # SQLite uses here is planned as a full scan of that table on PostgreSQL (6 ms a claim
+        # at a million jobs, where it was nothing at ten thousand).
+        labels_ok = Job.labels.op("<@")(bindparam("claim_labels", type_=JSONB))
+    else:
+        labels_ok = ~exists().where(
+            JobLabel.job_id == Job.id,
+            JobLabel.label.not_in(bindparam("claim_labels", expanding=True)),
+        )
     draining = exists().where(Agent.id == agent_id, Agent.drain_requested.is_(True))
     picked = (
         select(Job.id)
@@ -56,7 +64,7 @@ def _claim_statement(dialect: str) -> Executable:
             Job.queue.in_(bindparam("claim_queues", expanding=True)),
             Job.run_after <= now,
             Job.gpus <= bindparam("claim_gpus", type_=Integer),
-            ~missing_label,
+            labels_ok,
             ~draining,  # a drain requested while the claim waited: hand out nothing
         )
         .order_by(Job.priority.desc(), Job.created_at, Job.id)
