@@ -46,6 +46,7 @@ def _claim_statement(dialect: str) -> Executable:
     events are a second statement there (``claim_jobs``)."""
     now = bindparam("claim_now", type_=UTCDateTime)
     agent_id = bindparam("claim_agent_id", type_=String)
+    labels_ok: ColumnElement[bool]
     if dialect == "postgresql":
         # jsonb containment on the row the index scan is at: the anti-join over job_labels that
         # SQLite uses here is planned as a full scan of that table on PostgreSQL (6 ms a claim
