@@ -163,6 +163,20 @@ _LOCAL_ONLY: Registry[Any] = Registry(retrieve=_no_retrieval)  # type: ignore[ca
 
 def params_validator(schema: dict[str, Any]) -> Validator:
     """A validator for params against ``schema`` (after ``check_usable``): RE2 regexes, no
-    network."""
+    network. Remembered per schema (a validator keeps no state between calls): building one
+    cost more than validating a sweep point with it."""
+    try:
+        canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _build_validator(schema)
+    return _validator_of(canonical)
+
+
+@functools.lru_cache(maxsize=256)
+def _validator_of(canonical: str) -> Validator:
+    return _build_validator(json.loads(canonical))
+
+
+def _build_validator(schema: dict[str, Any]) -> Validator:
     validator: Validator = ParamsValidator(schema, registry=_LOCAL_ONLY)
     return validator

@@ -49,19 +49,21 @@ from hq.server.webhook_worker import WebhookWorker
 logger = logging.getLogger(__name__)
 
 
+# Routes are matched in this order, one by one: the agents' protocol (claim, heartbeat,
+# complete), called for every job, comes first. No two routers' paths overlap.
 ROUTERS = (
+    agents.router,
+    leases.router,
     health.router,
     tokens.router,
     scripts.router,
     datasets.router,
     jobs.router,
     artifacts.router,
-    leases.router,
     sweeps.router,
     schedules.router,
     pipelines.router,
     results.router,
-    agents.router,
     metrics_api.router,
     storage.router,
     webhooks.router,

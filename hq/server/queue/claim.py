@@ -35,6 +35,19 @@ def _token_expr(dialect: str) -> ColumnElement[str]:
     return func.lower(func.hex(func.randomblob(16)))
 
 
+def _labels_ok(dialect: str) -> ColumnElement[bool]:
+    """The job needs no label the agent lacks (``claim_labels``, the agent's labels)."""
+    if dialect == "postgresql":
+        # jsonb containment on the row the index scan is at: the anti-join over job_labels that
+        # SQLite uses here is planned as a full scan of that table on PostgreSQL (6 ms a claim
+        # at a million jobs, where it was nothing at ten thousand).
+        return Job.labels.op("<@")(bindparam("claim_labels", type_=JSONB))
+    return ~exists().where(
+        JobLabel.job_id == Job.id,
+        JobLabel.label.not_in(bindparam("claim_labels", expanding=True)),
+    )
+
+
 @functools.cache
 def _claim_statement(dialect: str) -> Executable:
     """The claim, built once per dialect (building it costs more than running it); per-call
@@ -46,17 +59,7 @@ def _claim_statement(dialect: str) -> Executable:
     events are a second statement there (``claim_jobs``)."""
     now = bindparam("claim_now", type_=UTCDateTime)
     agent_id = bindparam("claim_agent_id", type_=String)
-    labels_ok: ColumnElement[bool]
-    if dialect == "postgresql":
-        # jsonb containment on the row the index scan is at: the anti-join over job_labels that
-        # SQLite uses here is planned as a full scan of that table on PostgreSQL (6 ms a claim
-        # at a million jobs, where it was nothing at ten thousand).
-        labels_ok = Job.labels.op("<@")(bindparam("claim_labels", type_=JSONB))
-    else:
-        labels_ok = ~exists().where(
-            JobLabel.job_id == Job.id,
-            JobLabel.label.not_in(bindparam("claim_labels", expanding=True)),
-        )
+    labels_ok = _labels_ok(dialect)
     draining = exists().where(Agent.id == agent_id, Agent.drain_requested.is_(True))
     picked = (
         select(Job.id)
