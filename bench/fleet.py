@@ -1,9 +1,10 @@
 """Fleet claims: many protocol-level agents long-polling HQ on PostgreSQL, one replica then two.
 
 ``--agents`` agents (default 200: 100 hosts of 2 slots, or 200 hosts of one) each register, then
-loop claim (long poll, capacity 1) and complete through ``hq.client``, one thread per agent,
-spread over ``--procs`` processes so the bench's own Python is not the bottleneck (each
-process's CPU is reported). A submitter feeds no-op jobs at ``--rate`` jobs/s in sweeps of
+loop complete-and-claim (the finished job and the next long-poll claim, capacity 1, in one
+request; ``--separate-complete``: a complete, then a claim) through ``hq.client``, one thread
+per agent, spread over ``--procs`` processes so the bench's own Python is not the bottleneck
+(each process's CPU is reported). A submitter feeds no-op jobs at ``--rate`` jobs/s in sweeps of
 ``--batch`` jobs, up to 8 calls in flight (open loop: a server that falls behind shows as a
 growing latency, not as a slower submitter). Each job carries its batch number, so its
 submit-to-claim time is taken from the batch's submit call start and from its return, on one
@@ -52,11 +53,11 @@ SUBMITTERS = 8  # sweep calls in flight at once, at most
 
 
 # -- agents (child role) -----------------------------------------------------------------------
-def run_agents(urls: list[str], token: str, count: int, first: int) -> None:
+def run_agents(urls: list[str], token: str, count: int, first: int, separate: bool) -> None:
     """``count`` agent threads; 'ready' once all registered, then claim/complete from 'go' until
     'stop'; finally one JSON line: every claim (batch, time), errors, this process's CPU."""
     from hq.client import HQClient
-    from hq.schemas.agents import AgentCreate, CompleteRequest
+    from hq.schemas.agents import AgentCreate, CompleteItem
     from hq.schemas.common import JobStatus
 
     stop = threading.Event()
@@ -71,23 +72,32 @@ def run_agents(urls: list[str], token: str, count: int, first: int) -> None:
             me = client.register_agent(AgentCreate(name=f"fleet-{first + n}", capacity=1))
             registered.wait()
             go.wait()
+            done: list[CompleteItem] = []  # reported with the next claim (or on its own)
             while not stop.is_set():
                 try:
-                    leases = client.claim(me.id, capacity=1, wait_s=CLAIM_WAIT_S).leases
+                    if separate:
+                        for item in done:
+                            client.complete(item.job_id, item)
+                        leases = client.claim(me.id, capacity=1, wait_s=CLAIM_WAIT_S).leases
+                    else:  # one request: the finished job and the next claim
+                        leases = client.complete_and_claim(
+                            me.id, done, capacity=1, wait_s=CLAIM_WAIT_S
+                        ).leases
+                    done = []
                     now = time.time()
                     for lease in leases:
                         claims.append((int(lease.params.get("b", -1)), now))
-                        client.complete(
-                            lease.job_id,
-                            CompleteRequest(
+                        done.append(
+                            CompleteItem(
+                                job_id=lease.job_id,
                                 lease_token=lease.lease_token,
                                 status=JobStatus.succeeded,
                                 exit_code=0,
-                            ),
+                            )
                         )
                 except Exception as exc:  # a bench counts errors, it does not stop on one
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # ``done`` is sent again: a repeated result is safe
 
     threads = [threading.Thread(target=agent, args=(n,), daemon=True) for n in range(count)]
     for thread in threads:
@@ -182,6 +192,7 @@ def fleet_run(
                     token,
                     str(min(per, args.agents - p * per)),
                     str(p * per),
+                    "separate" if args.separate_complete else "together",
                 ],
                 log=home / f"agents{p}.log",
             )
@@ -273,11 +284,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="submitting time per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds left out at the start")
     parser.add_argument("--replicas", default="1,2", help="comma-separated replica counts")
+    parser.add_argument(
+        "--separate-complete",
+        action="store_true",
+        help="complete each job with its own request, then claim (default: complete-and-claim)",
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # children stopped on the way out
     if args.role == "agents":
-        run_agents(rest[0].split(","), rest[1], int(rest[2]), int(rest[3]))
+        run_agents(rest[0].split(","), rest[1], int(rest[2]), int(rest[3]), rest[4] == "separate")
         return 0
     rows: dict[int, dict[str, Any]] = {}
     load_before, began = os.getloadavg(), time.monotonic()
@@ -306,7 +322,8 @@ def report(
     elapsed: float,
 ) -> None:
     print(
-        f"\nFleet claims: {args.agents} agents (capacity 1, long poll {CLAIM_WAIT_S:g} s) in "
+        f"\nFleet claims: {args.agents} agents (capacity 1, long poll {CLAIM_WAIT_S:g} s, "
+        f"{'complete then claim' if args.separate_complete else 'complete-and-claim'}) in "
         f"{args.procs} processes; {args.rate:g} jobs/s offered in sweeps of {args.batch} for "
         f"{args.seconds:g} s, the first {args.warmup:g} s left out; HQ on PostgreSQL."
     )
