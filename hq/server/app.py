@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 
 
 # Routes are matched in this order, one by one: the agents' protocol (claim, heartbeat,
-# complete), called for every job, comes first. No two routers' paths overlap.
+# complete), called for every job, comes first. No two routers serve one method and path
+# (leases and jobs share /api/v1/jobs/{id}/logs, POST and GET), so the order changes no answer.
 ROUTERS = (
     agents.router,
     leases.router,
