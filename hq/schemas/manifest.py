@@ -117,3 +117,22 @@ class Manifest(Model):
         check_command(self.command, props=props, inputs=self.inputs)
         check_env(self.env, props=props, inputs=self.inputs)
         return self
+
+
+_STORED: dict[str, Manifest] = {}
+STORED_MAX = 256
+
+
+def stored_manifest(data: dict[str, Any]) -> Manifest:
+    """A manifest HQ stored (a script version's, a job's copy), validated once per distinct
+    content: every claim and submit reads one, and validating it (placeholders, the params
+    schema, memory sizes) cost more than the claim's SQL. The instance is shared: never change
+    it."""
+    key = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    manifest = _STORED.get(key)
+    if manifest is None:
+        manifest = Manifest.model_validate(data)
+        if len(_STORED) >= STORED_MAX:
+            _STORED.clear()
+        _STORED[key] = manifest
+    return manifest

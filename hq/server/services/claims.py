@@ -23,6 +23,7 @@ from hq.schemas.agents import (
     InputDownload,
     Lease,
 )
+from hq.schemas.manifest import stored_manifest
 from hq.server import queue
 from hq.server.db.models import Agent, Job
 from hq.server.metrics import Metrics
@@ -96,8 +97,10 @@ async def claim(
     with claim_line(notifier.claims) as turns:
         while True:
             with turns.place() as waiter:
-                if notifier.closing or await disconnected():
-                    return ClaimResponse(leases=[])  # nobody would receive the lease
+                # Nobody would receive the lease. The first pass runs as the request arrives:
+                # asking costs more than its query, and a lease its caller drops is requeued.
+                if notifier.closing or (agent is not None and await disconnected()):
+                    return ClaimResponse(leases=[])
                 async with sessionmaker() as session, session.begin():
                     if agent is None:  # the first pass; a wake-up goes straight to the claim
                         agent = await _check_in(
@@ -193,4 +196,10 @@ async def to_lease(job: Job, *, store: ObjectStore) -> Lease:
         for name, ref in job.inputs.items()
     ]
     assert job.lease_token is not None and job.lease_expires_at is not None
-    return Lease.from_row(job, job_id=job.id, attempt=job.attempts, inputs=downloads)
+    return Lease.from_row(
+        job,
+        job_id=job.id,
+        attempt=job.attempts,
+        inputs=downloads,
+        manifest=stored_manifest(job.manifest),
+    )

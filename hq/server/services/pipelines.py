@@ -24,7 +24,7 @@ from hq.schemas.pipelines import (
 )
 from hq.server import paging
 from hq.server.db.automation import Pipeline, PipelineStep
-from hq.server.db.models import Agent, Job
+from hq.server.db.models import Job
 from hq.server.services import jobs as job_service
 from hq.server.services import pipeline_steps, pipeline_sweeps, submissions
 from hq.server.services import sweeps as sweep_service
@@ -190,7 +190,7 @@ async def _waiting_job(
     index: int,
     pipeline_id: str,
     reuse: bool,
-    agents: list[Agent],
+    agents: list[submissions.Serving],
     created_by: str | None,
     default_timeout_s: int,
 ) -> Job:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hq import errors
 from hq.schemas.common import JobStatus
 from hq.schemas.jobs import InputRef, JobCreate, JobRead
-from hq.schemas.manifest import Manifest
+from hq.schemas.manifest import Manifest, stored_manifest
 from hq.schemas.resources import ResourceAboveCeiling, ResourceRequest, Resources
 from hq.server import notify, queue
 from hq.server.db.models import Agent, Job, JobEventRow, JobInput, JobLabel, ScriptVersion
@@ -44,7 +44,7 @@ async def prepare(
     """The script version and the input datasets a submission names, checked (for services).
     ``later``: inputs given later (a pipeline step's files from other steps), known but unset."""
     version = await script_service.resolve(session, ref=script)
-    manifest = Manifest.model_validate(version.manifest)
+    manifest = stored_manifest(version.manifest)
     for name in [*inputs, *later]:
         if name not in manifest.inputs:
             known = ", ".join(manifest.inputs) or "none"
@@ -69,20 +69,29 @@ async def prepare(
     return Prepared(version=version, manifest=manifest, inputs=refs)
 
 
-async def live_agents(session: AsyncSession, *, offline_seconds: float) -> list[Agent]:
-    """Agents seen lately that do not drain (rows, for scheduling hints)."""
+@dataclass(frozen=True)
+class Serving:
+    """What a live agent serves, for scheduling hints."""
+
+    labels: list[str]
+    gpus: int
+    queues: list[str]
+
+
+async def live_agents(session: AsyncSession, *, offline_seconds: float) -> list[Serving]:
+    """What the agents seen lately that do not drain serve (three columns, not rows: every
+    submit reads them)."""
     since = utcnow() - timedelta(seconds=offline_seconds)
-    return list(
-        (
-            await session.scalars(
-                select(Agent).where(Agent.last_seen_at >= since, Agent.drain_requested.is_(False))
-            )
-        ).all()
+    rows = await session.execute(
+        select(Agent.labels, Agent.gpus, Agent.queues).where(
+            Agent.last_seen_at >= since, Agent.drain_requested.is_(False)
+        )
     )
+    return [Serving(labels=labels, gpus=gpus, queues=queues) for labels, gpus, queues in rows]
 
 
 def unschedulable_reason(
-    *, agents: list[Agent], labels: list[str], gpus: int, queue_name: str
+    *, agents: list[Serving], labels: list[str], gpus: int, queue_name: str
 ) -> str | None:
     if not agents:
         return "no live agent is registered: the job waits until one starts"
@@ -117,7 +126,7 @@ async def create_job(
     *,
     body: JobCreate,
     prepared: Prepared,
-    agents: list[Agent],
+    agents: list[Serving],
     origin: Origin,
     default_timeout_s: int = 3600,
 ) -> Job:
