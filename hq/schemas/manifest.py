@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from typing import Annotated, Any
@@ -119,20 +120,27 @@ class Manifest(Model):
         return self
 
 
-_STORED: dict[str, Manifest] = {}
-STORED_MAX = 256
+_STORED: dict[str, list[tuple[dict[str, Any], Manifest]]] = {}  # by name: (content, model)
+STORED_NAMES_MAX = 256
+STORED_PER_NAME = 8
 
 
 def stored_manifest(data: dict[str, Any]) -> Manifest:
     """A manifest HQ stored (a script version's, a job's copy), validated once per distinct
     content: every claim and submit reads one, and validating it (placeholders, the params
-    schema, memory sizes) cost more than the claim's SQL. The instance is shared: never change
-    it."""
-    key = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    manifest = _STORED.get(key)
-    if manifest is None:
-        manifest = Manifest.model_validate(data)
-        if len(_STORED) >= STORED_MAX:
+    schema, memory sizes) cost more than the claim's SQL. A name holds few contents, and
+    comparing two dicts costs less than serialising one for a key. The instance is shared:
+    never change it."""
+    seen = _STORED.get(str(data.get("name")))
+    for content, manifest in seen or ():
+        if content == data:
+            return manifest
+    manifest = Manifest.model_validate(data)
+    if seen is None:
+        if len(_STORED) >= STORED_NAMES_MAX:
             _STORED.clear()
-        _STORED[key] = manifest
+        seen = _STORED.setdefault(manifest.name, [])
+    if len(seen) >= STORED_PER_NAME:
+        seen.pop(0)
+    seen.append((copy.deepcopy(data), manifest))
     return manifest
