@@ -14,7 +14,9 @@ Per run: claims/s over the measured window (after ``--warmup`` s), submit-to-cla
 HQ server processes' CPU ms per claimed job (``/proc/<pid>/stat``, children included), the
 bench's own CPU, and PASS/FAIL against the targets (>= 800 claims/s, p99 < 50 ms). HQ starts as
 bench/queue_speed.py starts it, on a fresh PostgreSQL database dropped after; the two-replica
-run has both servers on one database, agents and submits split between them. Always exits 0.
+run has both servers on one database, agents and submits split between them. First, the
+request floor (bench/floor.py): the same callers calling health alone, the most requests/s this
+machine answers through HQ's stack, printed with the claims/s as a share of it. Always exits 0.
 Run from the repository root: ``python -m bench.fleet`` (``--help`` lists the knobs).
 """
 
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from bench.common import (
     pg_url,
     stop_all,
 )
+from bench.floor import floor_run, run_callers
 from bench.queue_speed import SCRIPT, publish_noop, start_hq
 
 TARGET_CLAIMS_S = 800.0
@@ -104,7 +108,9 @@ def run_agents(urls: list[str], token: str, count: int, first: int, separate: bo
         thread.start()
     registered.wait(timeout=STEP_TIMEOUT_S)
     print("ready", flush=True)
+    began = cpu_seconds(os.getpid())  # from 'go': making clients and registering are not counted
     if sys.stdin.readline().strip() == "go":
+        began = cpu_seconds(os.getpid())
         go.set()
         sys.stdin.readline()  # 'stop'
     stop.set()
@@ -112,7 +118,7 @@ def run_agents(urls: list[str], token: str, count: int, first: int, separate: bo
     for thread in threads:
         thread.join(timeout=CLAIM_WAIT_S + 5)
     result = {"claims": claims, "errors": errors[:20], "n_errors": len(errors)}
-    print(json.dumps({**result, "cpu_s": cpu_seconds(os.getpid())}), flush=True)
+    print(json.dumps({**result, "cpu_s": cpu_seconds(os.getpid()) - began}), flush=True)
 
 
 # -- HQ server processes' CPU ------------------------------------------------------------------
@@ -289,29 +295,74 @@ def main() -> int:
         action="store_true",
         help="complete each job with its own request, then claim (default: complete-and-claim)",
     )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the health-only request floor run"
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # children stopped on the way out
     if args.role == "agents":
         run_agents(rest[0].split(","), rest[1], int(rest[2]), int(rest[3]), rest[4] == "separate")
         return 0
+    if args.role == "floor":
+        run_callers(rest[0], int(rest[1]))
+        return 0
     rows: dict[int, dict[str, Any]] = {}
+    floor: dict[str, Any] | None = None
     load_before, began = os.getloadavg(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hq-fleet-") as tmp:
+        if not args.no_floor:
+            floor = in_database(
+                lambda url: floor_run(
+                    database_url=url, home=Path(tmp) / "floor", agents=args.agents, procs=args.procs
+                ),
+                what="floor",
+            )
         for replicas in (int(r) for r in args.replicas.split(",")):
-            name = create_database("hq_fleet")
-            try:
-                url = pg_url(name).replace("postgresql://", "postgresql+psycopg://")
-                rows[replicas] = fleet_run(
-                    database_url=url, home=Path(tmp) / f"r{replicas}", replicas=replicas, args=args
-                )
-            except Exception as exc:  # report what ran; a bench exits 0
-                print(f"{replicas} replica(s): run failed: {exc}", file=sys.stderr)
-            finally:
-                stop_all()
-                drop_database(name)
+            row = in_database(
+                lambda url, n=replicas: fleet_run(
+                    database_url=url, home=Path(tmp) / f"r{n}", replicas=n, args=args
+                ),
+                what=f"{replicas} replica(s)",
+            )
+            if row is not None:
+                rows[replicas] = row
     report(rows, args=args, load=(load_before, os.getloadavg()), elapsed=time.monotonic() - began)
+    if floor is not None:
+        report_floor(floor, args=args, rows=rows)
     return 0
+
+
+def in_database(run: Callable[[str], dict[str, Any]], *, what: str) -> dict[str, Any] | None:
+    """``run(database_url)`` on a fresh PostgreSQL database, dropped after; None (reported)
+    when it failed."""
+    name = create_database("hq_fleet")
+    try:
+        return run(pg_url(name).replace("postgresql://", "postgresql+psycopg://"))
+    except Exception as exc:  # report what ran; a bench exits 0
+        print(f"{what}: run failed: {exc}", file=sys.stderr)
+        return None
+    finally:
+        stop_all()
+        drop_database(name)
+
+
+def report_floor(
+    floor: dict[str, Any], *, args: argparse.Namespace, rows: dict[int, dict[str, Any]]
+) -> None:
+    print(
+        f"floor (1 replica, the same {args.agents} callers, GET /api/v1/health in a closed loop: "
+        f"one SELECT 1 a request): {floor['requests_s']:.0f} requests/s, server "
+        f"{floor['server_cpu_ms']:.2f} ms CPU a request ({floor['server_cores']:.2f} cores), "
+        f"callers {floor['caller_cores']:.2f} cores, {floor['errors']} errors"
+    )
+    ratios = ", ".join(
+        f"{n} replica(s) {r['claims_s'] / floor['requests_s']:.2f}x" for n, r in rows.items()
+    )
+    print(
+        f"claims/s as a share of the floor: {ratios or '-'}; the target is "
+        f"{TARGET_CLAIMS_S / floor['requests_s']:.1f}x the floor on this machine"
+    )
 
 
 def report(
