@@ -26,3 +26,15 @@ def test_agent_compose_refuses_to_start_without(missing: str) -> None:
     result = run_config(ROOT / "compose" / "agent.yml", env)
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+def test_agent_compose_passes_the_free_host_rules_and_leaves_them_unset_by_default() -> None:
+    free = {"HQ_AGENT_FREE_MAX_LOAD": "1.5", "HQ_AGENT_FREE_WINDOWS": "mon-fri 19:00-07:00"}
+    result = run_config(ROOT / "compose" / "agent.yml", {**AGENT_ENV, **free})
+    assert result.returncode == 0, result.stderr
+    assert 'HQ_AGENT_FREE_MAX_LOAD: "1.5"' in result.stdout
+    assert "HQ_AGENT_FREE_WINDOWS: mon-fri 19:00-07:00" in result.stdout
+    default = run_config(ROOT / "compose" / "agent.yml", AGENT_ENV)
+    assert default.returncode == 0, default.stderr
+    assert "HQ_AGENT_WHEN_BUSY: finish" in default.stdout
+    assert 'HQ_AGENT_FREE_MIN_MEMORY: ""' in default.stdout

@@ -175,7 +175,11 @@ def test_settings_build_the_policy() -> None:
     assert len(policy.windows) == 2 and policy.zone == ZoneInfo("Europe/Paris")
     assert not AgentSettings().free_policy.active
     empty = AgentSettings(
-        agent_free_max_load="", agent_free_idle_minutes="", agent_free_min_memory=""
+        agent_free_max_load="",
+        agent_free_idle_minutes="",
+        agent_free_min_memory="",
+        agent_free_windows="",
+        agent_free_timezone="",
     )  # type: ignore[arg-type]
     assert not empty.free_policy.active  # empty variables (compose's ${X:-}) set no rule
 
