@@ -135,6 +135,33 @@ def role(
     return Talker(cmd, log=log, env=env, out=out)
 
 
+def drive_threads(
+    threads: list[threading.Thread],
+    *,
+    ready: threading.Barrier,
+    go: threading.Event,
+    stop: threading.Event,
+    join_s: float,
+) -> float:
+    """A child role's threads: started; 'ready' printed once all have passed ``ready``; run
+    from the parent's 'go' line to its 'stop' line. Returns this process's CPU seconds in
+    between (making clients and registering come before: not counted)."""
+    for thread in threads:
+        thread.start()
+    ready.wait(timeout=STEP_TIMEOUT_S)
+    print("ready", flush=True)
+    began = cpu_seconds(os.getpid())
+    if sys.stdin.readline().strip() == "go":
+        began = cpu_seconds(os.getpid())
+        go.set()
+        sys.stdin.readline()  # 'stop'
+    stop.set()
+    go.set()
+    for thread in threads:
+        thread.join(timeout=join_s)
+    return cpu_seconds(os.getpid()) - began
+
+
 def stop_all() -> None:
     while _children:
         _children.pop().stop()

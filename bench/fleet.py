@@ -23,6 +23,7 @@ Run from the repository root: ``python -m bench.fleet`` (``--help`` lists the kn
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ from bench.common import (
     Talker,
     cpu_seconds,
     create_database,
+    drive_threads,
     drop_database,
     percentile,
     pg_url,
@@ -104,21 +106,9 @@ def run_agents(urls: list[str], token: str, count: int, first: int, separate: bo
                     time.sleep(0.1)  # ``done`` is sent again: a repeated result is safe
 
     threads = [threading.Thread(target=agent, args=(n,), daemon=True) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    registered.wait(timeout=STEP_TIMEOUT_S)
-    print("ready", flush=True)
-    began = cpu_seconds(os.getpid())  # from 'go': making clients and registering are not counted
-    if sys.stdin.readline().strip() == "go":
-        began = cpu_seconds(os.getpid())
-        go.set()
-        sys.stdin.readline()  # 'stop'
-    stop.set()
-    go.set()
-    for thread in threads:
-        thread.join(timeout=CLAIM_WAIT_S + 5)
+    cpu_s = drive_threads(threads, ready=registered, go=go, stop=stop, join_s=CLAIM_WAIT_S + 5)
     result = {"claims": claims, "errors": errors[:20], "n_errors": len(errors)}
-    print(json.dumps({**result, "cpu_s": cpu_seconds(os.getpid()) - began}), flush=True)
+    print(json.dumps({**result, "cpu_s": cpu_s}), flush=True)
 
 
 # -- HQ server processes' CPU ------------------------------------------------------------------
@@ -172,7 +162,7 @@ def submit_loop(
 
 
 def fleet_run(
-    *, database_url: str, home: Path, replicas: int, args: argparse.Namespace
+    database_url: str, *, home: Path, replicas: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     from hq.client import HQClient
 
@@ -320,8 +310,8 @@ def main() -> int:
             )
         for replicas in (int(r) for r in args.replicas.split(",")):
             row = in_database(
-                lambda url, n=replicas: fleet_run(
-                    database_url=url, home=Path(tmp) / f"r{n}", replicas=n, args=args
+                functools.partial(
+                    fleet_run, home=Path(tmp) / f"r{replicas}", replicas=replicas, args=args
                 ),
                 what=f"{replicas} replica(s)",
             )

@@ -12,14 +12,20 @@ floor.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ADMIN_TOKEN, STEP_TIMEOUT_S, Talker, cpu_seconds, stop_all
+from bench.common import (
+    ADMIN_TOKEN,
+    STEP_TIMEOUT_S,
+    Talker,
+    cpu_seconds,
+    drive_threads,
+    stop_all,
+)
 from bench.queue_speed import start_hq
 
 FLOOR_SECONDS = 8.0
@@ -49,20 +55,7 @@ def run_callers(url: str, count: int) -> None:
                     time.sleep(0.1)
 
     threads = [threading.Thread(target=caller, args=(n,), daemon=True) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    made.wait(timeout=STEP_TIMEOUT_S)
-    print("ready", flush=True)
-    began = cpu_seconds(os.getpid())
-    if sys.stdin.readline().strip() == "go":
-        began = cpu_seconds(os.getpid())
-        go.set()
-        sys.stdin.readline()  # 'stop'
-    stop.set()
-    go.set()
-    for thread in threads:
-        thread.join(timeout=STEP_TIMEOUT_S)
-    cpu_s = cpu_seconds(os.getpid()) - began
+    cpu_s = drive_threads(threads, ready=made, go=go, stop=stop, join_s=STEP_TIMEOUT_S)
     result = {"calls": sum(calls), "errors": sum(errors), "cpu_s": cpu_s}
     print(json.dumps(result), flush=True)
 

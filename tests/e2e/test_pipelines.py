@@ -1,11 +1,13 @@
 """A pipeline of the example scripts on a real agent and Docker: describe -> clean -> linear-fit
 from `hq pipeline submit FILE --wait`, a re-run after changing the last step's params (the first
 two reused, only the last run), and a failing middle step cancelling the last with its reason.
+Then the README's Python example, run as written against the same HQ.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +118,25 @@ def test_describe_clean_fit_runs_reruns_only_what_changed_and_stops_at_a_failure
     assert steps["fit"].status == "cancelled"
     assert steps["fit"].reason == f"upstream step clean failed (job {steps['clean'].job_id})"
     assert failed.finished_at is not None
+
+    readme_example_runs(live_server, client)
+
+
+def readme_example_runs(server: LiveServer, client: Any) -> None:
+    """The README's one Python block, as a user would paste it: a job, then a pipeline."""
+    [block] = [
+        b
+        for b in re.findall(r"```python\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)
+        if "HQClient" in b
+    ]
+    client.upload_dataset(
+        name="diabetes", path=SCRIPTS_DIR / "linear-fit" / "example" / "diabetes.csv"
+    )
+    env = {**os.environ, "HQ_URL": server.url, "HQ_TOKEN": server.token("submitter")}
+    done = subprocess.run(
+        [sys.executable, "-c", block], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr
+    job_line, pipeline_line = done.stdout.splitlines()
+    assert job_line.startswith("succeeded {") and "'r2':" in job_line
+    assert pipeline_line == "succeeded"
