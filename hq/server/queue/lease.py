@@ -227,9 +227,10 @@ def _as_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 @dataclass
 class Finishes:
-    """The ends of many attempts, written together: one executemany UPDATE of the jobs, one
-    multi-row INSERT of their events (and of their results), instead of the unit of work's
-    per-object bookkeeping, which was most of a completed batch's CPU.
+    """The ends of many attempts, written together: one UPDATE of the jobs and one INSERT of
+    their events (statements over arrays on PostgreSQL, executemanys on SQLite), and one of
+    their results, instead of the unit of work's per-object bookkeeping, which was most of a
+    completed batch's CPU.
 
     ``add`` also puts the new values on the loaded ``Job`` objects without marking them dirty,
     so later checks in the same transaction (the same job twice in one batch is a replay) see
