@@ -131,7 +131,8 @@ def stored_manifest(data: dict[str, Any]) -> Manifest:
     schema, memory sizes) cost more than the claim's SQL. A name holds few contents, and
     comparing two dicts costs less than serialising one for a key. The instance is shared:
     never change it."""
-    seen = _STORED.get(str(data.get("name")))
+    name = str(data.get("name"))
+    seen = _STORED.get(name)
     for content, manifest in seen or ():
         if content == data:
             return manifest
@@ -139,7 +140,7 @@ def stored_manifest(data: dict[str, Any]) -> Manifest:
     if seen is None:
         if len(_STORED) >= STORED_NAMES_MAX:
             _STORED.clear()
-        seen = _STORED.setdefault(manifest.name, [])
+        seen = _STORED.setdefault(name, [])
     if len(seen) >= STORED_PER_NAME:
         seen.pop(0)
     seen.append((copy.deepcopy(data), manifest))

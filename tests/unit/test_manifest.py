@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from hq import errors, imaging
-from hq.schemas.manifest import Manifest
+from hq.schemas.manifest import Manifest, stored_manifest
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
 EXAMPLES = ("linear-fit", "cv-score", "describe", "clean")
@@ -126,3 +127,16 @@ def test_push_progress_is_one_line_per_layer_state_and_errors_raise() -> None:
     failing = [{"error": "denied", "errorDetail": {"message": "denied: requested access"}}]
     with pytest.raises(errors.HQError, match="denied: requested access"):
         list(imaging._progress_lines(failing))
+
+
+def test_a_stored_manifest_is_validated_once_per_content_and_kept_apart_from_its_dict() -> None:
+    data = {"name": "cached", "command": ["python", "x.py"], "resources": {"memory": "1g"}}
+    first = stored_manifest(data)
+    assert stored_manifest(dict(data)) is first  # equal content: the same instance
+    other = stored_manifest({**data, "resources": {"memory": "2g"}})  # a job's own copy
+    assert other is not first and other.resources.memory == "2g"
+    data["resources"]["memory"] = "3g"  # the caller's dict changes later: the cache does not
+    assert first.resources.memory == "1g"
+    assert stored_manifest({**data, "resources": {"memory": "1g"}}) is first
+    with pytest.raises(ValidationError):
+        stored_manifest({"name": "cached", "command": []})
