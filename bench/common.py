@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any
@@ -133,6 +134,33 @@ def role(
     own HQ agents and the baselines' workers); ``-m`` in the parent's folder, as it was run."""
     cmd = [sys.executable, "-m", QUEUE_MODULE, "--role", name, *args]
     return Talker(cmd, log=log, env=env, out=out)
+
+
+def split_roles(
+    module: str,
+    role: str,
+    *,
+    count: int,
+    procs: int,
+    args_of: Callable[[int, int], list[str]],
+    logs: Path,
+) -> list[Talker]:
+    """``count`` threads of a child role (``python -m module --role role``) split over at most
+    ``procs`` processes, each given ``args_of(first, n)`` (its first thread's number, its thread
+    count); returned once each has said 'ready' (``drive_threads``)."""
+    per = -(-count // procs)
+    children = [
+        Talker(
+            [sys.executable, "-m", module, "--role", role, *args_of(p * per, n)],
+            log=logs / f"{role}{p}.log",
+        )
+        for p in range(procs)
+        if (n := min(per, count - p * per)) > 0
+    ]
+    for child in children:
+        if child.expect() != "ready":
+            raise RuntimeError(f"{role} did not start; see {child.log}")
+    return children
 
 
 def drive_threads(

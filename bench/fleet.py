@@ -46,6 +46,7 @@ from bench.common import (
     drop_database,
     percentile,
     pg_url,
+    split_roles,
     stop_all,
 )
 from bench.floor import floor_run, run_callers
@@ -175,29 +176,15 @@ def fleet_run(
         clients = [HQClient(url, ADMIN_TOKEN, timeout=STEP_TIMEOUT_S) for url in urls]
         publish_noop(clients[0])
         token = clients[0].create_token(name="fleet-agents", role="agent").token
-        per = -(-args.agents // args.procs)
-        procs = [
-            Talker(
-                [
-                    sys.executable,
-                    "-m",
-                    MODULE,
-                    "--role",
-                    "agents",
-                    ",".join(urls),
-                    token,
-                    str(min(per, args.agents - p * per)),
-                    str(p * per),
-                    "separate" if args.separate_complete else "together",
-                ],
-                log=home / f"agents{p}.log",
-            )
-            for p in range(args.procs)
-            if args.agents - p * per > 0
-        ]
-        for proc in procs:
-            if proc.expect() != "ready":
-                raise RuntimeError(f"agents did not start; see {proc.log}")
+        together = "separate" if args.separate_complete else "together"
+        procs = split_roles(
+            MODULE,
+            "agents",
+            count=args.agents,
+            procs=args.procs,
+            args_of=lambda first, n: [",".join(urls), token, str(n), str(first), together],
+            logs=home,
+        )
         time.sleep(1.0)  # every agent is in its long poll
         for proc in procs:
             proc.send("go")
@@ -303,8 +290,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hq-fleet-") as tmp:
         if not args.no_floor:
             floor = in_database(
-                lambda url: floor_run(
-                    database_url=url, home=Path(tmp) / "floor", agents=args.agents, procs=args.procs
+                functools.partial(
+                    floor_run, home=Path(tmp) / "floor", agents=args.agents, procs=args.procs
                 ),
                 what="floor",
             )

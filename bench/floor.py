@@ -12,7 +12,6 @@ floor.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any
 from bench.common import (
     ADMIN_TOKEN,
     STEP_TIMEOUT_S,
-    Talker,
     cpu_seconds,
     drive_threads,
+    split_roles,
     stop_all,
 )
 from bench.queue_speed import start_hq
@@ -60,24 +59,20 @@ def run_callers(url: str, count: int) -> None:
     print(json.dumps(result), flush=True)
 
 
-def floor_run(*, database_url: str, home: Path, agents: int, procs: int) -> dict[str, Any]:
+def floor_run(database_url: str, *, home: Path, agents: int, procs: int) -> dict[str, Any]:
     """One HQ on ``database_url``; ``agents`` callers in ``procs`` processes for
     ``FLOOR_SECONDS``: requests/s, the server's CPU per request and cores, the callers' cores."""
     home.mkdir(parents=True)
     server, url = start_hq(home, database_url)
     try:
-        per = -(-agents // procs)
-        children = [
-            Talker(
-                [sys.executable, "-m", "bench.fleet", "--role", "floor", url, str(n)],
-                log=home / f"callers{p}.log",
-            )
-            for p in range(procs)
-            if (n := min(per, agents - p * per)) > 0
-        ]
-        for child in children:
-            if child.expect() != "ready":
-                raise RuntimeError(f"callers did not start; see {child.log}")
+        children = split_roles(
+            "bench.fleet",
+            "floor",
+            count=agents,
+            procs=procs,
+            args_of=lambda _first, n: [url, str(n)],
+            logs=home,
+        )
         cpu0, t0 = cpu_seconds(server.proc.pid), time.time()
         for child in children:
             child.send("go")
