@@ -209,19 +209,21 @@ class JobRun:
             warm = self.ctx.warm.take(lease, spec, self.ws) if self.ctx.warm else None
             if warm is not None:
                 self.container_id, stream = warm
+                self.observer.started(runner, self.container_id)
                 self.logs.note("started warm")
             else:
                 try:
                     self.container_id = runner.create(spec)
                     stream = runner.attach(self.container_id)
+                    self.observer.started(runner, self.container_id)  # armed before the start
                     runner.start(self.container_id)
                 except Exception as exc:  # the engine's error: nothing the script did
+                    self.observer.ended()
                     log.warning("container did not start: %s", exc, extra={"job_id": self.job_id})
                     self.logs.note(f"the container did not start: {exc}")
                     return Final.infrastructure("start-failed", str(exc))
                 if self.ctx.warm:
                     self.ctx.warm.note_cold(lease, spec)
-            self.observer.started(runner, self.container_id)
         reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
         reader.start()
         return self._watch(time.time() + lease.timeout_s, reader)

@@ -4,8 +4,10 @@ The engine removes a container's cgroup when it ends, so the counters are read w
 from the cgroup files when the agent can see them (it shares the host's PID namespace and
 ``/sys/fs/cgroup``: cgroup v2 ``memory.peak`` and ``cpu.stat``, v1 ``memory.max_usage_in_bytes``
 and ``cpuacct.usage``), read every ``SAMPLE_SECONDS`` and once more the moment the container's
-first process exits (a pidfd wakes the sampler); else from the engine's stats API (``max_usage``,
-or the largest ``usage`` seen, and the CPU total), every ``STATS_SECONDS``. Both counters are
+last process exits (a pidfd wakes the sampler); else from the engine's stats API (``max_usage``,
+or the largest ``usage`` seen, and the CPU total), every ``STATS_SECONDS``. The sampler starts
+before the container and finds its cgroup by the container's id the moment it exists, so a job
+over in milliseconds (before an inspect could answer) is measured too. Both counters are
 cumulative from the container's start, so a container adopted after an agent restart still
 measures whole. Wall time is the engine's StartedAt to FinishedAt.
 """
@@ -17,6 +19,7 @@ import logging
 import os
 import select
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SAMPLE_SECONDS = 0.2
 STATS_SECONDS = 0.5
+FIND_POLL_SECONDS = 0.002  # looking for a new container's cgroup
+FIND_INSPECT_SECONDS = 0.1  # and asking the engine for its pid
 WALL_METRIC = "hq_wall_s"
 CPU_METRIC = "hq_cpu_s"
 MEMORY_METRIC = "hq_peak_memory_mb"
@@ -92,6 +97,24 @@ class CgroupFiles:
                 unified = path.lstrip("/")
             for name in controllers.split(","):
                 v1[name] = path.lstrip("/")
+        return cls._found(v1, unified, root)
+
+    @classmethod
+    def for_container(cls, container_id: str, root: Path = CGROUP_ROOT) -> CgroupFiles | None:
+        """A container's cgroup by its id, where the engine's drivers put it (cgroupfs:
+        ``docker/<id>``, systemd: ``system.slice/docker-<id>.scope``); None until it exists."""
+        for rel in (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
+            found = None
+            if (root / "memory" / rel).is_dir():
+                found = cls._found({"memory": rel, "cpuacct": rel}, None, root)
+            elif (root / rel / "cgroup.procs").exists():
+                found = cls._found({}, rel, root)
+            if found is not None and found.memory and found.cpu:  # both made by now
+                return found
+        return None
+
+    @classmethod
+    def _found(cls, v1: dict[str, str], unified: str | None, root: Path) -> CgroupFiles | None:
         memory = cpu = None
         v2_cpu = False
         if "memory" in v1:
@@ -107,6 +130,16 @@ class CgroupFiles:
         memory = memory if memory is not None and memory.exists() else None
         cpu = cpu if cpu is not None and cpu.exists() else None
         return cls(memory, cpu, v2_cpu=v2_cpu) if memory or cpu else None
+
+    def first_pid(self) -> int | None:
+        """A process of the cgroup (its ``cgroup.procs``); None once it has none."""
+        counter = self.memory or self.cpu
+        assert counter is not None
+        try:
+            first = (counter.parent / "cgroup.procs").read_text().split()[:1]
+        except OSError:
+            return None
+        return int(first[0]) if first and first[0].isdigit() else None
 
     def read(self) -> tuple[float | None, int | None]:
         """(CPU seconds, peak memory bytes) now; None for a file that is gone."""
@@ -180,12 +213,11 @@ class UsageSampler:
 
     def _run(self) -> None:
         try:
-            pid = self.runner.process_info(self.container_id).pid
-            files = CgroupFiles.for_pid(pid, self.cgroup_root) if pid else None
+            files, pid = self._find()
             if files is not None:
                 self.source = "cgroup"
                 self._sample_files(files, pid)
-            else:
+            elif pid:
                 self.source = "stats"
                 self._sample_stats()
         except ContainerGone:
@@ -193,24 +225,58 @@ class UsageSampler:
         except Exception:  # measuring must never fail a job
             log.exception("sampling the container's usage failed")
 
-    def _sample_files(self, files: CgroupFiles, pid: int) -> None:
-        pidfd: int | None = None
-        with contextlib.suppress(OSError):
-            pidfd = os.pidfd_open(pid)
+    def _find(self) -> tuple[CgroupFiles | None, int | None]:
+        """The container's cgroup files and a process in it, as soon as it has started. By id
+        at first (started before the container, that sees a job that is over in milliseconds);
+        by the engine's pid now and then, for a cgroup elsewhere or none visible (an agent in a
+        container). (None, None): it ended unseen, or was never started."""
+        next_inspect = time.monotonic() + FIND_INSPECT_SECONDS
+        while not self._stop.is_set():
+            files = CgroupFiles.for_container(self.container_id, self.cgroup_root)
+            if files is not None:
+                return files, files.first_pid()
+            if time.monotonic() >= next_inspect:
+                info = self.runner.process_info(self.container_id)
+                if info.pid:
+                    return CgroupFiles.for_pid(info.pid, self.cgroup_root), info.pid
+                if _seconds(info.started_at, info.finished_at) is not None:
+                    break  # it has already ended
+                next_inspect = time.monotonic() + FIND_INSPECT_SECONDS
+            self._stop.wait(FIND_POLL_SECONDS)
+        return None, None
+
+    def _sample_files(self, files: CgroupFiles, pid: int | None) -> None:
+        """Read the counters every ``SAMPLE_SECONDS`` and the moment the watched process exits.
+        One that exits while others remain in the cgroup (runc's own, at the start) hands the
+        watch to the next; the last read is when none is left."""
+        while not self._stop.is_set():
+            pidfd: int | None = None
+            if pid:
+                with contextlib.suppress(OSError):
+                    pidfd = os.pidfd_open(pid)
+            try:
+                exited = self._watch(files, pidfd)
+            finally:
+                if pidfd is not None:
+                    os.close(pidfd)
+            if exited:
+                pid = files.first_pid()
+                if pid is None:
+                    return
+
+    def _watch(self, files: CgroupFiles, pidfd: int | None) -> bool:
+        """Sample until ``pidfd``'s process exits (True) or the sampler is stopped (False)."""
         poller = select.poll()
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
-        try:
-            while not self._stop.is_set():
-                exited = bool(poller.poll(SAMPLE_SECONDS * 1000)) if pidfd is not None else False
-                self._note(*files.read())
-                if exited:
-                    return
-                if pidfd is None:
-                    self._stop.wait(SAMPLE_SECONDS)
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
+        while not self._stop.is_set():
+            exited = bool(poller.poll(SAMPLE_SECONDS * 1000)) if pidfd is not None else False
+            self._note(*files.read())
+            if exited:
+                return True
+            if pidfd is None:
+                self._stop.wait(SAMPLE_SECONDS)
+        return False
 
     def _sample_stats(self) -> None:
         while not self._stop.is_set():

@@ -195,3 +195,35 @@ def test_both_sources_measure_a_real_container_alike(
     assert usage.peak_memory_bytes is not None and usage.peak_memory_bytes > 120 * 1024**2
     assert usage.cpu_s is not None and 0.45 <= usage.cpu_s < 2.5
     assert usage.wall_s is not None and 2.0 <= usage.wall_s < 30
+
+
+def test_a_container_that_ends_at_once_is_still_measured(
+    docker_cleanup: docker.DockerClient, base_image: BaseImage
+) -> None:
+    """The sampler is armed before the container starts (as the agent does), so a job that is
+    over in tens of milliseconds, before any inspect of it could answer, still has its CPU and
+    memory: the cgroup is found by the container's id the moment it exists."""
+    runner = DockerRunner(client=docker_cleanup)
+    spec = ContainerSpec(
+        image_id=base_image.image_id,
+        command=["python3", "-c", "pass"],
+        mounts=[],
+        labels=TEST_LABEL,
+        memory_bytes=256 * 1024**2,
+        cpus=1,
+        pids=64,
+        uid=1000,
+        gid=1000,
+    )
+    for _ in range(5):
+        cid = runner.create(spec)
+        sampler = UsageSampler(runner, cid)
+        sampler.start()
+        runner.start(cid)
+        assert runner.wait(cid) == 0
+        usage = sampler.stop()
+        runner.remove(cid)
+        assert sampler.source == "cgroup"
+        assert usage.cpu_s is not None and 0 < usage.cpu_s < 2
+        assert usage.peak_memory_bytes is not None and usage.peak_memory_bytes > 1024**2
+        assert usage.wall_s is not None and usage.wall_s < 10
