@@ -25,6 +25,7 @@ from agent.docker_runner import (
     LEASE_LABEL,
     ContainerGone,
     ContainerSpec,
+    ExitState,
     ImageUnavailable,
     Mount,
 )
@@ -33,6 +34,8 @@ from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
 from agent.observe import Observer
 from agent.report import deliver_failure, report_result
+from agent.warm.container import end_marker, exit_status
+from agent.warm.endmark import STREAMS, EndMarks
 from agent.workspace import (
     OUTPUTS_DIR,
     PARAMS_FILE,
@@ -73,6 +76,7 @@ class JobRun:
             lease=self.handle, flush_s=ctx.settings.log_flush_s, on_line=self._line
         )
         self.container_id: str | None = None
+        self.end_marks: EndMarks | None = None  # a warm job's: over once both streams had it
         # Free-host pauses (agent/busy.py): paused time does not count against the timeout.
         self._pause_lock = threading.Lock()
         self._paused_at: float | None = None
@@ -171,6 +175,8 @@ class JobRun:
     def _run_adopted(self, started_at: datetime) -> None:
         assert self.container_id
         self.logs.note("agent restarted: watching the running container again")
+        marker = end_marker(self.ws)  # a warm job's: cut out of its output
+        self.end_marks = EndMarks(marker) if marker else None
         if self.ctx.runner.is_paused(self.container_id):  # paused by the earlier life
             self.ctx.runner.unpause(self.container_id)  # the guard pauses it again if busy
         stream = self.ctx.runner.follow_logs(self.container_id)
@@ -208,8 +214,9 @@ class JobRun:
             spec = self._spec(image_id, [*mounts, *extra_mounts], extra_env)
             warm = self.ctx.warm.take(lease, spec, self.ws) if self.ctx.warm else None
             if warm is not None:
-                self.container_id, stream = warm
-                self.observer.started(runner, self.container_id)
+                self.container_id, stream = warm.container_id, warm.stream
+                self.end_marks = EndMarks(warm.end_marker)
+                self.observer.started(runner, self.container_id, warm=True)
                 self.logs.note("started warm")
             else:
                 try:
@@ -306,7 +313,7 @@ class JobRun:
         self, cid: str, deadline: float, reader: threading.Thread, waiter: threading.Thread
     ) -> Final | None:
         why: JobStatus | None = None
-        while waiter.is_alive():
+        while waiter.is_alive() and not self._over():
             due = deadline + self.paused_seconds()
             if self.heart.lost:
                 self.resume()
@@ -329,7 +336,8 @@ class JobRun:
             self.wake.clear()
         reader.join(timeout=5)
         self.observer.ended()
-        state = self.ctx.runner.exit_state(cid)
+        status = exit_status(self.ws) if self._over() else None
+        state = self.ctx.runner.exit_state(cid) if status is None else ExitState(status, False)
         if state.oom_killed and why is None:
             self.logs.note("the container was killed for running out of memory")
         final = final_from_exit(
@@ -350,20 +358,37 @@ class JobRun:
         finally:
             self.wake.set()
 
+    def _over(self) -> bool:
+        """A warm job whose runner has said on both streams that it is over (its status is
+        written): reported without waiting for the container's exit."""
+        return self.end_marks is not None and self.end_marks.done
+
     def _read_demuxed(self, stream: Iterator[tuple[bytes | None, bytes | None]]) -> None:
         try:
-            for out, err in stream:
-                if out:
-                    self.logs.feed("stdout", out)
-                if err:
-                    self.logs.feed("stderr", err)
+            for chunk in stream:
+                for name, data in zip(STREAMS, chunk, strict=True):
+                    if data:
+                        self._feed(name, data)
+                if self._over():
+                    self.wake.set()
+                    return
         except Exception as exc:  # the engine closed the stream: the container is gone
             log.debug("log stream ended: %s", exc, extra={"job_id": self.job_id})
+        finally:
+            for name in STREAMS:  # a tail held back as a marker's possible start
+                if self.end_marks is not None and (rest := self.end_marks.rest(name)):
+                    self.logs.feed(name, rest)
+
+    def _feed(self, name: str, data: bytes) -> None:
+        if self.end_marks is not None:
+            data = self.end_marks.feed(name, data)
+        if data:
+            self.logs.feed(name, data)
 
     def _read_plain(self, stream: Iterator[bytes]) -> None:
         try:
             for chunk in stream:
-                self.logs.feed("stdout", chunk)
+                self._feed("stdout", chunk)
         except Exception as exc:
             log.debug("log stream ended: %s", exc, extra={"job_id": self.job_id})
 

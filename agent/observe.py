@@ -83,8 +83,10 @@ class Observer:
     def line(self, stream: str, text: str) -> None:
         self.log_metrics.feed(stream, text)
 
-    def started(self, runner: DockerRunner, container_id: str) -> None:
-        self.sampler = UsageSampler(runner, container_id)
+    def started(self, runner: DockerRunner, container_id: str, *, warm: bool = False) -> None:
+        """Sample ``container_id`` from now on; a ``warm`` one's wall time is its job's, from
+        the hand-over (not its container's, which waited in the pool)."""
+        self.sampler = UsageSampler(runner, container_id, wall_from_now=warm)
         self.sampler.start()
 
     def ended(self) -> None:

@@ -180,9 +180,17 @@ class UsageSampler:
     """Samples one container from ``start()`` until ``stop()``, which returns its ``Usage``."""
 
     def __init__(
-        self, runner: DockerRunner, container_id: str, *, cgroup_root: Path = CGROUP_ROOT
+        self,
+        runner: DockerRunner,
+        container_id: str,
+        *,
+        cgroup_root: Path = CGROUP_ROOT,
+        wall_from_now: bool = False,
     ) -> None:
+        """``wall_from_now``: the wall time is from ``start()`` to ``stop()`` (a warm job's)."""
         self.runner = runner
+        self.wall_from_now = wall_from_now
+        self._began = time.monotonic()
         self.container_id = container_id
         self.cgroup_root = cgroup_root
         self.usage = Usage()
@@ -191,6 +199,7 @@ class UsageSampler:
         self._thread = threading.Thread(target=self._run, name="usage", daemon=True)
 
     def start(self) -> None:
+        self._began = time.monotonic()
         self._thread.start()
 
     def stop(self) -> Usage:
@@ -198,6 +207,9 @@ class UsageSampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        if self.wall_from_now:
+            self.usage.wall_s = time.monotonic() - self._began
+            return self.usage
         try:
             info = self.runner.process_info(self.container_id)
             self.usage.wall_s = _seconds(info.started_at, info.finished_at)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from agent.docker_runner import ContainerSpec, DockerRunner, Mount
 from agent.settings import AgentSettings
+from agent.warm.endmark import new_marker
 from agent.workspace import INPUTS_ROOT, OUTPUTS_DIR, PARAMS_FILE, Workspace
 from hq.schemas.agents import Lease
 
@@ -200,11 +201,21 @@ def _place_inputs(folder: Path, spec: ContainerSpec) -> None:
             dest.chmod(0o444)
 
 
+@dataclass
+class Handed:
+    """A job given to a warm container: the container, its output from the hand-over on, and
+    the marker its runner writes on both streams once the job is over (``endmark``)."""
+
+    container_id: str
+    stream: Iterator[tuple[bytes | None, bytes | None]]
+    end_marker: bytes
+
+
 def hand_over(
     wc: WarmContainer, fd: int, *, spec: ContainerSpec, ws: Workspace, runner: DockerRunner
-) -> Iterator[tuple[bytes | None, bytes | None]]:
+) -> Handed:
     """Give the job of ``spec`` (its cold spec) to the waiting container: folder in place,
-    output attached, then argv and per-job variables through the FIFO. The log stream."""
+    output attached, then argv, per-job variables and the end marker through the FIFO."""
     try:
         folder = wc.folder
         (folder / "params.json").chmod(0o644)
@@ -216,18 +227,43 @@ def hand_over(
         _place_inputs(folder, spec)
         shutil.rmtree(ws.root)
         os.rename(folder, ws.root)
+        marker = new_marker()
         ws.write_json(
             HANDOVER_FILE,
-            {"container_id": wc.id, "handed_over_at": _docker_time(datetime.now(UTC))},
+            {
+                "container_id": wc.id,
+                "handed_over_at": _docker_time(datetime.now(UTC)),
+                "end_marker": marker.decode(),
+            },
         )
         stream = runner.attach(wc.id, past=False)
-        job = {"argv": spec.command, "env": {k: spec.environment[k] for k in PER_JOB_ENV}}
+        job = {
+            "argv": spec.command,
+            "env": {k: spec.environment[k] for k in PER_JOB_ENV},
+            "end": marker.decode(),
+        }
         data = memoryview(json.dumps(job).encode())
         while data:
             data = data[os.write(fd, data) :]
     finally:
         os.close(fd)
-    return stream
+    return Handed(container_id=wc.id, stream=stream, end_marker=marker)
+
+
+def exit_status(ws: Workspace) -> int | None:
+    """The status the warm runner wrote when its job ended (None: it wrote none)."""
+    try:
+        text = (ws.root / "warm" / "exit").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def end_marker(ws: Workspace) -> bytes | None:
+    """The end marker of the warm job in ``ws`` (None for a cold one)."""
+    data = ws.read_json(HANDOVER_FILE) or {}
+    marker = data.get("end_marker")
+    return marker.encode() if isinstance(marker, str) and marker else None
 
 
 def warm_job(ws: Workspace) -> bool:

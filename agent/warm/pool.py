@@ -17,13 +17,14 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.docker_runner import ContainerSpec, DockerRunner
 from agent.settings import AgentSettings
 from agent.warm.container import (
+    Handed,
     NotWarmable,
     WarmContainer,
     check_warmable,
@@ -125,11 +126,9 @@ class WarmPools:
             self._discard(wc)
 
     # -- job threads ----------------------------------------------------------------------
-    def take(
-        self, lease: Lease, spec: ContainerSpec, ws: Workspace
-    ) -> tuple[str, Iterator[tuple[bytes | None, bytes | None]]] | None:
-        """Hand the job to a waiting container of its version: (container id, log stream);
-        None when there is none ready (the job then starts cold)."""
+    def take(self, lease: Lease, spec: ContainerSpec, ws: Workspace) -> Handed | None:
+        """Hand the job to a waiting container of its version; None when there is none ready
+        (the job then starts cold)."""
         if not self.enabled:
             return None
         key = version_key(lease)
@@ -151,7 +150,7 @@ class WarmPools:
                 self._discard(wc)
                 continue
             try:
-                stream = hand_over(wc, fd, spec=spec, ws=ws, runner=self.runner)
+                handed = hand_over(wc, fd, spec=spec, ws=ws, runner=self.runner)
             except Exception:
                 self._discard(wc)
                 raise
@@ -159,7 +158,7 @@ class WarmPools:
                 pool.warm_starts += 1
                 self._running.append((ws.root, time.monotonic()))
             self._wake.set()  # refill in the background, once the job is done
-            return wc.id, stream
+            return handed
 
     def note_cold(self, lease: Lease, spec: ContainerSpec) -> None:
         """A job of this version started cold: keep (or refresh) its pool's template."""

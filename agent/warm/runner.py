@@ -8,7 +8,9 @@ files it writes: ``ready`` once the preload is done, ``failed`` if a listed modu
 import (the agent then runs the script cold).
 
 The hand-over is one JSON object read from the FIFO: ``argv`` (the job's command after the
-manifest's substitutions, ``argv[0]`` the interpreter) and ``env`` (the per-job variables).
+manifest's substitutions, ``argv[0]`` the interpreter), ``env`` (the per-job variables) and
+``end``, the marker that says on stdout and stderr that the job is over (its status is in
+``exit`` by then).
 From there it is ``python script.py args...``: ``sys.argv``, ``sys.path[0]`` the script's
 folder, ``__name__ == "__main__"``, ``sys.exit`` codes and uncaught exceptions (traceback on
 stderr, exit 1) as the interpreter gives them. One container runs one job and then exits.
@@ -153,7 +155,7 @@ def exit_status(exc: SystemExit) -> int:
     return 1
 
 
-def finish(status: int) -> None:
+def finish(status: int, end: str | None = None) -> None:
     """Exit as the interpreter does, as far as a script can see: non-daemon threads joined,
     ``atexit`` handlers run, every file still open flushed, then stdio; then at once, without
     the interpreter's teardown of its modules (seconds, with pandas and scikit-learn loaded)."""
@@ -173,7 +175,23 @@ def finish(status: int) -> None:
             stream.flush()
         except Exception:  # a closed or broken stdio, as at normal exit
             continue
+    if end:
+        announce_end(status & 0xFF, end.encode("utf-8"))
     os._exit(status & 0xFF)
+
+
+def announce_end(status: int, marker: bytes) -> None:
+    """The exit status in ``exit``, then ``marker`` on stdout and stderr: the agent has the
+    whole job once it has seen both (agent/warm/endmark.py). A stdio the script closed stops
+    this; the agent then waits for the container's exit as for a cold job."""
+    try:
+        _write("exit", str(status))
+        for fd in (1, 2):
+            view = memoryview(marker)
+            while view:
+                view = view[os.write(fd, view) :]
+    except OSError:
+        return
 
 
 def main() -> None:
@@ -183,7 +201,9 @@ def main() -> None:
         _write("failed", problem)
         raise SystemExit(PRELOAD_FAILED_EXIT)
     _write("ready", "")
-    finish(run_job(wait_for_job()))
+    job = wait_for_job()
+    end = job.get("end")
+    finish(run_job(job), end if isinstance(end, str) else None)
 
 
 if __name__ == "__main__":

@@ -190,6 +190,7 @@ def test_warm_and_cold_jobs_end_alike_with_the_same_bytes_and_one_job_per_contai
         eventually(lambda: warm_waiting(docker_client, agent) >= 1, timeout_s=60, what="warm")
         warm, warm_logs = run(client, "probe", mode, **extra)
         assert "started warm" in warm_logs and "started warm" not in cold_logs, warm_logs
+        assert "hq-end" not in warm_logs and "\x1e" not in warm_logs  # the end markers cut out
         for job in (cold, warm):
             assert job.status == status, (mode, job.failure_reason)
             if code is not None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agent.warm.container import NotWarmable, check_warmable
+from agent.warm.endmark import STREAMS, EndMarks, new_marker
 from agent.warm.runner import top_level_imports
 from hq import errors, imaging
 from hq.schemas.agents import Lease
@@ -76,3 +77,20 @@ def test_a_preload_entry_that_is_not_a_module_name_is_refused() -> None:
         'name: xx\ncommand: ["python", "a.py"]\nwarm: {preload: [pandas.io]}\n'
     )
     assert ok.warm.preload == ["pandas.io"]
+
+
+def test_the_end_markers_are_cut_out_of_any_chunking_and_end_the_job_once_on_both_streams() -> None:
+    marker = new_marker()
+    output = {"stdout": b"rows 3\nno newline at the end", "stderr": b"\x1e a lone separator\n"}
+    for size in (1, 2, 5, len(marker) - 1, len(marker), 1000):  # the marker split anywhere
+        marks = EndMarks(marker)
+        got = dict.fromkeys(STREAMS, b"")
+        for name in STREAMS:
+            data = output[name] + marker + b"after the marker: not the job's"
+            for at in range(0, len(data), size):
+                got[name] += marks.feed(name, data[at : at + size])
+            assert marks.done == (name == "stderr")
+        assert got == output, size
+    marks = EndMarks(marker)  # killed before the runner wrote it: all is output, never done
+    held = marks.feed("stdout", b"partial" + marker[:5])
+    assert held + marks.rest("stdout") == b"partial" + marker[:5] and not marks.done
