@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 from agent import figures
@@ -33,9 +33,10 @@ from agent.final import NO_SPACE, Final, blame_full_disk, final_from_exit, is_di
 from agent.heartbeat import Heartbeater
 from agent.logship import LogShipper
 from agent.observe import Observer
+from agent.output import OutputReader
 from agent.report import deliver_failure, report_result
 from agent.warm.container import end_marker, exit_status
-from agent.warm.endmark import STREAMS, EndMarks
+from agent.warm.endmark import EndMarks
 from agent.workspace import (
     OUTPUTS_DIR,
     PARAMS_FILE,
@@ -76,7 +77,7 @@ class JobRun:
             lease=self.handle, flush_s=ctx.settings.log_flush_s, on_line=self._line
         )
         self.container_id: str | None = None
-        self.end_marks: EndMarks | None = None  # a warm job's: over once both streams had it
+        self.output = OutputReader(logs=self.logs, wake=self.wake, job_id=self.job_id)
         # Free-host pauses (agent/busy.py): paused time does not count against the timeout.
         self._pause_lock = threading.Lock()
         self._paused_at: float | None = None
@@ -161,6 +162,7 @@ class JobRun:
             log.exception("job failed inside the agent", extra={"job_id": self.job_id})
             self._report_agent_error(exc)
         finally:
+            self.observer.ended()  # if no watch did (a lost lease, an error in the agent)
             self.heart.stop()
             self.logs.close()
 
@@ -176,12 +178,11 @@ class JobRun:
         assert self.container_id
         self.logs.note("agent restarted: watching the running container again")
         marker = end_marker(self.ws)  # a warm job's: cut out of its output
-        self.end_marks = EndMarks(marker) if marker else None
+        self.output.end_marks = EndMarks(marker) if marker else None
         if self.ctx.runner.is_paused(self.container_id):  # paused by the earlier life
             self.ctx.runner.unpause(self.container_id)  # the guard pauses it again if busy
         stream = self.ctx.runner.follow_logs(self.container_id)
-        reader = threading.Thread(target=self._read_plain, args=(stream,), daemon=True)
-        reader.start()
+        reader = self.output.follow_plain(stream)
         self.observer.started(self.ctx.runner, self.container_id)
         deadline = started_at.timestamp() + self.lease.timeout_s
         final = self._watch(deadline, reader)
@@ -215,7 +216,7 @@ class JobRun:
             warm = self.ctx.warm.take(lease, spec, self.ws) if self.ctx.warm else None
             if warm is not None:
                 self.container_id, stream = warm.container_id, warm.stream
-                self.end_marks = EndMarks(warm.end_marker)
+                self.output.end_marks = EndMarks(warm.end_marker)
                 self.observer.started(runner, self.container_id, warm=True)
                 self.logs.note("started warm")
             else:
@@ -231,8 +232,7 @@ class JobRun:
                     return Final.infrastructure("start-failed", str(exc))
                 if self.ctx.warm:
                     self.ctx.warm.note_cold(lease, spec)
-        reader = threading.Thread(target=self._read_demuxed, args=(stream,), daemon=True)
-        reader.start()
+        reader = self.output.follow_demuxed(stream)
         return self._watch(time.time() + lease.timeout_s, reader)
 
     def _mount_inputs(self, pins: contextlib.ExitStack) -> list[Mount] | Final:
@@ -313,7 +313,7 @@ class JobRun:
         self, cid: str, deadline: float, reader: threading.Thread, waiter: threading.Thread
     ) -> Final | None:
         why: JobStatus | None = None
-        while waiter.is_alive() and not self._over():
+        while waiter.is_alive() and not self.output.over:
             due = deadline + self.paused_seconds()
             if self.heart.lost:
                 self.resume()
@@ -336,7 +336,7 @@ class JobRun:
             self.wake.clear()
         reader.join(timeout=5)
         self.observer.ended()
-        status = exit_status(self.ws) if self._over() else None
+        status = exit_status(self.ws) if self.output.over else None
         state = self.ctx.runner.exit_state(cid) if status is None else ExitState(status, False)
         if state.oom_killed and why is None:
             self.logs.note("the container was killed for running out of memory")
@@ -357,40 +357,6 @@ class JobRun:
             log.exception("waiting for the container failed", extra={"job_id": self.job_id})
         finally:
             self.wake.set()
-
-    def _over(self) -> bool:
-        """A warm job whose runner has said on both streams that it is over (its status is
-        written): reported without waiting for the container's exit."""
-        return self.end_marks is not None and self.end_marks.done
-
-    def _read_demuxed(self, stream: Iterator[tuple[bytes | None, bytes | None]]) -> None:
-        try:
-            for chunk in stream:
-                for name, data in zip(STREAMS, chunk, strict=True):
-                    if data:
-                        self._feed(name, data)
-                if self._over():
-                    self.wake.set()
-                    return
-        except Exception as exc:  # the engine closed the stream: the container is gone
-            log.debug("log stream ended: %s", exc, extra={"job_id": self.job_id})
-        finally:
-            for name in STREAMS:  # a tail held back as a marker's possible start
-                if self.end_marks is not None and (rest := self.end_marks.rest(name)):
-                    self.logs.feed(name, rest)
-
-    def _feed(self, name: str, data: bytes) -> None:
-        if self.end_marks is not None:
-            data = self.end_marks.feed(name, data)
-        if data:
-            self.logs.feed(name, data)
-
-    def _read_plain(self, stream: Iterator[bytes]) -> None:
-        try:
-            for chunk in stream:
-                self._feed("stdout", chunk)
-        except Exception as exc:
-            log.debug("log stream ended: %s", exc, extra={"job_id": self.job_id})
 
     # -- reporting ------------------------------------------------------------------------
     def _finish(self, final: Final) -> None:

@@ -3,7 +3,7 @@
 Chunks from the container are split into lines per stream (a partial line waits for its end);
 lines longer than a LogLine allows are cut. When HQ is away, unsent lines are kept (up to a cap,
 oldest dropped first, with a note) and go out with the next batch; once HQ says the lease is lost,
-shipping stops.
+shipping stops. At the job's end, the last few lines go with ``complete`` (``close_for_complete``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ MAX_LINE_CHARS = 64 * 1024
 MAX_BATCH_LINES = 5_000
 MAX_BATCH_CHARS = 1024 * 1024  # well under HQ's request body limit
 MAX_PENDING_CHARS = 64 * 1024 * 1024
+COMPLETE_LINES = 1_000  # the most left to send with complete instead of on their own
+COMPLETE_CHARS = 256 * 1024
 
 
 class LogShipper:
@@ -126,6 +128,22 @@ class LogShipper:
 
     def close(self) -> bool:
         """Flush partial lines and stop; True when everything was sent."""
+        self._stop_thread()
+        return self.flush()
+
+    def close_for_complete(self) -> list[LogLine]:
+        """Stop, and the lines still unsent when they are few enough to go with ``complete``
+        (a call fewer at a job's end); else they are sent now and none are returned."""
+        self._stop_thread()
+        with self._send_lock, self._lock:
+            few = len(self._pending) <= COMPLETE_LINES and self._pending_chars <= COMPLETE_CHARS
+            if few and not self._dropped and not self.lost:
+                last, self._pending, self._pending_chars = self._pending, [], 0
+                return last
+        self.flush()
+        return []
+
+    def _stop_thread(self) -> None:
         for stream, rest in list(self._partial.items()):
             if rest:
                 self._line(stream, rest.decode("utf-8", errors="replace"))
@@ -134,4 +152,3 @@ class LogShipper:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        return self.flush()

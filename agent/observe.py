@@ -90,9 +90,11 @@ class Observer:
         self.sampler.start()
 
     def ended(self) -> None:
-        if self.sampler is not None:
-            self.usage = self.sampler.stop().metrics()
-            log.debug("usage from %s: %s", self.sampler.source, self.usage)
+        """The container has ended (or is left): sampling stops. Idempotent."""
+        sampler, self.sampler = self.sampler, None
+        if sampler is not None:
+            self.usage = sampler.stop().metrics()
+            log.debug("usage from %s: %s", sampler.source, self.usage)
 
     def observed(self, ws: Workspace) -> Observed:
         """What this attempt observed, kept in the job folder; or, for a job settled after a

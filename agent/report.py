@@ -61,7 +61,7 @@ def report_result(
     )
     logs.note(ended)
     log.info("%s: %s", lease.job_id, ended, extra={"job_id": lease.job_id})
-    logs.close()  # the last partial line reaches the observer too
+    last_lines = logs.close_for_complete()  # the last partial line reaches the observer too
     if observer is not None:
         results = observer.observed(ws).merge(results)
     outcome = JobOutcome(
@@ -72,6 +72,7 @@ def report_result(
         results=results,
         artifacts=collected.artifacts,
         start=None if container_id is None else ("warm" if warm_job(ws) else "cold"),
+        logs=last_lines,
     )
     if deliver(ctx=ctx, lease=lease, ws=ws, outcome=outcome, before_complete=before_complete):
         cleanup(ctx=ctx, ws=ws, container_id=container_id)
@@ -181,6 +182,7 @@ def _refused(outcome: JobOutcome, *, exc: errors.HQError, uploaded: set[str]) ->
         failure_reason=f"HQ refused the result: {exc.message}"[:MAX_REASON_CHARS],
         failure_kind=outcome.failure_kind,
         artifacts=[a for a in outcome.artifacts if a.path in uploaded],
+        logs=outcome.logs,
     )
 
 

@@ -196,6 +196,7 @@ class UsageSampler:
         self.usage = Usage()
         self.source = "none"
         self._stop = threading.Event()
+        self._stop_fd = os.eventfd(0)  # wakes a sampler waiting on its pidfd at once on stop
         self._thread = threading.Thread(target=self._run, name="usage", daemon=True)
 
     def start(self) -> None:
@@ -204,9 +205,14 @@ class UsageSampler:
 
     def stop(self) -> Usage:
         """Stop sampling (the container has ended) and add its wall time."""
+        if self._stop.is_set():
+            return self.usage
         self._stop.set()
+        os.eventfd_write(self._stop_fd, 1)
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        if not self._thread.is_alive():  # else it is still polling the fd: left open
+            os.close(self._stop_fd)
         if self.wall_from_now:
             self.usage.wall_s = time.monotonic() - self._began
             return self.usage
@@ -279,15 +285,14 @@ class UsageSampler:
     def _watch(self, files: CgroupFiles, pidfd: int | None) -> bool:
         """Sample until ``pidfd``'s process exits (True) or the sampler is stopped (False)."""
         poller = select.poll()
+        poller.register(self._stop_fd, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
         while not self._stop.is_set():
-            exited = bool(poller.poll(SAMPLE_SECONDS * 1000)) if pidfd is not None else False
+            ready = {fd for fd, _ in poller.poll(SAMPLE_SECONDS * 1000)}
             self._note(*files.read())
-            if exited:
+            if pidfd is not None and pidfd in ready:
                 return True
-            if pidfd is None:
-                self._stop.wait(SAMPLE_SECONDS)
         return False
 
     def _sample_stats(self) -> None:

@@ -141,6 +141,12 @@ class CompleteRequest(Model):
     start: Literal["warm", "cold"] | None = Field(
         default=None, description="how the container started (counted in /metrics)"
     )
+    logs: list[LogLine] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="the attempt's last output lines, stored with an accepted result (so the "
+        "end of a job needs no separate logs call)",
+    )
 
 
 class JobOutcome(Model):
@@ -157,6 +163,12 @@ class JobOutcome(Model):
     artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
     start: Literal["warm", "cold"] | None = Field(
         default=None, description="how the container started (counted in /metrics)"
+    )
+    logs: list[LogLine] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="the attempt's last output lines, stored with an accepted result (so the "
+        "end of a job needs no separate logs call)",
     )
 
 

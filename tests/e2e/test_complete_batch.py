@@ -4,6 +4,7 @@ with the same fencing as the single complete (stale token, another agent's lease
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hq import errors
 from hq.client import HQClient
 from hq.schemas.agents import CompleteItem, CompleteRequest
 from hq.schemas.common import JobStatus
+from hq.schemas.jobs import LogLine
 from hq.schemas.results import Results
 from tests.fixtures.api import FakeAgent, module_server, publish_fake, unique_queue
 from tests.fixtures.db import DB_KINDS
@@ -158,3 +160,29 @@ def test_complete_and_claim_for_another_agent_is_refused_after_nothing_is_claime
     with pytest.raises(errors.HQError):
         mine.client.complete_and_claim(other.agent.id, [], capacity=1, wait_s=0)
     assert len(mine.client.claim(mine.agent.id, capacity=1, wait_s=5).leases) == 1
+
+
+def test_the_last_log_lines_go_with_complete_once_and_only_for_the_lease_holder(
+    server: LiveServer, submitter: HQClient, script: str
+) -> None:
+    """An agent sends a job's last lines with its result (one call fewer at the end): they are
+    stored after the lines sent before, a replay of the complete does not store them twice, and
+    a refused item's lines are not stored."""
+    queue = unique_queue()
+    jobs = [submitter.submit_job(script=script, params={"n": n}, queue=queue) for n in (1, 2)]
+    agent = FakeAgent(server, queue=queue)
+    first, second = agent.client.claim(agent.agent.id, capacity=2, wait_s=5).leases
+    agent.log(first, "started")
+    now = datetime.now(UTC)
+    last = [LogLine(at=now, text="score 0.9"), LogLine(at=now, stream="agent", text="job ended")]
+    request = CompleteRequest(
+        lease_token=first.lease_token, status=JobStatus.succeeded, exit_code=0, logs=last
+    )
+    assert agent.client.complete(first.job_id, request).accepted
+    assert agent.client.complete(first.job_id, request).accepted  # a replay: the first answer
+    assert submitter.job_logs(first.job_id) == "started\nscore 0.9\njob ended\n"
+    stale = item(second.job_id, "not-the-token", logs=[LogLine(at=now, text="from nobody")])
+    [refused] = agent.client.complete_many([stale]).results
+    assert not refused.accepted
+    assert submitter.job_logs(second.job_id) == ""
+    assert {j.id for j in jobs} == {first.job_id, second.job_id}

@@ -29,6 +29,7 @@ from hq.server import queue
 from hq.server.db.models import Job
 from hq.server.metrics import Metrics
 from hq.server.services import artifacts as artifact_service
+from hq.server.services import logs as log_service
 from hq.server.services.artifacts import VerifiedArtifacts
 from hq.server.storage import ObjectStore
 
@@ -312,6 +313,8 @@ async def _accept(
         ):
             raise RuntimeError(f"artifacts of job {job.id} were not verified for this attempt")
         await artifact_service.record_artifacts(session, verified=verified)
+    if body.logs:
+        await log_service.add_lines(session, job=job, lines=body.logs)
     kind = _failure_kind(body)
     results = body.results
     retried = queue.retry_class(job, status=body.status, kind=kind) is not None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq.schemas.agents import LogBatch
 from hq.schemas.common import JobStatus
+from hq.schemas.jobs import LogLine
 from hq.server import notify, queue
 from hq.server.db.models import Job, JobLog
 from hq.server.notify import Disconnected, Notifier
@@ -25,13 +26,18 @@ async def append_logs(
     job = await queue.get_leased_job(
         session, job_id=job_id, lease_token=batch.lease_token, agent_token_id=agent_token_id
     )
-    session.add_all(
-        JobLog(job_id=job.id, attempt=job.attempts, at=line.at, stream=line.stream, text=line.text)
-        for line in batch.lines
-    )
-    await notify.mark(session, "logs")
+    await add_lines(session, job=job, lines=batch.lines)
     await session.flush()
     return len(batch.lines)
+
+
+async def add_lines(session: AsyncSession, *, job: Job, lines: Sequence[LogLine]) -> None:
+    """Lines of ``job``'s current attempt, whose lease the caller checked; wakes followers."""
+    session.add_all(
+        JobLog(job_id=job.id, attempt=job.attempts, at=line.at, stream=line.stream, text=line.text)
+        for line in lines
+    )
+    await notify.mark(session, "logs")
 
 
 async def _log_lines(session: AsyncSession, *, job_id: str, after_id: int) -> tuple[int, list[str]]:
