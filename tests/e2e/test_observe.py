@@ -159,6 +159,21 @@ def test_an_image_with_a_venv_but_no_matplotlib_gets_the_backend_and_is_unaffect
     assert client.list_artifacts(job_id) == []
 
 
+def python_spec(base_image: BaseImage, code: str, *, memory_mb: int) -> ContainerSpec:
+    """A bare container running ``python3 -c code`` on the base image, for the sampler."""
+    return ContainerSpec(
+        image_id=base_image.image_id,
+        command=["python3", "-c", code],
+        mounts=[],
+        labels=TEST_LABEL,
+        memory_bytes=memory_mb * 1024**2,
+        cpus=1,
+        pids=64,
+        uid=1000,
+        gid=1000,
+    )
+
+
 @pytest.mark.parametrize("source", ["cgroup", "stats"])
 def test_both_sources_measure_a_real_container_alike(
     source: str, docker_cleanup: docker.DockerClient, base_image: BaseImage, tmp_path: Path
@@ -172,17 +187,7 @@ def test_both_sources_measure_a_real_container_alike(
         "while time.process_time() - t < 0.5: pass\n"
         "time.sleep(1.5)"
     )
-    spec = ContainerSpec(
-        image_id=base_image.image_id,
-        command=["python3", "-c", code],
-        mounts=[],
-        labels=TEST_LABEL,
-        memory_bytes=512 * 1024**2,
-        cpus=1,
-        pids=64,
-        uid=1000,
-        gid=1000,
-    )
+    spec = python_spec(base_image, code, memory_mb=512)
     cid = runner.create(spec)
     root = CGROUP_ROOT if source == "cgroup" else tmp_path
     sampler = UsageSampler(runner, cid, cgroup_root=root)
@@ -204,17 +209,7 @@ def test_a_container_that_ends_at_once_is_still_measured(
     over in tens of milliseconds, before any inspect of it could answer, still has its CPU and
     memory: the cgroup is found by the container's id the moment it exists."""
     runner = DockerRunner(client=docker_cleanup)
-    spec = ContainerSpec(
-        image_id=base_image.image_id,
-        command=["python3", "-c", "pass"],
-        mounts=[],
-        labels=TEST_LABEL,
-        memory_bytes=256 * 1024**2,
-        cpus=1,
-        pids=64,
-        uid=1000,
-        gid=1000,
-    )
+    spec = python_spec(base_image, "pass", memory_mb=256)
     for _ in range(5):
         cid = runner.create(spec)
         sampler = UsageSampler(runner, cid)
