@@ -3,13 +3,14 @@
 The engine removes a container's cgroup when it ends, so the counters are read while it runs:
 from the cgroup files when the agent can see them (it shares the host's PID namespace and
 ``/sys/fs/cgroup``: cgroup v2 ``memory.peak`` and ``cpu.stat``, v1 ``memory.max_usage_in_bytes``
-and ``cpuacct.usage``), read every ``SAMPLE_SECONDS`` and once more the moment the container's
-last process exits (a pidfd wakes the sampler); else from the engine's stats API (``max_usage``,
-or the largest ``usage`` seen, and the CPU total), every ``STATS_SECONDS``. The sampler starts
-before the container and finds its cgroup by the container's id the moment it exists, so a job
-over in milliseconds (before an inspect could answer) is measured too. Both counters are
-cumulative from the container's start, so a container adopted after an agent restart still
-measures whole. Wall time is the engine's StartedAt to FinishedAt.
+and ``cpuacct.usage``), read every ``SAMPLE_SECONDS`` (from 1 ms at the start, doubling) and
+once more the moment the container's last process exits (a pidfd wakes the sampler); else from
+the engine's stats API (``max_usage``, or the largest ``usage`` seen, and the CPU total), every
+``STATS_SECONDS``. The sampler starts before the container and finds its cgroup by the
+container's id the moment it exists, so a job over in milliseconds (before an inspect could
+answer) is measured too. Both counters are cumulative from the container's start, so a
+container adopted after an agent restart still measures whole. Wall time is the engine's
+StartedAt to FinishedAt.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SAMPLE_SECONDS = 0.2
+FIRST_SAMPLE_SECONDS = 0.001  # then doubling to SAMPLE_SECONDS: a job over in 20 ms is read
 STATS_SECONDS = 0.5
 FIND_POLL_SECONDS = 0.002  # looking for a new container's cgroup
 FIND_INSPECT_SECONDS = 0.1  # and asking the engine for its pid
@@ -283,13 +285,18 @@ class UsageSampler:
                     return
 
     def _watch(self, files: CgroupFiles, pidfd: int | None) -> bool:
-        """Sample until ``pidfd``'s process exits (True) or the sampler is stopped (False)."""
+        """Sample until ``pidfd``'s process exits (True) or the sampler is stopped (False): 1 ms
+        after the start, then twice as long each time up to ``SAMPLE_SECONDS``. The read at
+        the exit can come too late (the engine removes the cgroup at once), so a short job is
+        measured by the reads while it runs."""
         poller = select.poll()
         poller.register(self._stop_fd, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
+        wait_s = FIRST_SAMPLE_SECONDS
         while not self._stop.is_set():
-            ready = {fd for fd, _ in poller.poll(SAMPLE_SECONDS * 1000)}
+            ready = {fd for fd, _ in poller.poll(wait_s * 1000)}
+            wait_s = min(wait_s * 2, SAMPLE_SECONDS)
             self._note(*files.read())
             if pidfd is not None and pidfd in ready:
                 return True
