@@ -20,7 +20,7 @@ from agent.warm.container import warm_job
 from agent.workspace import Workspace
 from hq import errors
 from hq.client import LeaseHandle
-from hq.schemas.agents import ArtifactFile, JobOutcome
+from hq.schemas.agents import JobOutcome
 from hq.schemas.common import JobStatus
 from hq.schemas.retries import FailureKind
 
@@ -181,7 +181,7 @@ def _refused(outcome: JobOutcome, *, exc: errors.HQError, uploaded: set[str]) ->
         exit_code=outcome.exit_code,
         failure_reason=f"HQ refused the result: {exc.message}"[:MAX_REASON_CHARS],
         failure_kind=outcome.failure_kind,
-        artifacts=[a for a in outcome.artifacts if a.path in uploaded],
+        artifacts=[a for a in outcome.artifacts if a.data is not None or a.path in uploaded],
         logs=outcome.logs,
     )
 
@@ -204,7 +204,7 @@ def _upload(
     outcome: JobOutcome,
     uploaded: set[str],
 ) -> None:
-    todo: list[ArtifactFile] = [a for a in outcome.artifacts if a.path not in uploaded]
+    todo = [a.listing() for a in outcome.artifacts if a.data is None and a.path not in uploaded]
     if not todo:
         return
     wanted = {a.path for a in todo}

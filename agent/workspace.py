@@ -24,7 +24,12 @@ from pydantic import ValidationError
 
 from agent.final import Final
 from hq.client import sha256_stream
-from hq.schemas.agents import ArtifactFile, Lease
+from hq.schemas.agents import (
+    INLINE_ARTIFACT_BYTES,
+    INLINE_TOTAL_BYTES,
+    Lease,
+    ReportedArtifact,
+)
 from hq.schemas.command import expand_command, expand_env
 from hq.schemas.results import MAX_RESULTS_BYTES, Results
 
@@ -38,7 +43,7 @@ PARAMS_FILE = "/hq/params.json"
 
 @dataclass
 class Collected:
-    artifacts: list[ArtifactFile]
+    artifacts: list[ReportedArtifact]
     skipped: list[str]
 
 
@@ -120,8 +125,11 @@ class Workspace:
 
     # -- outputs --------------------------------------------------------------------------
     def collect(self, *, max_files: int, max_file_bytes: int) -> Collected:
-        """Regular files under ``outputs/``, hashed; symlinks and special files are skipped."""
-        artifacts: list[ArtifactFile] = []
+        """Regular files under ``outputs/``, hashed; symlinks and special files are skipped.
+        Small files come with their bytes (``INLINE_ARTIFACT_BYTES`` each, ``INLINE_TOTAL_BYTES``
+        in all, first come), which HQ then takes with ``complete``: no upload."""
+        artifacts: list[ReportedArtifact] = []
+        inline_left = INLINE_TOTAL_BYTES
         skipped: list[str] = []
         stack = [(self.outputs, "")]
         while stack:
@@ -147,11 +155,12 @@ class Workspace:
                 if reason:
                     skipped.append(f"{rel}: {reason}")
                     continue
-                digest = _hash_nofollow(Path(entry.path))
-                if digest is None:
+                found = _artifact(Path(entry.path), rel, st.st_size, inline_left=inline_left)
+                if found is None:
                     skipped.append(f"{rel}: not a regular file")
                     continue
-                artifacts.append(ArtifactFile(path=rel, size=st.st_size, sha256=digest))
+                artifacts.append(found)
+                inline_left -= found.size if found.data is not None else 0
         artifacts.sort(key=lambda a: a.path)
         return Collected(artifacts=artifacts, skipped=skipped)
 
@@ -175,7 +184,7 @@ class Workspace:
             return f"more than {max_files} files"
         return None
 
-    def read_results(self, artifacts: list[ArtifactFile]) -> tuple[Results | None, str | None]:
+    def read_results(self, artifacts: list[ReportedArtifact]) -> tuple[Results | None, str | None]:
         """``results.json`` checked against the results schema: (results, error)."""
         entry = next((a for a in artifacts if a.path == RESULTS_FILE), None)
         if entry is None:
@@ -206,6 +215,19 @@ def _open_nofollow(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _artifact(path: Path, rel: str, size: int, *, inline_left: int) -> ReportedArtifact | None:
+    """The file as an artifact: with its bytes when it is small enough to go inline."""
+    limit = min(INLINE_ARTIFACT_BYTES, inline_left)
+    if size <= limit:
+        content = _read_nofollow(path, limit)
+        if content is None:
+            return None
+        if len(content) <= limit:  # else it grew since its lstat: hashed as a large one
+            return ReportedArtifact.inline(path=rel, content=content)
+    digest = _hash_nofollow(path)
+    return None if digest is None else ReportedArtifact(path=rel, size=size, sha256=digest)
 
 
 def _hash_nofollow(path: Path) -> str | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hq.schemas.common import JobStatus, Label, Model, QueueName, ReadModel
 from hq.schemas.jobs import LogLine
@@ -16,6 +19,8 @@ from hq.schemas.retries import FailureKind
 
 MAX_CLAIM_WAIT_SECONDS = 60.0
 MAX_COMPLETE_BATCH = 256
+INLINE_ARTIFACT_BYTES = 64 * 1024  # an artifact this small may come with complete itself
+INLINE_TOTAL_BYTES = 256 * 1024  # and this much in all per job
 
 
 class AgentCreate(Model):
@@ -114,6 +119,57 @@ class ArtifactFile(Model):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ReportedArtifact(ArtifactFile):
+    """An artifact as ``complete`` lists it: a small one (``INLINE_ARTIFACT_BYTES``, and
+    ``INLINE_TOTAL_BYTES`` in all) may carry its bytes, and then needs no upload."""
+
+    data: str | None = Field(
+        default=None,
+        max_length=(INLINE_ARTIFACT_BYTES + 2) // 3 * 4,
+        description="the file's bytes, base64 (instead of an upload; up to 64 KiB each, "
+        "256 KiB per job)",
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _is_base64(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                base64.b64decode(value, validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"data is not valid base64: {exc}") from None
+        return value
+
+    @classmethod
+    def inline(cls, *, path: str, content: bytes) -> ReportedArtifact:
+        return cls(
+            path=path,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            data=base64.b64encode(content).decode("ascii"),
+        )
+
+    def content(self) -> bytes | None:
+        """The inline bytes, or None for an uploaded artifact."""
+        return None if self.data is None else base64.b64decode(self.data, validate=True)
+
+    def listing(self) -> ArtifactFile:
+        """Path, size and sha256 alone (what an upload URL is asked for)."""
+        return ArtifactFile(path=self.path, size=self.size, sha256=self.sha256)
+
+
+def _as_reported(value: Any) -> Any:
+    """An ``ArtifactFile`` listed where a ``ReportedArtifact`` is taken is one (with no bytes)."""
+    if isinstance(value, list):
+        return [
+            v.model_dump()
+            if isinstance(v, ArtifactFile) and not isinstance(v, ReportedArtifact)
+            else v
+            for v in value
+        ]
+    return value
+
+
 class UploadRequest(Model):
     lease_token: str
     files: list[ArtifactFile] = Field(max_length=10_000)
@@ -137,7 +193,8 @@ class CompleteRequest(Model):
         default=None, description="why it failed (see hq.schemas.retries); decides a retry"
     )
     results: Results | None = None
-    artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+    artifacts: list[ReportedArtifact] = Field(default_factory=list, max_length=10_000)
+    _reported = field_validator("artifacts", mode="before")(_as_reported)
     start: Literal["warm", "cold"] | None = Field(
         default=None, description="how the container started (counted in /metrics)"
     )
@@ -160,7 +217,8 @@ class JobOutcome(Model):
         default=None, description="why it failed (see hq.schemas.retries); decides a retry"
     )
     results: Results | None = None
-    artifacts: list[ArtifactFile] = Field(default_factory=list, max_length=10_000)
+    artifacts: list[ReportedArtifact] = Field(default_factory=list, max_length=10_000)
+    _reported = field_validator("artifacts", mode="before")(_as_reported)
     start: Literal["warm", "cold"] | None = Field(
         default=None, description="how the container started (counted in /metrics)"
     )

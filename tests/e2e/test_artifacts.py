@@ -18,7 +18,14 @@ import pytest
 
 from hq import errors
 from hq.client import HQClient
-from hq.schemas.agents import AgentCreate, ArtifactFile, CompleteRequest, Lease
+from hq.schemas.agents import (
+    INLINE_ARTIFACT_BYTES,
+    AgentCreate,
+    ArtifactFile,
+    CompleteRequest,
+    Lease,
+    ReportedArtifact,
+)
 from hq.schemas.common import JobStatus
 from tests.e2e.test_api_cli import hq, ok
 from tests.e2e.test_datasets import STORES, expiry_seconds, stored_objects
@@ -87,7 +94,7 @@ def upload(run: Running, files: dict[str, Path]) -> list[ArtifactFile]:
     return listed
 
 
-def complete(run: Running, artifacts: list[ArtifactFile]) -> None:
+def complete(run: Running, artifacts: list[ArtifactFile] | list[ReportedArtifact]) -> None:
     run.agent.complete(
         run.job_id,
         CompleteRequest(
@@ -125,6 +132,57 @@ def test_uploaded_artifacts_are_verified_listed_and_downloadable(
     assert httpx.get(url).content == blob.read_bytes()
     with pytest.raises(errors.NotFound, match="no artifact"):
         viewer.artifact_url(run.job_id, "nothere.txt")
+
+
+def test_small_artifacts_come_inline_with_complete_checked_and_need_no_upload(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """A small file's bytes may come inside ``complete`` (base64): HQ checks them against the
+    listed size and sha256 and stores them as the blob, with no upload; a large one of the same
+    result still goes through its upload URL. A wrong claim or too much inline is refused,
+    naming what to fix, and stores nothing."""
+    run = start_job(server)
+    small = ReportedArtifact.inline(path="out/fit.csv", content=b"x,y\n1,2\n")
+    blob = tmp_path / "model.bin"
+    blob.write_bytes(os.urandom(INLINE_ARTIFACT_BYTES + 1))
+    uploaded = upload(run, {"model.bin": blob})
+
+    forged = small.model_copy(update={"sha256": hashlib.sha256(b"other").hexdigest()})
+    with pytest.raises(errors.ValidationFailed, match=r"'out/fit\.csv' came with bytes of sha256"):
+        complete(run, [forged, *uploaded])
+    resized = small.model_copy(update={"size": small.size + 1})
+    with pytest.raises(errors.ValidationFailed, match="came with 8 bytes but was declared as 9"):
+        complete(run, [resized])
+    many = [
+        ReportedArtifact.inline(path=f"part{i}.bin", content=os.urandom(INLINE_ARTIFACT_BYTES))
+        for i in range(5)
+    ]
+    with pytest.raises(errors.PayloadTooLarge, match="came inline, over the 262144"):
+        complete(run, many)
+    with pytest.raises(errors.ValidationFailed, match="not valid base64"):
+        run.agent.complete(
+            run.job_id,
+            CompleteRequest.model_construct(
+                lease_token=run.lease.lease_token,
+                status=JobStatus.succeeded,
+                artifacts=[small.model_copy(update={"data": "abc"})],
+            ),
+        )
+    viewer = server.client("viewer")
+    assert viewer.get_job(run.job_id).status == JobStatus.running
+    assert stored_objects(server, "blobs/") == []
+
+    complete(run, [small, *uploaded])
+    assert viewer.get_job(run.job_id).status == JobStatus.succeeded
+    assert sorted((a.path, a.size, a.sha256) for a in viewer.list_artifacts(run.job_id)) == [
+        ("model.bin", blob.stat().st_size, uploaded[0].sha256),
+        ("out/fit.csv", small.size, small.sha256),
+    ]
+    got = viewer.download_artifact(run.job_id, "out/fit.csv", tmp_path / "fit.csv")
+    assert got.read_bytes() == b"x,y\n1,2\n"
+    assert httpx.get(viewer.artifact_url(run.job_id, "model.bin")).content == blob.read_bytes()
+    assert stored_objects(server, "artifacts/") == []  # the upload is gone; the inline had none
+    assert len(stored_objects(server, "blobs/")) == 2
 
 
 def test_the_cli_lists_artifacts_and_downloads_them_verified(

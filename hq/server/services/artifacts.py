@@ -2,7 +2,9 @@
 
 The agent asks for presigned PUT URLs (holding the job's lease), uploads, and lists each file with
 its size and sha256 when it completes the job. HQ checks every listed object against that claim
-before it accepts the result, so a result never points at a missing or different file.
+before it accepts the result, so a result never points at a missing or different file. A small
+file (``INLINE_ARTIFACT_BYTES``) may instead come inside ``complete``, base64: HQ hashes those
+bytes and stores them as the blob at once, with no upload URL, upload or snapshot.
 
 An upload URL stays valid for its 15 minutes after the result is accepted, so what HQ checks and
 keeps is not the upload key: ``complete`` snapshots each upload to a private key, hashes the
@@ -12,6 +14,7 @@ and promotions read the blob; the upload objects are removed once the result is 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +24,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
-from hq.schemas.agents import ArtifactFile, UploadResponse, UploadUrl
+from hq.schemas.agents import (
+    INLINE_ARTIFACT_BYTES,
+    INLINE_TOTAL_BYTES,
+    ArtifactFile,
+    ReportedArtifact,
+    UploadResponse,
+    UploadUrl,
+)
 from hq.schemas.jobs import ArtifactRead
 from hq.server import queue
 from hq.server.db.models import Artifact, Job
@@ -99,7 +109,7 @@ class VerifiedArtifacts:
 
     job_id: str
     attempt: int
-    files: tuple[ArtifactFile, ...]
+    files: tuple[ReportedArtifact, ...]
 
 
 def _refusal(f: ArtifactFile, message: str, **details: object) -> errors.ValidationFailed:
@@ -150,21 +160,75 @@ async def _adopt(store: ObjectStore, *, job_id: str, attempt: int, f: ArtifactFi
         await store.delete(staging)
 
 
-async def verify_artifacts(
-    *, store: ObjectStore, job_id: str, attempt: int, files: Sequence[ArtifactFile]
-) -> VerifiedArtifacts:
-    """Check that each listed artifact was uploaded with the declared size and sha256, and
-    keep the checked bytes where no upload URL reaches. Raises ValidationFailed naming the
-    artifact and what differs."""
-    _check_files(files)
+def _inline_content(f: ReportedArtifact) -> bytes:
+    """The bytes of an artifact sent inline, checked against its declared size and sha256."""
+    content = f.content()
+    assert content is not None
+    if len(content) != f.size:
+        raise _refusal(
+            f,
+            f"artifact {f.path!r} came with {len(content)} bytes but was declared as {f.size}",
+            problem="size",
+            stored=len(content),
+            declared=f.size,
+        )
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != f.sha256:
+        raise _refusal(
+            f,
+            f"artifact {f.path!r} came with bytes of sha256 {actual} but was declared as "
+            f"{f.sha256}",
+            problem="sha256",
+            stored=actual,
+            declared=f.sha256,
+        )
+    return content
+
+
+def _check_inline(files: Sequence[ReportedArtifact]) -> None:
+    total = 0
     for f in files:
-        await _adopt(store, job_id=job_id, attempt=attempt, f=f)
+        if f.data is None:
+            continue
+        if f.size > INLINE_ARTIFACT_BYTES:
+            raise errors.PayloadTooLarge(
+                f"artifact {f.path!r} is {f.size} bytes, over the {INLINE_ARTIFACT_BYTES} "
+                "that may come inline: upload it to a URL from "
+                "POST /api/v1/jobs/{id}/artifacts/uploads instead",
+                field="artifacts",
+            )
+        total += f.size
+    if total > INLINE_TOTAL_BYTES:
+        raise errors.PayloadTooLarge(
+            f"{total} bytes of artifacts came inline, over the {INLINE_TOTAL_BYTES} a result "
+            "may carry: upload the larger ones",
+            field="artifacts",
+        )
+
+
+async def verify_artifacts(
+    *, store: ObjectStore, job_id: str, attempt: int, files: Sequence[ReportedArtifact]
+) -> VerifiedArtifacts:
+    """Check that each listed artifact was uploaded (or came inline) with the declared size
+    and sha256, and keep the checked bytes where no upload URL reaches. Raises
+    ValidationFailed naming the artifact and what differs."""
+    _check_files(files)
+    _check_inline(files)
+    for f in files:
+        if f.data is None:
+            await _adopt(store, job_id=job_id, attempt=attempt, f=f)
+            continue
+        content = _inline_content(f)
+        if not await store.exists(blob_key(f.sha256)):
+            await store.put_bytes(blob_key(f.sha256), content)
     return VerifiedArtifacts(job_id=job_id, attempt=attempt, files=tuple(files))
 
 
 async def discard_uploads(store: ObjectStore, *, verified: VerifiedArtifacts) -> None:
     """Remove an accepted attempt's upload objects (their bytes live on as blobs)."""
     for f in verified.files:
+        if f.data is not None:  # it came inline: there is no upload
+            continue
         try:
             await store.delete(artifact_key(verified.job_id, verified.attempt, f.path))
         except errors.HQError as exc:  # only space is lost; nothing reads these keys

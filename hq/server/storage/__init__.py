@@ -50,6 +50,10 @@ class ObjectStore(abc.ABC):
         """Store the file at ``path`` under ``key`` (streamed, never whole in memory)."""
 
     @abc.abstractmethod
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` (small: it is whole in memory) under ``key``, all or nothing."""
+
+    @abc.abstractmethod
     async def stat(self, key: str) -> ObjectInfo | None:
         """Size and type of ``key``, or None when it does not exist."""
 

@@ -179,6 +179,19 @@ class LocalStore(ObjectStore):
 
         await asyncio.to_thread(_put)
 
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        target = self.path_for(key)
+
+        def _put() -> None:
+            tmp = self._temp_beside(target)
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        await asyncio.to_thread(_put)
+
     async def write_stream(self, key: str, chunks: AsyncIterator[bytes]) -> int:
         """Write a streamed body to ``key`` atomically; refuse past ``max_put_bytes``.
 

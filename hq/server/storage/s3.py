@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -205,6 +206,12 @@ class S3Store(ObjectStore):
             str(path),
             content_type=content_type,
             num_parallel_uploads=1,
+        )
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await self.ensure_bucket()
+        await self._call(
+            self._client.put_object, self.bucket, self._name(key), io.BytesIO(data), len(data)
         )
 
     async def copy(self, src: str, dst: str) -> None:
