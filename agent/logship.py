@@ -86,9 +86,11 @@ class LogShipper:
                 self._dropped += 1
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while True:
             self._wake.wait(self._flush_s)
             self._wake.clear()
+            if self._stop.is_set():  # what is left is for the caller (it may go with complete)
+                return
             self.flush()
 
     def flush(self) -> bool:
