@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,12 +66,18 @@ def check_warmable(lease: Lease) -> None:
         raise NotWarmable("a warm container would hold GPUs while it waits")
 
 
+Stream = Iterator[tuple[bytes | None, bytes | None]]
+
+
 @dataclass
 class WarmContainer:
     id: str
     folder: Path
     key: str
     memory_bytes: int
+    # Its output from the end of the preload on, attached by the pools' thread once it is
+    # ready (nothing runs until the hand-over), so a job does not wait for the attach.
+    stream: Stream | None = None
 
     @property
     def control(self) -> Path:
@@ -85,6 +91,12 @@ class WarmContainer:
             return (self.control / "failed").read_text()[:500] or "preload failed"
         except OSError:
             return None
+
+
+def close_stream(stream: Stream) -> None:
+    """Let go of an attach that no job will read (its connection closes with it)."""
+    if isinstance(stream, Generator):
+        stream.close()
 
 
 def install_runner(settings: AgentSettings) -> Path:
@@ -207,7 +219,7 @@ class Handed:
     the marker its runner writes on both streams once the job is over (``endmark``)."""
 
     container_id: str
-    stream: Iterator[tuple[bytes | None, bytes | None]]
+    stream: Stream
     end_marker: bytes
 
 
@@ -215,7 +227,8 @@ def hand_over(
     wc: WarmContainer, fd: int, *, spec: ContainerSpec, ws: Workspace, runner: DockerRunner
 ) -> Handed:
     """Give the job of ``spec`` (its cold spec) to the waiting container: folder in place,
-    output attached, then argv, per-job variables and the end marker through the FIFO."""
+    output attached (unless it already is), then argv, per-job variables and the end marker
+    through the FIFO."""
     try:
         folder = wc.folder
         (folder / "params.json").chmod(0o644)
@@ -236,7 +249,7 @@ def hand_over(
                 "end_marker": marker.decode(),
             },
         )
-        stream = runner.attach(wc.id, past=False)
+        stream = wc.stream if wc.stream is not None else runner.attach(wc.id, past=False)
         job = {
             "argv": spec.command,
             "env": {k: spec.environment[k] for k in PER_JOB_ENV},

@@ -8,6 +8,8 @@ claimed job and forgets it: a container is never given twice. A version whose pr
 marked and runs cold from then on. Everything left at the agent's exit is removed. While the
 host is not free (``hold``, from the free-host guard) no container is started; those already
 waiting are left waiting (idle, they use memory but no CPU) and go at the idle timeout as usual.
+The same thread attaches to each container's output once it is ready, so that a hand-over does
+not wait for the engine, and tells HQ how many wait once no hand-over has happened for a second.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from agent.warm.container import (
     NotWarmable,
     WarmContainer,
     check_warmable,
+    close_stream,
     hand_over,
     install_runner,
     make_folder,
@@ -40,6 +43,10 @@ from hq.schemas.agents import Lease
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+# The count waiting is for people (the agents page): reported once a second has passed with no
+# hand-over, so a container taken and replaced costs HQ no request, and none runs beside a job.
+REPORT_QUIET_SECONDS = 1.0
+PRELOAD_TICK_SECONDS = 0.02  # while a container preloads: attach soon after it is ready
 # A refill waits while a job handed over less than this ago still runs: a container start and
 # its imports would take CPU from the very job a warm start was for.
 REFILL_DEFER_SECONDS = 5.0
@@ -94,6 +101,7 @@ class WarmPools:
         self._runner_dir = settings.work_dir / "warm-runner"
         self._running: list[tuple[Path, float]] = []  # handed-over jobs' folders, when
         self._held = False
+        self._last_take = float("-inf")
 
     def hold(self, held: bool) -> None:
         """Start no container while ``held`` (the host is not free)."""
@@ -155,6 +163,7 @@ class WarmPools:
                 self._discard(wc)
                 raise
             with self._lock:
+                self._last_take = time.monotonic()
                 pool.warm_starts += 1
                 self._running.append((ws.root, time.monotonic()))
             self._wake.set()  # refill in the background, once the job is done
@@ -192,15 +201,18 @@ class WarmPools:
     # -- the background thread ------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(TICK_SECONDS)
+            self._wake.wait(PRELOAD_TICK_SECONDS if self._preloading() else TICK_SECONDS)
             self._wake.clear()
             try:
                 self._tend()
+                self._attach_ready()
                 self._report_changes()
             except Exception:
                 log.exception("tending the warm pools failed")
 
     def _report_changes(self) -> None:
+        if time.monotonic() - self._last_take < REPORT_QUIET_SECONDS:
+            return  # a later round reports
         waiting = {script: row["waiting"] for script, row in self.snapshot().items()}
         if waiting != self._reported:
             try:
@@ -233,6 +245,31 @@ class WarmPools:
         if wanted is not None and not self._stop.is_set():
             self._start_one(wanted)
             self._wake.set()  # maybe another is missing
+
+    def _preloading(self) -> bool:
+        """Whether a waiting container is not attached yet (still preloading, mostly)."""
+        with self._lock:
+            return any(w.stream is None for p in self._pools.values() for w in p.waiting)
+
+    def _attach_ready(self) -> None:
+        """Attach to the output of each container that became ready, so that its job's
+        hand-over need not; one taken meanwhile attached itself."""
+        with self._lock:
+            ready = [(p, w) for p in self._pools.values() for w in p.waiting if w.stream is None]
+        for pool, wc in ready:
+            if not wc.ready():
+                continue
+            try:
+                stream = self.runner.attach(wc.id, past=False)
+            except Exception as exc:  # gone: the hand-over finds out (or the idle timeout)
+                log.debug("cannot attach to warm container %s: %s", wc.id[:12], exc)
+                continue
+            with self._lock:
+                kept = wc in pool.waiting
+                if kept:
+                    wc.stream = stream
+            if not kept:
+                close_stream(stream)
 
     def _deferring(self, now: float) -> bool:
         """Whether a recent warm job still runs (its folder there, no ``final.json`` yet)."""
@@ -286,6 +323,8 @@ class WarmPools:
         self._discard(wc)
 
     def _discard(self, wc: WarmContainer) -> None:
+        if wc.stream is not None:
+            close_stream(wc.stream)
         try:
             self.runner.remove(wc.id)
         except Exception as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hq.schemas.agents import LogBatch
@@ -32,11 +32,15 @@ async def append_logs(
 
 
 async def add_lines(session: AsyncSession, *, job: Job, lines: Sequence[LogLine]) -> None:
-    """Lines of ``job``'s current attempt, whose lease the caller checked; wakes followers."""
-    session.add_all(
-        JobLog(job_id=job.id, attempt=job.attempts, at=line.at, stream=line.stream, text=line.text)
-        for line in lines
-    )
+    """Lines of ``job``'s current attempt, whose lease the caller checked; wakes followers.
+    One executemany, in order (the ids keep it), with no RETURNING: nothing reads them back."""
+    if not lines:
+        return
+    rows = [
+        {"job_id": job.id, "attempt": job.attempts, "at": x.at, "stream": x.stream, "text": x.text}
+        for x in lines
+    ]
+    await session.execute(insert(JobLog), rows)
     await notify.mark(session, "logs")
 
 
