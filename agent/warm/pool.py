@@ -200,12 +200,13 @@ class WarmPools:
 
     # -- the background thread ------------------------------------------------------------
     def _loop(self) -> None:
+        tick = TICK_SECONDS
         while not self._stop.is_set():
-            self._wake.wait(PRELOAD_TICK_SECONDS if self._preloading() else TICK_SECONDS)
+            self._wake.wait(tick)
             self._wake.clear()
             try:
                 self._tend()
-                self._attach_ready()
+                tick = PRELOAD_TICK_SECONDS if self._attach_ready() else TICK_SECONDS
                 self._report_changes()
             except Exception:
                 log.exception("tending the warm pools failed")
@@ -246,18 +247,15 @@ class WarmPools:
             self._start_one(wanted)
             self._wake.set()  # maybe another is missing
 
-    def _preloading(self) -> bool:
-        """Whether a waiting container is not attached yet (still preloading, mostly)."""
-        with self._lock:
-            return any(w.stream is None for p in self._pools.values() for w in p.waiting)
-
-    def _attach_ready(self) -> None:
+    def _attach_ready(self) -> bool:
         """Attach to the output of each container that became ready, so that its job's
-        hand-over need not; one taken meanwhile attached itself."""
+        hand-over need not (one taken meanwhile attached itself); whether any still preloads."""
         with self._lock:
             ready = [(p, w) for p in self._pools.values() for w in p.waiting if w.stream is None]
+        preloading = False
         for pool, wc in ready:
             if not wc.ready():
+                preloading = True
                 continue
             try:
                 stream = self.runner.attach(wc.id, past=False)
@@ -270,6 +268,7 @@ class WarmPools:
                     wc.stream = stream
             if not kept:
                 close_stream(stream)
+        return preloading
 
     def _deferring(self, now: float) -> bool:
         """Whether a recent warm job still runs (its folder there, no ``final.json`` yet)."""
