@@ -251,9 +251,11 @@ class WarmPools:
         """Attach to the output of each container that became ready, so that its job's
         hand-over need not (one taken meanwhile attached itself); whether any still preloads."""
         with self._lock:
-            ready = [(p, w) for p in self._pools.values() for w in p.waiting if w.stream is None]
+            unattached = [
+                (p, w) for p in self._pools.values() for w in p.waiting if w.stream is None
+            ]
         preloading = False
-        for pool, wc in ready:
+        for pool, wc in unattached:
             if not wc.ready():
                 preloading = True
                 continue
