@@ -33,7 +33,7 @@ from hq.server.api import (
 )
 from hq.server.api import metrics as metrics_api
 from hq.server.auth import PrincipalCache
-from hq.server.db.session import create_engine, create_sessionmaker
+from hq.server.db.session import create_engine, create_reader, create_sessionmaker
 from hq.server.metrics import Metrics
 from hq.server.notify import NOTIFIER_KEY, Notifier
 from hq.server.queue import ends
@@ -138,6 +138,7 @@ async def _open(app: FastAPI, settings: ServerSettings) -> tuple[AsyncEngine, No
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
+    app.state.reader = create_reader(engine)
     app.state.notifier = notifier
     app.state.metrics = Metrics()
     app.state.principals = PrincipalCache()

@@ -28,8 +28,15 @@ from hq.server.storage import ObjectStore
 bearer = HTTPBearer(auto_error=False, description="an HQ token: 'Authorization: Bearer hq_...'")
 
 
+READS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session:
+    """The request's session: a reader for a GET or HEAD (``hq.server.db.session``), which
+    raises if the route writes."""
+    state = request.app.state
+    sessionmaker = state.reader if request.method in READS else state.sessionmaker
+    async with sessionmaker() as session:
         yield session
 
 
@@ -43,6 +50,15 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
 
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+async def get_reader(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Short read-only sessions, for the looks of a wait or a stream."""
+    reader: async_sessionmaker[AsyncSession] = request.app.state.reader
+    return reader
+
+
+ReaderDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_reader)]
 
 
 async def get_server_settings(request: Request) -> ServerSettings:
@@ -89,7 +105,7 @@ async def principal_for(request: Request, token: str) -> Principal:
     principal = cache.get(token_hash)
     if principal is None:
         generation = cache.generation
-        async with request.app.state.sessionmaker() as session:
+        async with request.app.state.reader() as session:
             row = await token_service.authenticate(session, token_hash=token_hash)
         principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
         cache.put(token_hash, principal, generation=generation)

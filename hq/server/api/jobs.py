@@ -15,8 +15,8 @@ from hq.schemas.limits import time_in_range
 from hq.server.deps import (
     DisconnectedDep,
     NotifierDep,
+    ReaderDep,
     SessionDep,
-    SessionmakerDep,
     SettingsDep,
     Submitter,
     Viewer,
@@ -45,7 +45,7 @@ async def submit_job(
     body: JobCreate,
     response: Response,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    reader: ReaderDep,
     notifier: NotifierDep,
     disconnected: DisconnectedDep,
     settings: SettingsDep,
@@ -68,7 +68,7 @@ async def submit_job(
     if not wait:
         return job
     return await job_service.wait_for_end(  # after the commit: the job must be visible
-        sessionmaker=sessionmaker,
+        reader=reader,
         notifier=notifier,
         job_id=job.id,
         timeout=wait,
@@ -119,7 +119,7 @@ async def list_jobs(
 async def get_job(
     job_id: str,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    reader: ReaderDep,
     notifier: NotifierDep,
     disconnected: DisconnectedDep,
     _: Viewer,
@@ -127,7 +127,7 @@ async def get_job(
 ) -> JobDetail:
     if wait:
         await job_service.wait_for_end(
-            sessionmaker=sessionmaker,
+            reader=reader,
             notifier=notifier,
             job_id=job_id,
             timeout=wait,
@@ -157,7 +157,7 @@ async def cancel_job(job_id: str, session: SessionDep, principal: Submitter) -> 
 async def get_logs(
     job_id: str,
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    reader: ReaderDep,
     notifier: NotifierDep,
     disconnected: DisconnectedDep,
     __: Viewer,
@@ -168,6 +168,6 @@ async def get_logs(
         return PlainTextResponse(await log_service.read_logs(session, job_id=job_id))
     # The stream reads in short sessions of its own; this route's session stays unused.
     lines = await log_service.follow_logs(
-        sessionmaker=sessionmaker, notifier=notifier, job_id=job_id, disconnected=disconnected
+        reader=reader, notifier=notifier, job_id=job_id, disconnected=disconnected
     )
     return StreamingResponse(lines, media_type="text/plain")

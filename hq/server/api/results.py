@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from hq import errors
 from hq.schemas.sweeps import ResultsTable
-from hq.server.deps import SessionDep, SessionmakerDep, Viewer
+from hq.server.deps import ReaderDep, SessionDep, Viewer
 from hq.server.edge.openapi import raises
 from hq.server.services import results as result_service
 from hq.server.services.results import ResultsQuery
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/results", tags=["results"])
 )
 async def results(
     session: SessionDep,
-    sessionmaker: SessionmakerDep,
+    reader: ReaderDep,
     _: Viewer,
     script: str | None = None,
     sweep: str | None = None,
@@ -60,7 +60,7 @@ async def results(
                 limit=limit or result_service.DEFAULT_PAGE_ROWS,
                 cursor=cursor,
             )
-    stream = await result_service.csv_download(sessionmaker=sessionmaker, query=query, limit=limit)
+    stream = await result_service.csv_download(sessionmaker=reader, query=query, limit=limit)
     name = script or sweep or "jobs"
     return StreamingResponse(
         stream,

@@ -56,19 +56,19 @@ async def get_result(session: AsyncSession, *, job_id: str) -> JobResult:
 
 async def wait_for_end(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    reader: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     job_id: str,
     timeout: float,
     disconnected: Disconnected,
 ) -> JobRead:
     """The job once it ended, or as it is after ``timeout`` seconds (or when the caller went
-    away, or the server stops). Each look is a short session of its own: the wait holds no
-    transaction."""
+    away, or the server stops). Each look is a short read-only session of its own (``reader``):
+    the wait holds no transaction."""
     deadline = time.monotonic() + timeout
     while True:
         ev = notifier.watch("done")  # before the read: no wake-up is missed
-        async with sessionmaker() as session:
+        async with reader() as session:
             read = await get_job(session, job_id=job_id)
         remaining = deadline - time.monotonic()
         if read.status.finished or remaining <= 0 or notifier.closing or await disconnected():

@@ -71,24 +71,22 @@ async def read_logs(session: AsyncSession, *, job_id: str) -> str:
 
 async def follow_logs(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    reader: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     job_id: str,
     disconnected: Disconnected,
 ) -> AsyncIterator[str]:
     """The job's log text as it arrives, until the job ends (NotFound now, before the stream
-    starts, when there is no such job). Each look is a short session of its own: on SQLite
-    a transaction held for the stream would hold the write lock the agent needs."""
-    async with sessionmaker() as session:
+    starts, when there is no such job). Each look is a short read-only session of its own
+    (``reader``): nothing is held between looks."""
+    async with reader() as session:
         await get_job_row(session, job_id=job_id)
-    return _follow(
-        sessionmaker=sessionmaker, notifier=notifier, job_id=job_id, disconnected=disconnected
-    )
+    return _follow(reader=reader, notifier=notifier, job_id=job_id, disconnected=disconnected)
 
 
 async def _follow(
     *,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    reader: async_sessionmaker[AsyncSession],
     notifier: Notifier,
     job_id: str,
     disconnected: Disconnected,
@@ -96,7 +94,7 @@ async def _follow(
     last = 0
     while not notifier.closing and not await disconnected():
         ev = notifier.watch("logs")  # before the read: no wake-up is missed
-        async with sessionmaker() as session:
+        async with reader() as session:
             last, lines = await _log_lines(session, job_id=job_id, after_id=last)
             job_status = await session.scalar(select(Job.status).where(Job.id == job_id))
         if lines:
