@@ -193,7 +193,8 @@ class JobRun:
         """Resolve the image, fetch the inputs, start the container and watch it end."""
         lease, runner = self.lease, self.ctx.runner
         try:
-            image_id = runner.resolve_image(image=lease.image, digest=lease.digest)
+            warm_image = self.ctx.warm.image_for(lease) if self.ctx.warm else None
+            image_id = warm_image or runner.resolve_image(image=lease.image, digest=lease.digest)
         except ImageUnavailable as exc:
             self.logs.note(f"image unavailable: {exc}")
             return Final.infrastructure("image-unavailable", str(exc))

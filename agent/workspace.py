@@ -89,7 +89,7 @@ class Workspace:
         if self.root.exists():  # a crashed earlier try of this same attempt
             shutil.rmtree(self.root)
         self.outputs.mkdir(parents=True)
-        self.write_json("lease.json", lease.model_dump(mode="json"))
+        self.write_text("lease.json", lease.model_dump_json())
         self.params_file.write_text(json.dumps(lease.params, indent=2, sort_keys=True))
         self.params_file.chmod(0o444)
         if os.geteuid() == 0:
@@ -98,8 +98,12 @@ class Workspace:
             self.outputs.chmod(0o777)
 
     def write_json(self, name: str, value: dict[str, Any]) -> None:
+        self.write_text(name, json.dumps(value, indent=2, sort_keys=True))
+
+    def write_text(self, name: str, text: str) -> None:
+        """``name`` in the folder, whole or not at all (written aside, then renamed)."""
         tmp = self.root / f".{name}.tmp"
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
+        tmp.write_text(text)
         tmp.replace(self.root / name)
 
     def read_json(self, name: str) -> dict[str, Any] | None:

@@ -134,6 +134,17 @@ class WarmPools:
             self._discard(wc)
 
     # -- job threads ----------------------------------------------------------------------
+    def image_for(self, lease: Lease) -> str | None:
+        """The image ID of this version's waiting containers, when one is ready: the image is
+        on this host (a container of it exists), so the job need not ask the engine."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            pool = self._pools.get(version_key(lease))
+            if pool is None or not any(w.ready() for w in pool.waiting):
+                return None
+            return pool.template.image_id
+
     def take(self, lease: Lease, spec: ContainerSpec, ws: Workspace) -> Handed | None:
         """Hand the job to a waiting container of its version; None when there is none ready
         (the job then starts cold)."""

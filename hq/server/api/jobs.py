@@ -54,6 +54,7 @@ async def submit_job(
     wait: WaitQuery = None,
 ) -> JobRead:
     check_job_params(body.params, max_bytes=settings.max_params_bytes)
+    watch = notifier.watch("done")  # before the job exists: its end cannot be missed
     async with session.begin():
         job, created = await submissions.submit(
             session,
@@ -73,6 +74,7 @@ async def submit_job(
         job_id=job.id,
         timeout=wait,
         disconnected=disconnected,
+        seen=job_service.Seen(job=job, watch=watch),
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +56,15 @@ async def get_result(session: AsyncSession, *, job_id: str) -> JobResult:
     )
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A job as its caller just read it, and the "done" watch taken before that read: the
+    wait's first look, already made."""
+
+    job: JobRead
+    watch: asyncio.Event
+
+
 async def wait_for_end(
     *,
     reader: async_sessionmaker[AsyncSession],
@@ -61,15 +72,19 @@ async def wait_for_end(
     job_id: str,
     timeout: float,
     disconnected: Disconnected,
+    seen: Seen | None = None,
 ) -> JobRead:
     """The job once it ended, or as it is after ``timeout`` seconds (or when the caller went
     away, or the server stops). Each look is a short read-only session of its own (``reader``):
     the wait holds no transaction."""
     deadline = time.monotonic() + timeout
     while True:
-        ev = notifier.watch("done")  # before the read: no wake-up is missed
-        async with reader() as session:
-            read = await get_job(session, job_id=job_id)
+        if seen is None:
+            ev = notifier.watch("done")  # before the read: no wake-up is missed
+            async with reader() as session:
+                read = await get_job(session, job_id=job_id)
+        else:
+            read, ev, seen = seen.job, seen.watch, None
         remaining = deadline - time.monotonic()
         if read.status.finished or remaining <= 0 or notifier.closing or await disconnected():
             return read
