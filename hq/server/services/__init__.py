@@ -10,11 +10,12 @@ The rules every module here keeps:
   (``get_job_row``, ``resolve``, ``prepare``, ``create_job``); routes never see a row.
 - **Routes own the transaction; services flush, never commit.** A route opens
   ``session.begin()`` and calls one service in it. The exceptions open short transactions of
-  their own, because one transaction must not span a wait (on SQLite every transaction holds
-  the write lock): the long polls (``claims.claim``, ``jobs.wait_for_end``), the streams
+  their own, because one transaction must not span a wait (on SQLite a writing transaction
+  holds the write lock): the long polls (``claims.claim``, ``jobs.wait_for_end``), the streams
   (``logs.follow_logs``, ``results.csv_download``), ``leases.complete`` (it hashes artifacts
   in storage between the transaction that reads the lease and the one that accepts the
-  result) and ``health.check``. They take the sessionmaker instead of a session.
+  result) and ``health.check``. They take the sessionmaker instead of a session; those that
+  only read take the reader (``hq.server.db.session.create_reader``), as a GET's session is.
 - **Errors are ``hq.errors.HQError`` subclasses**, never ``HTTPException``: services know
   nothing of HTTP (no ``fastapi`` import; a long poll asks ``disconnected()`` whether its
   caller went away). The queue's SQL (claims, leases, reaping) lives in ``hq.server.queue``.
