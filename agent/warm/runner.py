@@ -31,11 +31,24 @@ import os
 import sys
 import traceback
 import types
+import weakref
 from pathlib import Path
 from types import TracebackType
 
 CONTROL = Path(os.environ.get("HQ_WARM_CONTROL", "/hq/.warm"))
 PRELOAD_FAILED_EXIT = 70
+# Files open once the preload is done: ``finish`` flushes them with those the job opened. After
+# the preload the collector's objects are frozen (``gc.freeze``), so that the end's look for the
+# job's open files sees only what the job made: a scan of every object with pandas and
+# scikit-learn loaded took 40 ms, most of a warm job's own time.
+_preloaded_files: weakref.WeakSet[io.IOBase] = weakref.WeakSet()
+
+
+def freeze_preloaded() -> None:
+    """Remember the files open now, then move every object the preload made out of the
+    collector's sight (never collected, never scanned again: a container runs one job)."""
+    _preloaded_files.update(o for o in gc.get_objects() if isinstance(o, io.IOBase))
+    gc.freeze()
 
 
 def top_level_imports(script: Path) -> list[str]:
@@ -163,7 +176,7 @@ def finish(status: int, end: str | None = None) -> None:
     if shutdown is not None:
         shutdown()
     atexit._run_exitfuncs()
-    for obj in gc.get_objects():
+    for obj in [*_preloaded_files, *gc.get_objects()]:
         if isinstance(obj, io.IOBase) and obj not in (sys.stdout, sys.stderr):
             try:
                 if not obj.closed:
@@ -200,6 +213,7 @@ def main() -> None:
     if problem is not None:
         _write("failed", problem)
         raise SystemExit(PRELOAD_FAILED_EXIT)
+    freeze_preloaded()
     _write("ready", "")
     job = wait_for_job()
     end = job.get("end")

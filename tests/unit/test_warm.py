@@ -94,3 +94,47 @@ def test_the_end_markers_are_cut_out_of_any_chunking_and_end_the_job_once_on_bot
     marks = EndMarks(marker)  # killed before the runner wrote it: all is output, never done
     held = marks.feed("stdout", b"partial" + marker[:5])
     assert held + marks.rest("stdout") == b"partial" + marker[:5] and not marks.done
+
+
+def test_the_runner_flushes_files_the_preload_and_the_job_left_open(tmp_path: Path) -> None:
+    """The runner freezes what the preload made (so the end scans only the job's objects) and
+    still flushes, like the interpreter's exit, a file a preloaded module opened and the job
+    wrote, and a file the job opened and never closed. Run on this interpreter, no engine."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from agent.warm import runner
+
+    app, control, out = tmp_path / "app", tmp_path / "control", tmp_path / "out"
+    for folder in (app, control, out):
+        folder.mkdir()
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "opener.py").write_text(f"LOG = open({str(out / 'preloaded.txt')!r}, 'w')\n")
+    (app / "job.py").write_text(
+        "import gc, opener\n"
+        "opener.LOG.write('from the job')\n"
+        f"mine = open({str(out / 'mine.txt')!r}, 'w')\n"
+        "mine.write('never closed')\n"
+        "print('frozen', gc.get_freeze_count() > 0)\n"
+    )
+    (control / "config.json").write_text(json.dumps({"preload": ["opener"]}))
+    os.mkfifo(control / "handover")
+    env = {**os.environ, "HQ_WARM_CONTROL": str(control), "PYTHONPATH": str(lib)}
+    proc = subprocess.Popen(
+        [sys.executable, runner.__file__], env=env, stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while not (control / "ready").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the runner never got ready"
+        time.sleep(0.01)
+    with open(control / "handover", "w") as fifo:
+        fifo.write(json.dumps({"argv": ["python", str(app / "job.py")], "env": {}, "end": "END"}))
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "frozen True" in stdout
+    assert (out / "preloaded.txt").read_text() == "from the job"
+    assert (out / "mine.txt").read_text() == "never closed"
