@@ -26,6 +26,7 @@ from hq.client import HQClient
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SWITCH_INTERVAL_SECONDS = 0.0005  # Python's default is 5 ms (see ``start``)
 
 
 class AgentError(Exception):
@@ -81,6 +82,10 @@ def run(*, settings: AgentSettings) -> int:
 def start(*, overrides: Mapping[str, object], log_level: str = "INFO") -> int:
     """Logging, settings, then ``run``: what both command lines do."""
     configure_logging(log_level)
+    # The agent's threads hand each job on to each other (the output reader wakes the watch,
+    # the watch the reporter): with Python's default 5 ms switch interval a woken thread can
+    # wait that long for the GIL, several times per job (a warm no-op job: 32 -> 23 ms p50).
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     return run(settings=load_settings(overrides=overrides))
 
 
