@@ -25,9 +25,6 @@ Params = Sequence[Any] | dict[str, Any]
 class _Calls:
     """The queue SQLAlchemy's adapter puts a call on (to set the isolation level): run it now."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
     def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Any]) -> None:
         future, function = item
         try:
@@ -97,7 +94,7 @@ class InlineConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._connection: sqlite3.Connection | None = conn  # None once closed, as in aiosqlite
-        self._tx = _Calls(conn)
+        self._tx = _Calls()
 
     @classmethod
     async def open(cls, database: str, *, timeout: float) -> InlineConnection:
