@@ -277,7 +277,7 @@ class Finishes:
                 "detail": reason,
             }
         )
-        if result is not None and (result[0] or result[1]):  # none kept for metrics alone
+        if result is not None:
             tables, charts = result
             self.results.append(
                 {"job_id": job.id, "attempt": job.attempts, "tables": tables, "charts": charts}
