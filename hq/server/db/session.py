@@ -1,4 +1,4 @@
-"""Engines and sessions for PostgreSQL (psycopg 3) and SQLite (aiosqlite).
+"""Engines and sessions for PostgreSQL (psycopg 3) and SQLite.
 
 Two kinds of session share one engine: the read-write one, and a reader for requests that only
 read (a GET, a wait's looks, a token's lookup). On SQLite a read-write transaction begins with
@@ -43,8 +43,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine. On SQLite every transaction is ``BEGIN IMMEDIATE``: one writer at a time,
-    which is what makes the SQLite claim correct (SQLAlchemy drops FOR UPDATE there)."""
+    """An async engine. On SQLite every writing transaction is ``BEGIN IMMEDIATE``: one writer at
+    a time, which is what makes the SQLite claim correct (SQLAlchemy drops FOR UPDATE there)."""
     if is_sqlite(url):
         db_path = make_url(url).database or ":memory:"
         if db_path != ":memory:":
