@@ -1,10 +1,20 @@
-"""Prometheus metrics: queue depth, claim latency, job durations, agents, webhook tries."""
+"""Prometheus metrics: queue depth, claim latency, job durations, agents, webhook tries.
+
+With several server processes (``hq server --workers N``, ``hq.server.prefork``) the counters
+and histograms live in files under ``PROMETHEUS_MULTIPROC_DIR``, one per process, and a scrape,
+whichever process answers it, sums them all. The two gauges are counts read from the database at
+scrape time: they never go to those files.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from hq.server.db.models import Job
 from hq.server.db.types import utcnow
@@ -52,16 +62,12 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
-        self.jobs = Gauge(
-            "hq_jobs", "Jobs by queue and status", ["queue", "status"], registry=self.registry
-        )
         self.starts = Counter(
             "hq_job_starts",
             "Accepted attempts by how their container started (warm or cold)",
             ["kind"],
             registry=self.registry,
         )
-        self.agents = Gauge("hq_agents", "Agents by status", ["status"], registry=self.registry)
         self.webhook_tries = Counter(
             "hq_webhook_tries",
             "Tries to send a webhook delivery, by what became of it: delivered, pending (due "
@@ -69,6 +75,8 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.counts = Counts()
+        self.registry.register(self.counts)
 
     def observe_claims(self, jobs: Sequence[Job]) -> None:
         now = utcnow()
@@ -85,12 +93,32 @@ class Metrics:
     def render(
         self, *, job_counts: dict[tuple[str, str], int], agent_counts: dict[str, int]
     ) -> bytes:
-        """The registry as Prometheus text, the gauges set to these counts: jobs by (queue,
-        status), agents by status (``services.metrics`` reads them from the database)."""
-        self.jobs.clear()
-        for (queue_name, status), count in job_counts.items():
-            self.jobs.labels(queue=queue_name, status=status).set(count)
-        self.agents.clear()
-        for status, count in agent_counts.items():
-            self.agents.labels(status=status).set(count)
-        return generate_latest(self.registry)
+        """Prometheus text, with the gauges of these counts: jobs by (queue, status), agents by
+        status (``services.metrics`` reads them from the database)."""
+        self.counts.jobs, self.counts.agents = job_counts, agent_counts
+        if not os.environ.get(MULTIPROC_DIR_ENV):
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
+        every_process.register(self.counts)
+        return generate_latest(every_process)
+
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Counts(Collector):
+    """The gauges ``hq_jobs`` and ``hq_agents``, from the counts of the scrape being answered."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], int] = {}
+        self.agents: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily("hq_jobs", "Jobs by queue and status", labels=["queue", "status"])
+        for (queue_name, status), count in self.jobs.items():
+            jobs.add_metric([queue_name, status], count)
+        agents = GaugeMetricFamily("hq_agents", "Agents by status", labels=["status"])
+        for status, count in self.agents.items():
+            agents.add_metric([status], count)
+        return iter((jobs, agents))

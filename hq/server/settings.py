@@ -26,6 +26,7 @@ class ServerSettings(BaseSettings):
     s3_region: str = "us-east-1"
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = Field(default=1, ge=1, le=64)  # server processes on the port (PostgreSQL)
     public_url: str | None = None  # how agents reach this server; default http://host:port
     secret_key: str | None = None  # HMAC key for the folder store's URLs; generated if absent
     admin_token: str | None = None  # bootstrap admin token; generated on first start if absent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hq import errors
@@ -92,17 +92,30 @@ async def get_script(session: AsyncSession, *, name: str) -> ScriptRead:
     )
 
 
+# Every submission resolves its script: built once (building a statement costs more than the
+# cache lookup that finds it compiled), the name and version bound per call.
+_LATEST = (
+    select(ScriptVersion)
+    .where(ScriptVersion.script_name == bindparam("name"))
+    .order_by(ScriptVersion.version.desc())
+    .limit(1)
+)
+_NUMBERED = select(ScriptVersion).where(
+    ScriptVersion.script_name == bindparam("name"), ScriptVersion.version == bindparam("version")
+)
+
+
 async def resolve(session: AsyncSession, *, ref: str) -> ScriptVersion:
     """``name`` or ``name@version`` to a stored version's row (for submissions)."""
     name, _, version_text = ref.partition("@")
-    stmt = select(ScriptVersion).where(ScriptVersion.script_name == name)
     if version_text:
         if not is_number(version_text) or not 1 <= int(version_text) < 2**31:
             raise errors.ValidationFailed(
                 f"script {ref!r}: the version after '@' must be a number from 1", field="script"
             )
-        stmt = stmt.where(ScriptVersion.version == int(version_text))
-    row = await session.scalar(stmt.order_by(ScriptVersion.version.desc()).limit(1))
+        row = await session.scalar(_NUMBERED, {"name": name, "version": int(version_text)})
+    else:
+        row = await session.scalar(_LATEST, {"name": name})
     if row is None:
         known = (await session.scalars(select(Script.name).order_by(Script.name).limit(20))).all()
         if name in known:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from hq.schemas.manifest import Manifest, stored_manifest
 from hq.schemas.resources import ResourceAboveCeiling, ResourceRequest, Resources
 from hq.server import notify, queue
 from hq.server.db.models import Agent, Job, JobEventRow, JobInput, JobLabel, ScriptVersion
-from hq.server.db.types import utcnow
+from hq.server.db.types import UTCDateTime, utcnow
 from hq.server.services import datasets as dataset_service
 from hq.server.services import scripts as script_service
 from hq.server.services.params import cache_key, canonical, sha256_text, validate_params
@@ -78,15 +78,16 @@ class Serving:
     queues: list[str]
 
 
+# Every submit reads these: three columns, not rows, in a statement built once.
+_LIVE_AGENTS = select(Agent.labels, Agent.gpus, Agent.queues).where(
+    Agent.last_seen_at >= bindparam("since", type_=UTCDateTime), Agent.drain_requested.is_(False)
+)
+
+
 async def live_agents(session: AsyncSession, *, offline_seconds: float) -> list[Serving]:
-    """What the agents seen lately that do not drain serve (three columns, not rows: every
-    submit reads them)."""
+    """What the agents seen lately that do not drain serve."""
     since = utcnow() - timedelta(seconds=offline_seconds)
-    rows = await session.execute(
-        select(Agent.labels, Agent.gpus, Agent.queues).where(
-            Agent.last_seen_at >= since, Agent.drain_requested.is_(False)
-        )
-    )
+    rows = await session.execute(_LIVE_AGENTS, {"since": since})
     return [Serving(labels=labels, gpus=gpus, queues=queues) for labels, gpus, queues in rows]
 
 
