@@ -136,7 +136,14 @@ def hq_throughput(
         if done != jobs or sum(r["done"] for r in reports) != jobs:
             raise RuntimeError(f"HQ finished {done} of {jobs} jobs ({reports})")
         drain = max(r["last"] for r in reports) - go
-        return {"jobs_s": jobs / drain, "drain_s": drain, "enqueue_s": enqueue_s, "cpu_ms": cpu_ms}
+        agent_ms = sum(r["cpu"] for r in reports) * 1000 / jobs
+        return {
+            "jobs_s": jobs / drain,
+            "drain_s": drain,
+            "enqueue_s": enqueue_s,
+            "cpu_ms": cpu_ms,
+            "agent_cpu_ms": agent_ms,
+        }
     finally:
         stop_all()
 
@@ -202,7 +209,7 @@ def run_hq_agent(url: str, token: str, capacity: int, split: bool) -> None:
         print("ready", flush=True)
         if sys.stdin.readline().strip() != "go":
             return
-        done, last = 0, time.time()
+        done, last, cpu = 0, time.time(), time.process_time()
         leases = client.claim(agent.id, capacity=capacity, wait_s=0).leases
         while leases:
             items = [
@@ -222,7 +229,8 @@ def run_hq_agent(url: str, token: str, capacity: int, split: bool) -> None:
                 results, leases = both.results, both.leases
             done += sum(r.accepted for r in results)
             last = time.time()
-        print(json.dumps({"done": done, "last": last}), flush=True)
+        cpu = time.process_time() - cpu
+        print(json.dumps({"done": done, "last": last, "cpu": cpu}), flush=True)
 
 
 def run_latency_agent(url: str, token: str) -> None:
@@ -399,17 +407,21 @@ def report(
     hq = rows.get("hq-pg")
     print(
         f"{'system':34} {'jobs/s':>8} {'drain s':>8} {'HQ(PG)/x':>9} {'CPU ms/job':>10}"
-        "  all rounds (jobs/s)"
+        f" {'agents':>7}  all rounds (jobs/s)"
     )
     for name, row in rows.items():
         ratio = f"{hq['jobs_s'] / row['jobs_s']:.2f}" if hq else "-"
         every = ", ".join(f"{r['jobs_s']:.0f}" for r in runs[name])
         cpu = f"{row['cpu_ms']:.2f}" if "cpu_ms" in row else "-"
+        agents = f"{row['agent_cpu_ms']:.2f}" if "agent_cpu_ms" in row else "-"
         print(
             f"{labels[name]:34} {row['jobs_s']:8.0f} {row['drain_s']:8.2f} {ratio:>9} {cpu:>10}"
-            f"  {every}"
+            f" {agents:>7}  {every}"
         )
-    print("(CPU ms/job: the HQ server processes' own CPU time during the drain, per job)")
+    print(
+        "(CPU ms/job: the HQ server processes' own CPU time during the drain, per job; agents: "
+        "the agents' together)"
+    )
     if latency:
         print(
             f"\nSubmit-to-claim latency: {args.latency_jobs} jobs submitted one at a time, "
