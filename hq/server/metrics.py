@@ -1,6 +1,6 @@
 """Prometheus metrics: queue depth, claim latency, job durations, agents, webhook tries.
 
-With several server processes (``hq server --workers N``, ``hq.server.prefork``) the counters
+With several server processes (``hq server --workers N``, ``hq.server.serving``) the counters
 and histograms live in files under ``PROMETHEUS_MULTIPROC_DIR``, one per process, and a scrape,
 whichever process answers it, sums them all. The two gauges are counts read from the database at
 scrape time: they never go to those files.
@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from hq.server.db.models import Job
 from hq.server.db.types import utcnow
+from hq.server.settings import METRICS_DIR_ENV
 
 LATENCY_BUCKETS = (
     0.001,
@@ -96,15 +97,12 @@ class Metrics:
         """Prometheus text, with the gauges of these counts: jobs by (queue, status), agents by
         status (``services.metrics`` reads them from the database)."""
         self.counts.jobs, self.counts.agents = job_counts, agent_counts
-        if not os.environ.get(MULTIPROC_DIR_ENV):
+        if not os.environ.get(METRICS_DIR_ENV):
             return generate_latest(self.registry)
         every_process = CollectorRegistry()
         MultiProcessCollector(every_process)  # type: ignore[no-untyped-call]
         every_process.register(self.counts)
         return generate_latest(every_process)
-
-
-MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Counts(Collector):

@@ -24,12 +24,11 @@ from types import FrameType
 
 import uvicorn
 
-from hq.server.settings import ServerSettings
+from hq.server.settings import METRICS_DIR_ENV, ServerSettings
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 3
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read once, when prometheus_client is imported
 
 
 class Server(uvicorn.Server):

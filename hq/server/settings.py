@@ -15,6 +15,11 @@ from hq.server.storage.describe import PreviewLimits
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "please-change", "xxx"})
 
 
+# prometheus_client's own variable: where each server worker keeps its counters (read once, when
+# prometheus_client is imported); hq.server.serving sets it, hq.server.metrics reads it.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HQ_", extra="ignore")
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -36,10 +37,10 @@ def _workers(server: LiveServer) -> list[int]:
     return sorted(int(pid) for pid in out.split())
 
 
-def _wait_for(predicate: object, what: str) -> None:
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
+        if predicate():
             return
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
