@@ -216,6 +216,30 @@ def test_submit_linear_fit_from_the_form_and_watch_it_succeed_then_see_its_chart
     assert rerun.digest == first_job.digest and rerun.inputs == first_job.inputs
 
 
+def set_jobs_filter(page: Page, model: dict[str, Any]) -> None:
+    """Sets the jobs grid's filter model, again until it sticks.
+
+    dash-ag-grid re-applies its `filterModel` prop whenever the prop changes, and the grid's
+    first onFilterChanged sets that prop to `{}` a moment after the page loads: a model set in
+    that instant is wiped. A person cannot type a filter that fast; a test can.
+    """
+    page.wait_for_function(
+        """(model) => {
+            let api, now;
+            try { api = dash_ag_grid.getApi('jobs-grid'); now = api.getFilterModel(); }
+            catch (e) { return false; }  // the grid is not up yet
+            const same = (a, b) => Object.keys(a).length === Object.keys(b).length
+                && Object.keys(a).every(k => b[k] && b[k].type === a[k].type
+                                             && b[k].filter === a[k].filter);
+            if (same(model, now)) return true;
+            api.setFilterModel(model);
+            return false;
+        }""",
+        arg=model,
+        polling=250,
+    )
+
+
 def _aio(sub: str, aio_id: str) -> str:
     return json.dumps(
         {"aio_id": aio_id, "component": "ResultTableAIO", "subcomponent": sub},
@@ -288,10 +312,8 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
     page.goto(f"{dash.url}/jobs")
     grid_rows = page.locator("#jobs-grid .ag-center-cols-container .ag-row")
     expect(grid_rows.first).to_be_visible()
-    page.evaluate(
-        """([sweep]) => dash_ag_grid.getApi('jobs-grid').setFilterModel(
-               {sweep_id: {filterType: 'text', type: 'equals', filter: sweep}})""",
-        [sweep_id],
+    set_jobs_filter(
+        page, {"sweep_id": {"filterType": "text", "type": "equals", "filter": sweep_id}}
     )
     expect(grid_rows).to_have_count(6)
     # ticking two jobs compares just those
@@ -306,15 +328,9 @@ def test_a_sweep_from_the_form_draws_the_scatter_and_the_box_plot_on_the_compare
     )
     page.goto(f"{dash.url}/jobs")
     expect(grid_rows.first).to_be_visible()
-    page.evaluate(
-        """() => dash_ag_grid.getApi('jobs-grid').setFilterModel(
-               {status: {filterType: 'text', type: 'equals', filter: 'failed'}})"""
-    )
+    set_jobs_filter(page, {"status": {"filterType": "text", "type": "equals", "filter": "failed"}})
     expect(grid_rows).to_have_count(0)
-    page.evaluate(
-        """() => dash_ag_grid.getApi('jobs-grid').setFilterModel(
-               {status: {filterType: 'text', type: 'equals', filter: 'done'}})"""
-    )
+    set_jobs_filter(page, {"status": {"filterType": "text", "type": "equals", "filter": "done"}})
     expect(page.locator("#jobs-error")).to_contain_text("unknown status 'done'")
     # every other page, for a person to look at
     for path, heading in (
