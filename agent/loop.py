@@ -26,12 +26,14 @@ from agent.docker_runner import (
     JOB_LABEL,
     LEASE_LABEL,
     DockerRunner,
+    ExitState,
     JobContainer,
 )
 from agent.final import Final, final_from_exit
 from agent.job import JobRun
 from agent.report import cleanup
 from agent.settings import AgentSettings
+from agent.warm.container import exit_status
 from agent.warm.pool import WarmPools
 from agent.warm.recover import recover_warm
 from agent.workspace import Workspace
@@ -298,7 +300,8 @@ class Agent:
             return
         final = ws.final()
         if final is None:
-            state = runner.exit_state(container.id)
+            status = exit_status(ws)  # a warm job's, written by its runner before it stayed
+            state = runner.exit_state(container.id) if status is None else ExitState(status, False)
             final = final_from_exit(exit_code=state.exit_code, oom_killed=state.oom_killed)
         log.info("reporting job %s, which ended while the agent was away", job_id)
         self._start_slot(lease, _settler(final, container.id))

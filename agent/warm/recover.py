@@ -3,8 +3,10 @@
 A container still waiting for a job is removed with its folder. One that was handed a job is
 found through the job's folder (``warm.json`` names it) and settled like any job container of
 an earlier life: adopted while it runs, reported once it has ended, removed when HQ no longer
-leases the job to this agent. The warm label has no ``hq.job``, so the lease's own fields stand
-in for the labels a cold container would carry.
+leases the job to this agent. One whose runner wrote the job's status (``exit``) has ended its
+job and only stays until it is removed: it is killed and reported with that status.
+The warm label has no ``hq.job``, so the lease's own fields stand in for the labels a cold
+container would carry.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from agent.docker_runner import (
     JobContainer,
 )
 from agent.settings import AgentSettings
-from agent.warm.container import HANDOVER_FILE, WARM_AGENT_LABEL
+from agent.warm.container import HANDOVER_FILE, WARM_AGENT_LABEL, exit_status
 from agent.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,15 @@ def recover_warm(
             LEASE_LABEL: lease.lease_token,
         }
         started = str(data.get("handed_over_at") or container.started_at)
-        found.append((dataclasses.replace(container, labels=labels, started_at=started), ws))
+        running = container.running
+        if running and exit_status(ws) is not None:  # the job is over: the runner only stays
+            runner.kill(container.id)
+            running = False
+        found.append(
+            (
+                dataclasses.replace(container, labels=labels, started_at=started, running=running),
+                ws,
+            )
+        )
     shutil.rmtree(settings.warm_dir, ignore_errors=True)
     return found

@@ -10,10 +10,12 @@ import (the agent then runs the script cold).
 The hand-over is one JSON object read from the FIFO: ``argv`` (the job's command after the
 manifest's substitutions, ``argv[0]`` the interpreter), ``env`` (the per-job variables) and
 ``end``, the marker that says on stdout and stderr that the job is over (its status is in
-``exit`` by then).
+``exit`` by then). Having said it, the runner stays, frozen, until the agent removes the
+container (``linger``): a container's exit costs the engine CPU just when the agent reports
+the job.
 From there it is ``python script.py args...``: ``sys.argv``, ``sys.path[0]`` the script's
 folder, ``__name__ == "__main__"``, ``sys.exit`` codes and uncaught exceptions (traceback on
-stderr, exit 1) as the interpreter gives them. One container runs one job and then exits.
+stderr, exit 1) as the interpreter gives them. One container runs one job and then ends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import ast
 import atexit
 import builtins
+import contextlib
+import faulthandler
 import gc
 import importlib
 import importlib.machinery
@@ -28,15 +32,26 @@ import importlib.util
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 import types
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 CONTROL = Path(os.environ.get("HQ_WARM_CONTROL", "/hq/.warm"))
 PRELOAD_FAILED_EXIT = 70
+LINGER_SECONDS = 30  # at most, after the end (config.json's ``linger_s``)
+_pause: Callable[[], object] | None = None
+try:  # libc's pause(), called without giving up the GIL: no other thread runs while it waits
+    import ctypes
+
+    _pause = ctypes.PyDLL(None).pause
+except (ImportError, OSError, AttributeError):  # an interpreter without ctypes: no linger
+    pass
+_watchdog_out: list[io.TextIOWrapper] = []  # where the linger's watchdog writes, kept open
 # Files open once the preload is done: ``finish`` flushes them with those the job opened. After
 # the preload the collector's objects are frozen (``gc.freeze``), so that the end's look for the
 # job's open files sees only what the job made: a scan of every object with pandas and
@@ -168,7 +183,7 @@ def exit_status(exc: SystemExit) -> int:
     return 1
 
 
-def finish(status: int, end: str | None = None) -> None:
+def finish(status: int, end: str | None = None, linger_s: int = LINGER_SECONDS) -> None:
     """Exit as the interpreter does, as far as a script can see: non-daemon threads joined,
     ``atexit`` handlers run, every file still open flushed, then stdio; then at once, without
     the interpreter's teardown of its modules (seconds, with pandas and scikit-learn loaded)."""
@@ -188,15 +203,19 @@ def finish(status: int, end: str | None = None) -> None:
             stream.flush()
         except Exception:  # a closed or broken stdio, as at normal exit
             continue
-    if end:
-        announce_end(status & 0xFF, end.encode("utf-8"))
+    first = os.getpid() == 1 and _pause is not None
+    if first:  # the job's other processes end with it, as at the first process's exit
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)
+    if end and announce_end(status & 0xFF, end.encode("utf-8")) and first:
+        linger(seconds=linger_s)
     os._exit(status & 0xFF)
 
 
-def announce_end(status: int, marker: bytes) -> None:
+def announce_end(status: int, marker: bytes) -> bool:
     """The exit status in ``exit``, then ``marker`` on stdout and stderr: the agent has the
     whole job once it has seen both (agent/warm/endmark.py). A stdio the script closed stops
-    this; the agent then waits for the container's exit as for a cold job."""
+    this (False); the agent then waits for the container's exit as for a cold job."""
     try:
         _write("exit", str(status))
         for fd in (1, 2):
@@ -204,7 +223,23 @@ def announce_end(status: int, marker: bytes) -> None:
             while view:
                 view = view[os.write(fd, view) :]
     except OSError:
-        return
+        return False
+    return True
+
+
+def linger(*, seconds: int) -> None:
+    """Stay until the agent removes the container (it does once it has reported the job: a
+    container's exit costs the engine CPU just then), at most ``seconds``. Nothing of the job
+    runs meanwhile: its other processes are gone, and the main thread waits in libc's pause()
+    holding the GIL with every signal blocked, so no Python thread runs again. The cap is
+    faulthandler's watchdog, a C thread that ends the process without the GIL (exit 1; the
+    job's status is in ``exit``)."""
+    _watchdog_out.append(open(os.devnull, "w"))  # noqa: SIM115 (open while the watchdog is)
+    faulthandler.dump_traceback_later(max(1, seconds), exit=True, file=_watchdog_out[0])
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    assert _pause is not None
+    while True:
+        _pause()
 
 
 def main() -> None:
@@ -216,8 +251,12 @@ def main() -> None:
     freeze_preloaded()
     _write("ready", "")
     job = wait_for_job()
-    end = job.get("end")
-    finish(run_job(job), end if isinstance(end, str) else None)
+    end, linger_s = job.get("end"), config.get("linger_s", LINGER_SECONDS)
+    finish(
+        run_job(job),
+        end if isinstance(end, str) else None,
+        linger_s if isinstance(linger_s, int) else LINGER_SECONDS,
+    )
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ if mode == "raise":
     deep(2)
 if mode == "exit3":
     sys.exit(3)
+if mode == "late-exit3":
+    time.sleep(2)
+    sys.exit(3)
 if mode == "sleep":
     time.sleep(120)
 if mode == "oom":
@@ -289,6 +292,38 @@ def test_an_agent_killed_with_warm_containers_leaves_none_after_its_restart(
     assert not list((agent.work_dir / "warm").glob("*"))
     eventually(
         lambda: not list((agent.work_dir / "jobs").glob("*")), timeout_s=20, what="its folder"
+    )
+
+
+def test_a_warm_job_that_ended_while_hq_was_away_is_reported_after_the_agent_restarts(
+    probe_server: LiveServer, hq_agents: AgentFactory, docker_client: docker.DockerClient
+) -> None:
+    """The runner stays after the end it announced until the agent removes its container. An
+    agent killed before it could report finds it again and reports the job's own status."""
+    agent = hq_agents(probe_server, env=WARM_ENV)
+    client = probe_server.client("submitter")
+    first, logs = run(client, "probe", "write")
+    assert first.status == "succeeded", logs
+    eventually(lambda: warm_waiting(docker_client, agent) >= 1, timeout_s=60, what="warm")
+    job = client.submit_job(
+        script="probe", params={"mode": "late-exit3"}, inputs={"table": "table"}
+    )
+    eventually(lambda: "started warm" in client.job_logs(job.id), timeout_s=30, what="a start")
+    probe_server.stop()  # the job ends with nobody to report to
+    folder = agent.work_dir / "jobs" / f"{job.id}-1"
+    eventually(lambda: (folder / "warm" / "exit").exists(), timeout_s=30, what="the job's end")
+    assert (folder / "warm" / "exit").read_text() == "3"
+    handed = json.loads((folder / "warm.json").read_text())["container_id"]
+    time.sleep(0.5)
+    assert docker_client.api.inspect_container(handed)["State"]["Running"]  # it stays
+    agent.kill()
+    probe_server.start()
+    agent.start()
+    done = wait_status(client, job.id, ENDED, timeout_s=30)
+    assert (done.status, done.exit_code, done.failure_reason) == ("failed", 3, "exit code 3")
+    assert done.attempts == 1
+    eventually(
+        lambda: handed not in warm_containers(docker_client, agent), timeout_s=20, what="removal"
     )
 
 

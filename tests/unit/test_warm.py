@@ -138,3 +138,54 @@ def test_the_runner_flushes_files_the_preload_and_the_job_left_open(tmp_path: Pa
     assert "frozen True" in stdout
     assert (out / "preloaded.txt").read_text() == "from the job"
     assert (out / "mine.txt").read_text() == "never closed"
+
+
+def test_after_its_job_the_runner_stays_frozen_until_removed_or_its_linger_is_over(
+    tmp_path: Path,
+) -> None:
+    """A container's exit costs the engine CPU just when the agent reports the job, so the
+    runner, as the container's first process, stays once it has announced the end: the job's
+    other processes killed first (as the kernel does when the first process exits), its threads
+    never run again. It ends when removed (SIGKILL), or after ``linger_s``. Run as
+    PID 1 of a new PID namespace (``unshare``), no engine."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from agent.warm import runner
+
+    app, control, out = tmp_path / "app", tmp_path / "control", tmp_path / "out"
+    for folder in (app, control, out):
+        folder.mkdir()
+    (app / "job.py").write_text(
+        "import subprocess, sys, threading, time\n"
+        f"subprocess.Popen(['sh', '-c', 'sleep 0.5; touch {out}/child.txt'])\n"
+        "late = lambda: (time.sleep(0.5), open("
+        + repr(f"{out}/thread.txt")
+        + ", 'w').write('x'))\n"
+        "threading.Thread(target=late, daemon=True).start()\n"
+        "sys.exit(3)\n"
+    )
+    (control / "config.json").write_text(json.dumps({"preload": [], "linger_s": 2}))
+    os.mkfifo(control / "handover")
+    env = {**os.environ, "HQ_WARM_CONTROL": str(control)}
+    command = ["unshare", "--pid", "--fork", "--kill-child", sys.executable, runner.__file__]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (control / "ready").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the runner never got ready"
+        time.sleep(0.01)
+    with open(control / "handover", "w") as fifo:
+        fifo.write(json.dumps({"argv": ["python", str(app / "job.py")], "env": {}, "end": "END"}))
+    handed = time.monotonic()
+    assert proc.stdout is not None
+    assert proc.stdout.read(3) == b"END"  # the end, announced at once
+    assert (control / "exit").read_text() == "3"
+    time.sleep(1)  # past the child's and the thread's writes
+    assert proc.poll() is None, "the runner did not stay"
+    assert proc.wait(timeout=30) == 1  # its linger is over (the status is in `exit`)
+    assert time.monotonic() - handed >= 1.9
+    assert not (out / "child.txt").exists(), "the job's child process ran on after its end"
+    assert not (out / "thread.txt").exists(), "the job's thread ran on after its end"
