@@ -5,8 +5,10 @@ sends ``pg_notify`` just before it commits, so listeners hear it at commit (a se
 echo). After commit the topic fires in-process at once. Waiters take a ``watch()`` handle
 *before* they query, then ``wait()`` on it, so a notification between their query and their wait
 is never missed. Idle claims wait in the ``ClaimLine`` instead, woken one per queued job.
+A job's end is its own topic (``ended(job_id)``): it wakes the waits for that job only, not
+every waiting submit (each of which would read its job again). "done" wakes them all.
 Notifications can still be missed across a reconnect, so waiters always re-query on timeout,
-and a reconnect fires every topic (waking every idle claim).
+and a reconnect fires every topic (waking every idle claim and every wait for an end).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -28,13 +31,19 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "hq_events"
 QUEUED = "queued"  # wakes idle claims in the ClaimLine, one per queued job
-TOPICS = (QUEUED, "done", "logs", "tokens", "schedules")
+DONE = "done"  # wakes every wait for a job's end; ``ended(job_id)`` wakes those for one job
+TOPICS = (QUEUED, DONE, "logs", "tokens", "schedules")
 RECONNECT_MAX_SECONDS = 5.0
 NOTIFIER_KEY = "hq_notifier"
 TOPICS_KEY = "hq_topics"
 
 # How a long wait asks whether its caller went away (a request's ``is_disconnected``).
 Disconnected = Callable[[], Awaitable[bool]]
+
+
+def ended(job_id: str) -> str:
+    """The topic of one job's end."""
+    return f"{DONE}.{job_id}"
 
 
 class ClaimWaiter:
@@ -94,7 +103,11 @@ class ClaimLine:
 class Notifier:
     def __init__(self, *, database_url: str | None) -> None:
         self.claims = ClaimLine()
-        self._events: dict[str, asyncio.Event] = {}
+        # Weak: a topic nobody waits for any more (a wait for a job that has not ended, given
+        # up) leaves nothing behind.
+        self._events: weakref.WeakValueDictionary[str, asyncio.Event] = (
+            weakref.WeakValueDictionary()
+        )
         self._pg_url = _libpq_url(database_url) if database_url else None
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
@@ -130,6 +143,12 @@ class Notifier:
         if topic == QUEUED:
             self.claims.wake(count)
             return
+        if topic == DONE:  # every job's end
+            for key in [k for k in self._events if k.startswith(DONE + ".")]:
+                self._set(key)
+        self._set(topic)
+
+    def _set(self, topic: str) -> None:
         ev = self._events.pop(topic, None)
         if ev is not None:
             ev.set()

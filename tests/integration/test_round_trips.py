@@ -123,3 +123,60 @@ async def test_a_submission_is_a_few_statements(inprocess: InProcess) -> None:
         )
     assert answer.status_code == 201, answer.text
     assert len(sent) <= SUBMIT_STATEMENTS, sent
+
+
+WAITERS = 8
+
+
+async def test_a_waiting_submit_looks_at_its_job_again_only_when_that_job_ends(
+    inprocess: InProcess,
+) -> None:
+    """Each end wakes the submits waiting for that job, not every waiting submit (which then
+    each read their job again: a herd of reads per end with many waiters)."""
+    manifest = {"name": "noop", "command": ["true"], "params": {"type": "object"}}
+    published = await inprocess.http.post(
+        "/api/v1/scripts/noop/versions",
+        json={"image": "127.0.0.1:5000/noop", "digest": "sha256:" + "0" * 64, "manifest": manifest},
+    )
+    assert published.status_code == 201, published.text
+    agent = build_agent(capacity=WAITERS)
+    async with inprocess.sessionmaker() as session, session.begin():
+        session.add(agent)
+    reads: dict[str, int] = {}
+
+    def count(*args: Any) -> None:
+        task = asyncio.current_task()
+        statement = " ".join(str(args[2]).split())
+        if task is not None and "FROM jobs" in statement and "WHERE jobs.id =" in statement:
+            reads[task.get_name()] = reads.get(task.get_name(), 0) + 1
+
+    async def submit_and_wait() -> str:
+        answer = await inprocess.http.post("/api/v1/jobs?wait=30", json={"script": "noop"})
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["status"])
+
+    engine = inprocess.app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        waiters = [
+            asyncio.create_task(submit_and_wait(), name=f"waiter-{i}") for i in range(WAITERS)
+        ]
+        leases: list[dict[str, Any]] = []
+        while len(leases) < WAITERS:
+            answer = await inprocess.http.post(
+                f"/api/v1/agents/{agent.id}/claim", json={"capacity": WAITERS, "wait_s": 5}
+            )
+            leases += answer.json()["leases"]
+        for lease in leases:  # one end at a time: each wakes its own waiter
+            item = {"job_id": lease["job_id"], "lease_token": lease["lease_token"]}
+            answer = await inprocess.http.post(
+                "/api/v1/jobs/complete",
+                json={"items": [{**item, "status": "succeeded", "exit_code": 0}]},
+            )
+            assert answer.json()["results"][0]["accepted"], answer.text
+            await asyncio.sleep(0.01)
+        assert await asyncio.gather(*waiters) == ["succeeded"] * WAITERS
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    looks = {name: n for name, n in reads.items() if name.startswith("waiter-")}
+    assert sum(looks.values()) <= 2 * WAITERS, looks  # a herd: about WAITERS**2 / 2

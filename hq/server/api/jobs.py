@@ -12,6 +12,7 @@ from hq import errors
 from hq.schemas.common import Page, Role
 from hq.schemas.jobs import MAX_WAIT_SECONDS, JobCreate, JobDetail, JobRead, JobResult
 from hq.schemas.limits import time_in_range
+from hq.server import notify
 from hq.server.deps import (
     DisconnectedDep,
     NotifierDep,
@@ -54,7 +55,6 @@ async def submit_job(
     wait: WaitQuery = None,
 ) -> JobRead:
     check_job_params(body.params, max_bytes=settings.max_params_bytes)
-    watch = notifier.watch("done") if wait else None  # before the job exists: no end missed
     async with session.begin():
         job, created = await submissions.submit(
             session,
@@ -64,6 +64,8 @@ async def submit_job(
             offline_seconds=settings.agent_offline_seconds,
             default_timeout_s=settings.default_timeout_seconds,
         )
+        # Before the commit, after which the job can be claimed and end: no end is missed.
+        watch = notifier.watch(notify.ended(job.id)) if wait else None
     if not created:
         response.status_code = status.HTTP_200_OK
     if not wait or watch is None:  # the same test twice, for the type checker

@@ -172,7 +172,7 @@ async def finish(
             detail=detail or reason,
         )
     )
-    await notify.mark(session, "done")
+    await notify.mark(session, notify.ended(job.id))
     if flush:
         await session.flush()
     await ends.ended(session, [job])
@@ -295,6 +295,6 @@ class Finishes:
             await session.execute(insert(JobEventRow), self.events)
         if self.results:
             await session.execute(insert(JobResultRow), self.results)
-        for _ in self.jobs:
-            await notify.mark(session, "done")
+        for row in self.jobs:
+            await notify.mark(session, notify.ended(row["id"]))
         await ends.ended(session, self.ended)

@@ -16,7 +16,7 @@ from hq.schemas.common import JobStatus, Page
 from hq.schemas.jobs import JOB_SORT_KEYS, JobDetail, JobEvent, JobRead, JobResult
 from hq.server import paging, queue
 from hq.server.db.models import Job, JobEventRow, JobResultRow
-from hq.server.notify import Disconnected, Notifier
+from hq.server.notify import Disconnected, Notifier, ended
 
 WAIT_REQUERY_SECONDS = 5.0  # a wait re-reads the job this often, in case a wake-up was missed
 
@@ -58,7 +58,7 @@ async def get_result(session: AsyncSession, *, job_id: str) -> JobResult:
 
 @dataclass(frozen=True)
 class Seen:
-    """A job as its caller just read it, and the "done" watch taken before that read: the
+    """A job as its caller just read it, and the watch for its end taken before that read: the
     wait's first look, already made."""
 
     job: JobRead
@@ -80,7 +80,7 @@ async def wait_for_end(
     deadline = time.monotonic() + timeout
     while True:
         if seen is None:
-            ev = notifier.watch("done")  # before the read: no wake-up is missed
+            ev = notifier.watch(ended(job_id))  # before the read: no wake-up is missed
             async with reader() as session:
                 read = await get_job(session, job_id=job_id)
         else:

@@ -172,7 +172,7 @@ async def _settle(session: AsyncSession, *, job: Job, reused: Job | None) -> Non
     if reused is not None:
         detail = f"reused the result of job {job.reused_from}"
         session.add(JobEventRow(job_id=job.id, at=job.finished_at, kind="succeeded", detail=detail))
-        await notify.mark(session, "done")
+        await notify.mark(session, notify.ended(job.id))
         await queue.ends.ended(session, [job])
     else:
         await notify.mark(session, "queued")
