@@ -3,6 +3,11 @@ the manifest's ``warm:`` field. The behaviour on the real engine is tests/e2e/te
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,15 +101,20 @@ def test_the_end_markers_are_cut_out_of_any_chunking_and_end_the_job_once_on_bot
     assert held + marks.rest("stdout") == b"partial" + marker[:5] and not marks.done
 
 
+def hand_over_when_ready(proc: subprocess.Popen[Any], control: Path, script: Path) -> None:
+    """Once the runner in ``proc`` is ready, hand it ``python script`` with the end marker END."""
+    deadline = time.monotonic() + 30
+    while not (control / "ready").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the runner never got ready"
+        time.sleep(0.01)
+    with open(control / "handover", "w") as fifo:
+        fifo.write(json.dumps({"argv": ["python", str(script)], "env": {}, "end": "END"}))
+
+
 def test_the_runner_flushes_files_the_preload_and_the_job_left_open(tmp_path: Path) -> None:
     """The runner freezes what the preload made (so the end scans only the job's objects) and
     still flushes, like the interpreter's exit, a file a preloaded module opened and the job
     wrote, and a file the job opened and never closed. Run on this interpreter, no engine."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import time
 
     from agent.warm import runner
 
@@ -127,12 +137,7 @@ def test_the_runner_flushes_files_the_preload_and_the_job_left_open(tmp_path: Pa
     proc = subprocess.Popen(
         [sys.executable, runner.__file__], env=env, stdout=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 30
-    while not (control / "ready").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the runner never got ready"
-        time.sleep(0.01)
-    with open(control / "handover", "w") as fifo:
-        fifo.write(json.dumps({"argv": ["python", str(app / "job.py")], "env": {}, "end": "END"}))
+    hand_over_when_ready(proc, control, app / "job.py")
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "frozen True" in stdout
@@ -148,11 +153,6 @@ def test_after_its_job_the_runner_stays_frozen_until_removed_or_its_linger_is_ov
     other processes killed first (as the kernel does when the first process exits), its threads
     never run again. It ends when removed (SIGKILL), or after ``linger_s``. Run as
     PID 1 of a new PID namespace (``unshare``), no engine."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import time
 
     from agent.warm import runner
 
@@ -173,12 +173,7 @@ def test_after_its_job_the_runner_stays_frozen_until_removed_or_its_linger_is_ov
     env = {**os.environ, "HQ_WARM_CONTROL": str(control)}
     command = ["unshare", "--pid", "--fork", "--kill-child", sys.executable, runner.__file__]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not (control / "ready").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the runner never got ready"
-        time.sleep(0.01)
-    with open(control / "handover", "w") as fifo:
-        fifo.write(json.dumps({"argv": ["python", str(app / "job.py")], "env": {}, "end": "END"}))
+    hand_over_when_ready(proc, control, app / "job.py")
     handed = time.monotonic()
     assert proc.stdout is not None
     assert proc.stdout.read(3) == b"END"  # the end, announced at once
