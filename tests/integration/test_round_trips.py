@@ -103,20 +103,21 @@ async def test_a_batch_is_claimed_and_completed_in_a_few_statements(inprocess: I
         assert again == BATCH
 
 
-SUBMIT_STATEMENTS = 6  # the version, live agents, the memo, the job, its event, NOTIFY (PG)
-
-
-async def test_a_submission_is_a_few_statements(inprocess: InProcess) -> None:
-    manifest = {
-        "name": "noop",
-        "command": ["true"],
-        "params": {"type": "object", "properties": {"i": {"type": "integer"}}},
-    }
+async def publish_noop(inprocess: InProcess, params: dict[str, Any]) -> None:
+    """Script ``noop`` (``true``, on an image no agent pulls here) with ``params`` its schema."""
+    manifest = {"name": "noop", "command": ["true"], "params": params}
     published = await inprocess.http.post(
         "/api/v1/scripts/noop/versions",
         json={"image": "127.0.0.1:5000/noop", "digest": "sha256:" + "0" * 64, "manifest": manifest},
     )
     assert published.status_code == 201, published.text
+
+
+SUBMIT_STATEMENTS = 6  # the version, live agents, the memo, the job, its event, NOTIFY (PG)
+
+
+async def test_a_submission_is_a_few_statements(inprocess: InProcess) -> None:
+    await publish_noop(inprocess, {"type": "object", "properties": {"i": {"type": "integer"}}})
     with counted(inprocess) as sent:
         answer = await inprocess.http.post(
             "/api/v1/jobs", json={"script": "noop", "params": {"i": 1}, "reuse": True}
@@ -133,12 +134,7 @@ async def test_a_waiting_submit_looks_at_its_job_again_only_when_that_job_ends(
 ) -> None:
     """Each end wakes the submits waiting for that job, not every waiting submit (which then
     each read their job again: a herd of reads per end with many waiters)."""
-    manifest = {"name": "noop", "command": ["true"], "params": {"type": "object"}}
-    published = await inprocess.http.post(
-        "/api/v1/scripts/noop/versions",
-        json={"image": "127.0.0.1:5000/noop", "digest": "sha256:" + "0" * 64, "manifest": manifest},
-    )
-    assert published.status_code == 201, published.text
+    await publish_noop(inprocess, {"type": "object"})
     agent = build_agent(capacity=WAITERS)
     async with inprocess.sessionmaker() as session, session.begin():
         session.add(agent)
