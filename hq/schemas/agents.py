@@ -263,9 +263,9 @@ class CompleteBatchResponse(ReadModel):
 
 
 class CompleteAndClaim(Model):
-    """An agent's finished batch and its next claim in one request: ``items`` are settled (and
-    committed) first, as ``POST /jobs/complete`` would; then the claim runs as ``claim`` would,
-    long poll included."""
+    """An agent's finished batch and its next claim in one request: ``items`` are settled as
+    ``POST /jobs/complete`` would, and the claim runs as ``claim`` would (its first pass in the
+    results' transaction, then the long poll)."""
 
     items: list[CompleteItem] = Field(default_factory=list, max_length=MAX_COMPLETE_BATCH)
     claim: ClaimRequest = Field(default_factory=ClaimRequest)

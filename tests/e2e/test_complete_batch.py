@@ -162,6 +162,26 @@ def test_complete_and_claim_for_another_agent_is_refused_after_nothing_is_claime
     assert len(mine.client.claim(mine.agent.id, capacity=1, wait_s=5).leases) == 1
 
 
+def test_a_refused_claim_after_results_still_commits_the_results(
+    server: LiveServer, submitter: HQClient, script: str
+) -> None:
+    """The claim of complete-and-claim runs in the results' transaction; when the claim itself
+    is refused (here: another agent's id), the results are committed all the same and the
+    refusal is the answer, as a complete then a claim would have it."""
+    queue = unique_queue()
+    jobs = [submitter.submit_job(script=script, params={"n": n}, queue=queue) for n in (1, 2)]
+    mine = FakeAgent(server, queue=queue)
+    other = FakeAgent(server, queue=queue)
+    [lease] = mine.client.claim(mine.agent.id, capacity=1, wait_s=5).leases
+    with pytest.raises(errors.Forbidden):
+        mine.client.complete_and_claim(
+            other.agent.id, [item(lease.job_id, lease.lease_token)], capacity=1, wait_s=0
+        )
+    assert submitter.get_job(lease.job_id).status == JobStatus.succeeded
+    [rest] = [job for job in jobs if job.id != lease.job_id]
+    assert submitter.get_job(rest.id).status == JobStatus.queued  # nothing leased to anyone
+
+
 def test_the_last_log_lines_go_with_complete_once_and_only_for_the_lease_holder(
     server: LiveServer, submitter: HQClient, script: str
 ) -> None:

@@ -127,7 +127,7 @@ async def complete_and_claim(
     disconnected: DisconnectedDep,
     principal: AgentPrincipal,
 ) -> CompleteAndClaimResponse:
-    """``POST /jobs/complete`` with ``items`` (committed first), then ``claim``: an agent's
+    """``POST /jobs/complete`` with ``items``, then ``claim`` (one commit): an agent's
     finished batch and its next claim in one round trip."""
     return await claim_service.complete_and_claim(
         sessionmaker=sessionmaker,

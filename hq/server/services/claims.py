@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hq import errors
 from hq.schemas.agents import (
     ClaimRequest,
     ClaimResponse,
     CompleteAndClaim,
     CompleteAndClaimResponse,
-    CompleteBatchResponse,
     InputDownload,
     Lease,
 )
@@ -108,13 +108,9 @@ async def claim(
                         )
                         if agent.drain_requested:
                             return ClaimResponse(leases=[], drain=True)
-                    jobs = await queue.claim_jobs(
-                        session,
-                        agent=agent,
-                        capacity=body.capacity,
-                        lease_ttl_seconds=settings.lease_ttl_seconds,
+                    jobs, leases = await _lease(
+                        session, agent=agent, capacity=body.capacity, settings=settings, store=store
                     )
-                    leases = [await to_lease(job, store=store) for job in jobs]
                 if leases:
                     turns.used()
                     metrics.observe_claims(jobs)
@@ -139,21 +135,103 @@ async def complete_and_claim(
     disconnected: Disconnected,
     backoff: lease_service.Backoff,
 ) -> CompleteAndClaimResponse:
-    """``complete_many`` of ``body.items``, committed, then ``claim`` of ``body.claim``. Each
-    keeps its own promises: a result is fenced by its lease token and settled exactly once (a
-    repeated request gets the first answers), and a claim that fails after the results were
-    committed loses nothing (the agent repeats the request)."""
-    done = CompleteBatchResponse(results=[])
-    if body.items:
-        done = await lease_service.complete_many(
-            sessionmaker=sessionmaker,
-            store=store,
-            metrics=metrics,
-            items=body.items,
-            agent_token_id=token_id,
-            backoff=backoff,
+    """``complete_many`` of ``body.items``, then ``claim`` of ``body.claim``. Each keeps its
+    own promises: a result is fenced by its lease token and settled exactly once (a repeated
+    request gets the first answers), and a claim that fails after the results were committed
+    loses nothing (the agent repeats the request).
+
+    The claim's first pass runs in the results' transaction (one commit, not two; the claim
+    sees the slots the results freed). A refusal of the claim itself (another agent's id, a
+    draining agent) is answered after the results are committed, as if claimed on its own.
+    With nothing to lease at once, the long poll follows as a ``claim`` of its own."""
+    if not body.items:
+        claimed = await _claim(
+            sessionmaker, notifier, store, metrics, settings, agent_id, token_id, body, disconnected
         )
-    claimed = await claim(
+        return CompleteAndClaimResponse(results=[], leases=claimed.leases, drain=claimed.drain)
+    first = FirstPass(
+        notifier,
+        store,
+        settings,
+        agent_id=agent_id,
+        token_id=token_id,
+        capacity=body.claim.capacity,
+    )
+    done = await lease_service.complete_many(
+        sessionmaker=sessionmaker,
+        store=store,
+        metrics=metrics,
+        items=body.items,
+        agent_token_id=token_id,
+        backoff=backoff,
+        then=first,
+    )
+    if first.refused is not None:
+        raise first.refused
+    if first.leases:
+        metrics.observe_claims(first.jobs)
+    if first.leases or first.drain or body.claim.wait_s == 0 or notifier.closing:
+        return CompleteAndClaimResponse(
+            results=done.results, leases=first.leases, drain=first.drain
+        )
+    claimed = await _claim(
+        sessionmaker, notifier, store, metrics, settings, agent_id, token_id, body, disconnected
+    )
+    return CompleteAndClaimResponse(
+        results=done.results, leases=claimed.leases, drain=claimed.drain
+    )
+
+
+class FirstPass:
+    """``complete_and_claim``'s claim in the results' transaction, and what it found."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        store: ObjectStore,
+        settings: ServerSettings,
+        *,
+        agent_id: str,
+        token_id: str | None,
+        capacity: int,
+    ) -> None:
+        self.notifier, self.store, self.settings = notifier, store, settings
+        self.agent_id, self.token_id, self.capacity = agent_id, token_id, capacity
+        self.jobs: list[Job] = []
+        self.leases: list[Lease] = []
+        self.drain = False
+        self.refused: errors.HQError | None = None
+
+    async def __call__(self, session: AsyncSession) -> None:
+        if self.notifier.closing:  # nobody would receive the lease
+            return
+        try:
+            agent = await _check_in(
+                session, agent_id=self.agent_id, token_id=self.token_id, settings=self.settings
+            )
+        except errors.HQError as exc:  # answered once the results are committed
+            self.refused = exc
+            return
+        if agent.drain_requested:
+            self.drain = True
+            return
+        self.jobs, self.leases = await _lease(
+            session, agent=agent, capacity=self.capacity, settings=self.settings, store=self.store
+        )
+
+
+async def _claim(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    store: ObjectStore,
+    metrics: Metrics,
+    settings: ServerSettings,
+    agent_id: str,
+    token_id: str | None,
+    body: CompleteAndClaim,
+    disconnected: Disconnected,
+) -> ClaimResponse:
+    return await claim(
         sessionmaker=sessionmaker,
         notifier=notifier,
         store=store,
@@ -164,9 +242,22 @@ async def complete_and_claim(
         body=body.claim,
         disconnected=disconnected,
     )
-    return CompleteAndClaimResponse(
-        results=done.results, leases=claimed.leases, drain=claimed.drain
+
+
+async def _lease(
+    session: AsyncSession,
+    *,
+    agent: Agent,
+    capacity: int,
+    settings: ServerSettings,
+    store: ObjectStore,
+) -> tuple[list[Job], list[Lease]]:
+    """One pass of a claim: the jobs leased to ``agent`` (flushed, the caller commits) and
+    their leases."""
+    jobs = await queue.claim_jobs(
+        session, agent=agent, capacity=capacity, lease_ttl_seconds=settings.lease_ttl_seconds
     )
+    return jobs, [await to_lease(job, store=store) for job in jobs]
 
 
 async def _check_in(

@@ -10,7 +10,7 @@ hash) are found again by the retried complete.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,6 +34,8 @@ from hq.server.services.artifacts import VerifiedArtifacts
 from hq.server.storage import ObjectStore
 
 Backoff = queue.Backoff  # how long a retried job waits; routes build it from the settings
+
+Then = Callable[[AsyncSession], Awaitable[None]]  # more work in the accepting transaction
 
 AGENT_FINAL_STATUSES = frozenset(
     {JobStatus.succeeded, JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled}
@@ -121,9 +123,11 @@ async def complete_many(
     items: Sequence[CompleteItem],
     agent_token_id: str | None,
     backoff: queue.Backoff | None = None,
+    then: Then | None = None,
 ) -> CompleteBatchResponse:
     """``complete`` for each item, in one transaction. An item that ``complete`` would refuse
-    gets its error code and message; the rest go on."""
+    gets its error code and message; the rest go on. ``then`` runs in that transaction, after
+    the results (the next claim of ``complete-and-claim``: one commit, not two)."""
     outcomes = await _complete(
         sessionmaker=sessionmaker,
         store=store,
@@ -132,6 +136,7 @@ async def complete_many(
         agent_token_id=agent_token_id,
         raise_errors=False,
         backoff=backoff or queue.Backoff(),
+        then=then,
     )
     return CompleteBatchResponse(results=[outcome.answer for outcome in outcomes])
 
@@ -145,6 +150,7 @@ async def _complete(
     agent_token_id: str | None,
     raise_errors: bool,
     backoff: queue.Backoff,
+    then: Then | None = None,
 ) -> list[Outcome]:
     """Check the artifacts (a read, then storage with no transaction open), then accept or
     refuse every report in one transaction; completions count in ``metrics`` once committed."""
@@ -163,6 +169,8 @@ async def _complete(
             raise_errors=raise_errors,
             backoff=backoff,
         )
+        if then is not None:
+            await then(session)
     for report, outcome in zip(reports, outcomes, strict=True):
         if outcome.answer.accepted and outcome.answer.status is not None:
             metrics.observe_completion(status=outcome.answer.status, duration_s=outcome.duration_s)
