@@ -218,7 +218,9 @@ class JobRun:
             if warm is not None:
                 self.container_id, stream = warm.container_id, warm.stream
                 self.output.end_marks = EndMarks(warm.end_marker)
-                self.observer.started(runner, self.container_id, warm=True)
+                self.observer.started(
+                    runner, self.container_id, warm=True, cpu_base_s=warm.cpu_before_s
+                )
                 self.logs.note("started warm")
             else:
                 try:

@@ -83,10 +83,18 @@ class Observer:
     def line(self, stream: str, text: str) -> None:
         self.log_metrics.feed(stream, text)
 
-    def started(self, runner: DockerRunner, container_id: str, *, warm: bool = False) -> None:
-        """Sample ``container_id`` from now on; a ``warm`` one's wall time is its job's, from
-        the hand-over (not its container's, which waited in the pool)."""
-        self.sampler = UsageSampler(runner, container_id, wall_from_now=warm)
+    def started(
+        self,
+        runner: DockerRunner,
+        container_id: str,
+        *,
+        warm: bool = False,
+        cpu_base_s: float | None = None,
+    ) -> None:
+        """Sample ``container_id`` from now on; a ``warm`` one's wall and CPU time are its
+        job's, from the hand-over (``cpu_base_s``: the container's CPU seconds then), not its
+        container's, which started the interpreter and preloaded before it waited."""
+        self.sampler = UsageSampler(runner, container_id, from_now=warm, cpu_base_s=cpu_base_s)
         self.sampler.start()
 
     def ended(self) -> None:

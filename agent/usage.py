@@ -10,7 +10,10 @@ the engine's stats API (``max_usage``, or the largest ``usage`` seen, and the CP
 container's id the moment it exists, so a job over in milliseconds (before an inspect could
 answer) is measured too. Both counters are cumulative from the container's start, so a
 container adopted after an agent restart still measures whole. Wall time is the engine's
-StartedAt to FinishedAt.
+StartedAt to FinishedAt. A warm job is measured from its hand-over: wall time from then, CPU
+time less what the container had used by then (its interpreter's start and the preload, read
+from the cgroup just before the hand-over; with the stats API, from its first sample). Its peak memory is the container's, preload
+included: the job runs with those modules in memory.
 """
 
 from __future__ import annotations
@@ -74,6 +77,12 @@ def _read_int(path: Path, key: str | None = None) -> int | None:
         if name == key and value.strip().isdigit():
             return int(value)
     return None
+
+
+def container_cpu_s(container_id: str, root: Path = CGROUP_ROOT) -> float | None:
+    """A running container's CPU seconds so far, from its cgroup; None where none is visible."""
+    files = CgroupFiles.for_container(container_id, root)
+    return files.read()[0] if files is not None else None
 
 
 class CgroupFiles:
@@ -187,11 +196,15 @@ class UsageSampler:
         container_id: str,
         *,
         cgroup_root: Path = CGROUP_ROOT,
-        wall_from_now: bool = False,
+        from_now: bool = False,
+        cpu_base_s: float | None = None,
     ) -> None:
-        """``wall_from_now``: the wall time is from ``start()`` to ``stop()`` (a warm job's)."""
+        """``from_now`` (a warm job's): the wall time is from ``start()`` to ``stop()`` and the
+        CPU time from ``cpu_base_s``, the container's CPU seconds at the hand-over (None: its
+        first sample), not from the container's start."""
         self.runner = runner
-        self.wall_from_now = wall_from_now
+        self.from_now = from_now
+        self._cpu_base = cpu_base_s
         self._began = time.monotonic()
         self.container_id = container_id
         self.cgroup_root = cgroup_root
@@ -215,7 +228,7 @@ class UsageSampler:
             self._thread.join(timeout=5)
         if not self._thread.is_alive():  # else it is still polling the fd: left open
             os.close(self._stop_fd)
-        if self.wall_from_now:
+        if self.from_now:
             self.usage.wall_s = time.monotonic() - self._began
             return self.usage
         try:
@@ -227,6 +240,9 @@ class UsageSampler:
 
     def _note(self, cpu_s: float | None, peak: int | None) -> None:
         if cpu_s is not None:
+            if self.from_now and self._cpu_base is None:
+                self._cpu_base = cpu_s
+            cpu_s -= self._cpu_base or 0.0
             self.usage.cpu_s = max(cpu_s, self.usage.cpu_s or 0.0)
         if peak is not None:
             self.usage.peak_memory_bytes = max(peak, self.usage.peak_memory_bytes or 0)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from agent.docker_runner import ContainerSpec, DockerRunner, Mount
 from agent.settings import AgentSettings
+from agent.usage import container_cpu_s
 from agent.warm.endmark import new_marker
 from agent.workspace import INPUTS_ROOT, OUTPUTS_DIR, PARAMS_FILE, Workspace
 from hq.schemas.agents import Lease
@@ -221,6 +222,7 @@ class Handed:
     container_id: str
     stream: Stream
     end_marker: bytes
+    cpu_before_s: float | None = None  # the container's CPU seconds just before the hand-over
 
 
 def hand_over(
@@ -256,11 +258,12 @@ def hand_over(
             "end": marker.decode(),
         }
         data = memoryview(json.dumps(job).encode())
+        cpu_before_s = container_cpu_s(wc.id)  # the job's CPU is counted from here
         while data:
             data = data[os.write(fd, data) :]
     finally:
         os.close(fd)
-    return Handed(container_id=wc.id, stream=stream, end_marker=marker)
+    return Handed(container_id=wc.id, stream=stream, end_marker=marker, cpu_before_s=cpu_before_s)
 
 
 def exit_status(ws: Workspace) -> int | None:
