@@ -12,8 +12,8 @@ answer) is measured too. Both counters are cumulative from the container's start
 container adopted after an agent restart still measures whole. Wall time is the engine's
 StartedAt to FinishedAt. A warm job is measured from its hand-over: wall time from then, CPU
 time less what the container had used by then (its interpreter's start and the preload, read
-from the cgroup just before the hand-over; with the stats API, from its first sample). Its peak memory is the container's, preload
-included: the job runs with those modules in memory.
+from the cgroup just before the hand-over; with the stats API, from its first sample). Its
+peak memory is the container's, preload included: the job runs with those modules in memory.
 """
 
 from __future__ import annotations
