@@ -20,6 +20,7 @@ from hq.schemas.agents import (
     ClaimResponse,
     CompleteAndClaim,
     CompleteAndClaimResponse,
+    CompleteItemResponse,
     InputDownload,
     Lease,
 )
@@ -144,42 +145,44 @@ async def complete_and_claim(
     sees the slots the results freed). A refusal of the claim itself (another agent's id, a
     draining agent) is answered after the results are committed, as if claimed on its own.
     With nothing to lease at once, the long poll follows as a ``claim`` of its own."""
-    if not body.items:
-        claimed = await _claim(
-            sessionmaker, notifier, store, metrics, settings, agent_id, token_id, body, disconnected
+    results: list[CompleteItemResponse] = []
+    if body.items:
+        first = FirstPass(
+            notifier,
+            store,
+            settings,
+            agent_id=agent_id,
+            token_id=token_id,
+            capacity=body.claim.capacity,
         )
-        return CompleteAndClaimResponse(results=[], leases=claimed.leases, drain=claimed.drain)
-    first = FirstPass(
-        notifier,
-        store,
-        settings,
-        agent_id=agent_id,
-        token_id=token_id,
-        capacity=body.claim.capacity,
-    )
-    done = await lease_service.complete_many(
+        done = await lease_service.complete_many(
+            sessionmaker=sessionmaker,
+            store=store,
+            metrics=metrics,
+            items=body.items,
+            agent_token_id=token_id,
+            backoff=backoff,
+            then=first,
+        )
+        results = done.results
+        if first.refused is not None:
+            raise first.refused
+        if first.leases:
+            metrics.observe_claims(first.jobs)
+        if first.leases or first.drain or body.claim.wait_s == 0 or notifier.closing:
+            return CompleteAndClaimResponse(results=results, leases=first.leases, drain=first.drain)
+    claimed = await claim(
         sessionmaker=sessionmaker,
+        notifier=notifier,
         store=store,
         metrics=metrics,
-        items=body.items,
-        agent_token_id=token_id,
-        backoff=backoff,
-        then=first,
+        settings=settings,
+        agent_id=agent_id,
+        token_id=token_id,
+        body=body.claim,
+        disconnected=disconnected,
     )
-    if first.refused is not None:
-        raise first.refused
-    if first.leases:
-        metrics.observe_claims(first.jobs)
-    if first.leases or first.drain or body.claim.wait_s == 0 or notifier.closing:
-        return CompleteAndClaimResponse(
-            results=done.results, leases=first.leases, drain=first.drain
-        )
-    claimed = await _claim(
-        sessionmaker, notifier, store, metrics, settings, agent_id, token_id, body, disconnected
-    )
-    return CompleteAndClaimResponse(
-        results=done.results, leases=claimed.leases, drain=claimed.drain
-    )
+    return CompleteAndClaimResponse(results=results, leases=claimed.leases, drain=claimed.drain)
 
 
 class FirstPass:
@@ -218,30 +221,6 @@ class FirstPass:
         self.jobs, self.leases = await _lease(
             session, agent=agent, capacity=self.capacity, settings=self.settings, store=self.store
         )
-
-
-async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    notifier: Notifier,
-    store: ObjectStore,
-    metrics: Metrics,
-    settings: ServerSettings,
-    agent_id: str,
-    token_id: str | None,
-    body: CompleteAndClaim,
-    disconnected: Disconnected,
-) -> ClaimResponse:
-    return await claim(
-        sessionmaker=sessionmaker,
-        notifier=notifier,
-        store=store,
-        metrics=metrics,
-        settings=settings,
-        agent_id=agent_id,
-        token_id=token_id,
-        body=body.claim,
-        disconnected=disconnected,
-    )
 
 
 async def _lease(
